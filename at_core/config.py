@@ -1,0 +1,260 @@
+"""Validated configuration: ``configs/default.yaml`` + overrides + ``.env`` secrets.
+
+SPEC §17.3 fixes the key names and defaults; every key there is a field here with the same
+name (additions allowed, renames never). Each field carries a ``stage`` tag saying which part
+of the pipeline it changes, so the grid search can split a sweep into a *feature* grid (stage
+1/2: features must be recomputed) and a *strategy* grid (run inside the Rust batch runner)
+from this model alone, never from a hand-kept list.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from at_core.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = REPO_ROOT / "configs" / "default.yaml"
+
+Stage = Literal["meta", "stage1", "stage2", "strategy", "execution", "live"]
+
+
+def _f(default: Any, stage: Stage, description: str, **kw: Any) -> Any:
+    return Field(default, description=description, json_schema_extra={"stage": stage}, **kw)
+
+
+class Settings(BaseModel):
+    """Every tunable of the system (SPEC §17.3 plus documented additions)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    instrument: str = _f("BTCUSDT", "meta", "Exchange symbol")
+    exchange: Literal["bybit"] = _f("bybit", "meta", "Venue")
+    timeframe: Literal["1m"] = _f("1m", "meta", "Primary timeframe (only 1m in v0)")
+    rolling_window_minutes: int = _f(240, "stage2", "Rolling profile window", ge=1, le=10080)
+
+    # Value area
+    va_fraction: float = _f(0.70, "stage2", "Share of volume inside the VA", gt=0.0, le=1.0)
+    base_bin_ticks: int = _f(1, "stage1", "Base histogram resolution in ticks", ge=1, le=1000)
+    alpha_bin: float = _f(0.25, "stage2", "bin_width = alpha * mid * sigma_240", gt=0.0, le=100.0)
+    bin_width_max_ticks: int = _f(200, "stage2", "Upper clamp of the bin width", ge=1, le=100000)
+    rebucket_interval_minutes: int = _f(15, "stage2", "Forced rebucket period", ge=1, le=1440)
+    rebucket_change_pct: float = _f(0.25, "stage2", "Relative change forcing a rebucket", ge=0.0, le=10.0)
+    min_va_bins: int = _f(20, "stage2", "Bins with volume needed for a valid VA", ge=1, le=100000)
+
+    # Initiative
+    max_quote_staleness_ms: int = _f(250, "stage1", "Quote age beyond which a match is flagged stale", ge=0, le=3_600_000)
+    ambiguous_trade_frac_max: float = _f(0.35, "strategy", "High-ambiguity threshold", ge=0.0, le=1.0)
+    use_tick_rule_fallback: bool = _f(True, "stage1", "Tick rule for trades inside the spread")
+
+    # Quote imbalance
+    use_qimb: bool = _f(True, "strategy", "Use quote imbalance confirmations")
+    qimb_entry_min: float = _f(0.10, "strategy", "Break-in qimb threshold", ge=-1.0, le=1.0)
+    qimb_breakout_min: float = _f(0.10, "strategy", "Breakout qimb threshold", ge=-1.0, le=1.0)
+    qimb_fail_min: float = _f(-0.10, "strategy", "Failed-breakout qimb threshold", ge=-1.0, le=1.0)
+    qimb_ema_span_seconds: float = _f(60, "stage1", "Time constant of the qimb EMA", gt=0.0, le=86400.0)
+    spread_lookback_minutes: int = _f(60, "stage2", "Window of spread_avg", ge=1, le=10080)
+
+    # Order-flow thresholds
+    of_entry_min: float = _f(0, "strategy", "Break-in OF_1m threshold (raw)")
+    of_entry_min_norm: float = _f(0.1, "strategy", "Break-in OF_norm threshold", ge=-1.0, le=1.0)
+    of_breakout_min: float = _f(0, "strategy", "Breakout OF_1m threshold (raw)")
+    of_breakout_min_norm: float = _f(0.1, "strategy", "Breakout OF_norm threshold", ge=-1.0, le=1.0)
+    of_fail_min: float = _f(0, "strategy", "Failed-breakout OF_1m threshold (raw)")
+    of_fail_min_norm: float = _f(-0.1, "strategy", "Failed-breakout OF_norm threshold", ge=-1.0, le=1.0)
+
+    # Acceptance
+    accept_outside_k: int = _f(3, "strategy", "Consecutive closes outside the VA", ge=1, le=1000)
+
+    # Sizing
+    risk_pct: float = _f(0.02, "strategy", "Risk per trade as a share of available margin", gt=0.0, le=1.0)
+    max_leverage: float = _f(10, "strategy", "Leverage cap", gt=0.0, le=100.0)
+    margin_mode: Literal["cross", "isolated"] = _f("cross", "execution", "Margin mode")
+
+    # Partial exits
+    tp1_pct: float = _f(0.30, "strategy", "Share closed at TP1", ge=0.0, le=1.0)
+    tp2_pct: float = _f(0.70, "strategy", "Share closed at TP2", ge=0.0, le=1.0)
+    move_stop_to_breakeven_after_tp1: bool = _f(True, "strategy", "Stop to entry after TP1")
+
+    # Risk
+    max_hold_minutes: int = _f(60, "strategy", "Time stop", ge=1, le=100000)
+    extend_if_profitable: bool = _f(True, "strategy", "Extend the time stop while in profit")
+    cooldown_minutes: int = _f(3, "strategy", "Global cooldown after an exit", ge=0, le=100000)
+    stop_buffer_ticks: int = _f(2, "strategy", "Ticks beyond the structural stop", ge=0, le=100000)
+
+    # Execution
+    fill_on_next_quote: bool = _f(True, "strategy", "Fill market orders at the first quote after the decision")
+    slippage_ticks_entry: float = _f(1, "strategy", "Entry slippage in ticks", ge=0.0, le=10000.0)
+    slippage_ticks_exit: float = _f(1, "strategy", "Exit slippage in ticks", ge=0.0, le=10000.0)
+    taker_fee_bps: float = _f(5, "strategy", "Taker fee, bps of notional", ge=-100.0, le=100.0)
+    maker_fee_bps: float = _f(-1, "strategy", "Maker fee, bps (negative = rebate)", ge=-100.0, le=100.0)
+    limit_order_timeout_minutes: int = _f(1, "strategy", "Limit entry converts to market after", ge=0, le=1440)
+    use_limit_for_entry: bool = _f(True, "strategy", "Limit orders for entries")
+    use_market_for_exit: bool = _f(True, "strategy", "Market orders for exits")
+
+    # Backtest
+    funding_rate_8h_bps: float = _f(1, "strategy", "Fixed funding per 8 h, bps", ge=-1000.0, le=1000.0)
+    backtest_workers: int | Literal["auto"] = _f("auto", "meta", "Parallel workers; auto = CPU/2")
+
+    # Modes
+    enable_retest_mode: bool = _f(True, "strategy", "Breakouts wait for a retest")
+    enable_flip_on_signal: bool = _f(True, "strategy", "Opposite signal flips the position")
+
+    # Monitoring
+    state_snapshot_interval_minutes: int = _f(5, "live", "Periodic snapshot period", ge=1, le=1440)
+    log_features_every_minute: bool = _f(True, "live", "Log the full feature row each minute")
+
+    # Startup
+    require_manual_activation: bool = _f(True, "live", "Operator must activate trading")
+    warmup_minutes: int = _f(240, "live", "Minutes of data before trading may start", ge=0, le=100000)
+
+    # ---- additions ----
+    tick_size: float = _f(0.10, "stage1", "Instrument tick size", gt=0.0)
+    qty_step: float = _f(0.001, "strategy", "Instrument quantity step", gt=0.0)
+    min_qty: float = _f(0.001, "strategy", "Instrument minimum order quantity", gt=0.0)
+    min_notional: float = _f(5.0, "strategy", "Instrument minimum order notional (USDT)", ge=0.0)
+    quote_match: Literal["strictly_before", "at_or_before"] = _f(
+        "strictly_before", "stage1", "Trade-to-quote tie rule (see configs/default.yaml)"
+    )
+    side_source: Literal["inferred", "exchange"] = _f("inferred", "stage1", "Where trade sides come from")
+
+    @field_validator("backtest_workers")
+    @classmethod
+    def _workers_positive(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("must be >= 1 or 'auto'")
+        return v
+
+    def effective_workers(self) -> int:
+        """Worker count with ``auto`` resolved to CPU/2 (SPEC §12.5), at least 1."""
+        if self.backtest_workers == "auto":
+            return max(1, (os.cpu_count() or 2) // 2)
+        return int(self.backtest_workers)
+
+    @classmethod
+    def stage_of(cls, key: str) -> Stage:
+        """Pipeline stage a key belongs to (drives the grid split)."""
+        field = cls.model_fields.get(key)
+        if field is None:
+            raise ConfigError(f"unknown config key `{key}`")
+        extra = field.json_schema_extra
+        assert isinstance(extra, dict)
+        return extra["stage"]  # type: ignore[return-value]
+
+    @classmethod
+    def keys_of_stage(cls, *stages: Stage) -> list[str]:
+        return [k for k in cls.model_fields if cls.stage_of(k) in stages]
+
+
+class Secrets(BaseModel):
+    """Secrets and paths from the environment / ``.env`` (SPEC §17.2); never in YAML."""
+
+    bybit_api_key: str | None = None
+    bybit_api_secret: str | None = None
+    alert_webhook_url: str | None = None
+    database_dir: Path = REPO_ROOT / "data"
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Parse ``key=value`` (value read as YAML, so ``true``, ``0.3`` and ``auto`` type right)."""
+    if "=" not in item:
+        raise ConfigError(f"--set expects key=value, got `{item}`")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() != "" else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: value `{raw}` is not valid YAML: {exc}") from exc
+    return key, value
+
+
+def _format_validation(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        else:
+            msg = err["msg"]
+            if "input" in err and err["type"] != "missing":
+                msg += f" (got {err['input']!r})"
+        lines.append(f"{source}: key `{key}`: {msg}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(
+    path: str | Path | None = None,
+    overrides: Iterable[str] | Mapping[str, Any] = (),
+) -> Settings:
+    """Load a YAML config (default ``configs/default.yaml``), apply overrides, validate.
+
+    Overrides are ``key=value`` strings (as from ``--set``) or a mapping. Errors name the key
+    and the file (or ``--set`` for an override) and are raised as :class:`ConfigError`.
+    """
+    cfg_path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    try:
+        text = cfg_path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {cfg_path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{cfg_path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cfg_path}: top level must be a mapping of keys to values")
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, str(cfg_path))) from None
+
+    items = overrides.items() if isinstance(overrides, Mapping) else (parse_override(o) for o in overrides)
+    merged = settings.model_dump()
+    for key, value in items:
+        if key not in Settings.model_fields:
+            raise ConfigError(f"--set: key `{key}`: unknown key (not in {cfg_path.name})")
+        merged[key] = value
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, "--set")) from None
+
+
+def load_secrets(env_file: str | Path | None = None) -> Secrets:
+    """Secrets from the process environment, falling back to a ``.env`` file (repo root)."""
+    env_path = Path(env_file) if env_file is not None else REPO_ROOT / ".env"
+    file_values = dotenv_values(env_path) if env_path.exists() else {}
+
+    def get(name: str) -> str | None:
+        return os.environ.get(name) or file_values.get(name) or None
+
+    db = get("DATABASE_DIR")
+    return Secrets(
+        bybit_api_key=get("BYBIT_API_KEY"),
+        bybit_api_secret=get("BYBIT_API_SECRET"),
+        alert_webhook_url=get("ALERT_WEBHOOK_URL"),
+        database_dir=Path(db) if db else REPO_ROOT / "data",
+    )
+
+
+def resolve_db_dir(cli_value: str | Path | None) -> Path:
+    """``--db-dir`` wins, then ``DATABASE_DIR`` (env or .env), then ``data/``."""
+    if cli_value:
+        return Path(cli_value)
+    return load_secrets().database_dir
+
+
+def settings_from_args(args: Any) -> Settings:
+    """Settings for a CLI command: ``--config`` file plus ``--set`` overrides."""
+    return load_settings(getattr(args, "config", None), getattr(args, "set", []) or [])
+
+
+def db_dir_from_args(args: Any) -> Path:
+    """The store directory of a CLI command (``--db-dir`` > ``DATABASE_DIR`` > ``data/``)."""
+    return resolve_db_dir(getattr(args, "db_dir", None))

@@ -1,0 +1,228 @@
+"""The tick history: Parquet files partitioned by UTC day, queried with DuckDB.
+
+Layout: ``<db_dir>/lake/{trades,quotes}/date=YYYY-MM-DD/part-<source_id>.parquet``.
+
+Why not ``raw.duckdb``: SPEC §2.3 gives ``raw.duckdb`` a 48 h rolling retention for the
+live collector, which would destroy a multi-day history imported for backtests. History
+lives here instead, one immutable file per (day, source), and ``raw.duckdb`` is only the
+live buffer that the retention purge archives into this lake before deleting.
+
+Idempotence: ``source_id`` is derived from the source's content (a hash of the imported
+file, or the generator's seed), so importing the same file twice rewrites the same part
+files instead of adding rows. Rows that carry an exchange trade id are also checked
+against the other parts of the same day, so two different files holding the same trades
+(e.g. a raw capture and its CSV export) do not double-count.
+
+Atomicity: every part is written to a temporary name and renamed into place only after
+all parts of the import have been written; readers only glob ``*.parquet``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from at_core.errors import StorageError
+from at_core.storage.schema import ARROW_SCHEMAS
+
+Kind = Literal["trades", "quotes"]
+DAY_MS = 86_400_000
+KINDS: tuple[Kind, ...] = ("trades", "quotes")
+
+
+def day_of_ms(ts_ms: int) -> dt.date:
+    return dt.datetime.fromtimestamp(ts_ms // 1000, tz=dt.UTC).date()
+
+
+def day_start_ms(day: dt.date) -> int:
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+@dataclass
+class WriteReport:
+    """What one ``Lake.write`` stored: rows per day and rows dropped as duplicates."""
+
+    kind: Kind
+    source_id: str
+    rows_by_day: dict[dt.date, int] = field(default_factory=dict)
+    duplicates_dropped: int = 0
+
+    @property
+    def rows(self) -> int:
+        return sum(self.rows_by_day.values())
+
+
+class Lake:
+    """Day-partitioned Parquet history of trades and quotes under ``<db_dir>/lake``."""
+
+    def __init__(self, db_dir: str | Path) -> None:
+        self.db_dir = Path(db_dir)
+        self.root = self.db_dir / "lake"
+
+    # ---- paths -------------------------------------------------------------------
+    def kind_dir(self, kind: Kind) -> Path:
+        return self.root / kind
+
+    def day_dir(self, kind: Kind, day: dt.date) -> Path:
+        return self.kind_dir(kind) / f"date={day.isoformat()}"
+
+    def glob(self, kind: Kind) -> str:
+        return str(self.kind_dir(kind) / "date=*" / "*.parquet")
+
+    def has_data(self, kind: Kind) -> bool:
+        return any(self.kind_dir(kind).glob("date=*/*.parquet"))
+
+    def days(self, kind: Kind) -> list[dt.date]:
+        out = []
+        for d in sorted(self.kind_dir(kind).glob("date=*")):
+            if any(d.glob("*.parquet")):
+                out.append(dt.date.fromisoformat(d.name.split("=", 1)[1]))
+        return out
+
+    def parts(self, kind: Kind, day: dt.date) -> list[Path]:
+        return sorted(self.day_dir(kind, day).glob("*.parquet"))
+
+    # ---- writing -----------------------------------------------------------------
+    def write(self, kind: Kind, table: pa.Table, source_id: str) -> WriteReport:
+        """Store ``table`` (columns of ``ARROW_SCHEMAS[kind]``) split by UTC day.
+
+        Rows are sorted by (ts_ms, seq) inside each day. Returns what was stored. Nothing
+        becomes visible to readers until every day's part has been written.
+        """
+        if not source_id or "/" in source_id or source_id.startswith("."):
+            raise StorageError(f"invalid lake source id {source_id!r}")
+        schema = ARROW_SCHEMAS[kind]
+        table = conform(table, schema)
+        report = WriteReport(kind=kind, source_id=source_id)
+        if table.num_rows == 0:
+            return report
+        days_ms = pc.divide(table["ts_ms"], pa.scalar(DAY_MS, pa.int64())).to_numpy()
+        # floor division for negatives is irrelevant (epoch ms of real data is positive)
+        unique_days = np.unique(days_ms)
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for dnum in unique_days:
+                day = dt.date(1970, 1, 1) + dt.timedelta(days=int(dnum))
+                part = table.filter(pa.array(days_ms == dnum))
+                part = part.sort_by([("ts_ms", "ascending"), ("seq", "ascending")])
+                if kind == "trades":
+                    before = part.num_rows
+                    part = self._drop_known_trade_ids(day, part, source_id)
+                    report.duplicates_dropped += before - part.num_rows
+                if part.num_rows == 0:
+                    continue
+                ddir = self.day_dir(kind, day)
+                ddir.mkdir(parents=True, exist_ok=True)
+                final = ddir / f"part-{source_id}.parquet"
+                tmp = ddir / f".part-{source_id}.parquet.tmp-{os.getpid()}"
+                pq.write_table(part, tmp, compression="zstd", row_group_size=1 << 20)
+                staged.append((tmp, final))
+                report.rows_by_day[day] = part.num_rows
+        except BaseException:
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
+            raise
+        for tmp, final in staged:
+            os.replace(tmp, final)
+        return report
+
+    def _drop_known_trade_ids(self, day: dt.date, part: pa.Table, source_id: str) -> pa.Table:
+        ids = part["trade_id"]
+        if ids.null_count == len(ids):
+            return part
+        others = [p for p in self.parts("trades", day) if p.name != f"part-{source_id}.parquet"]
+        if not others:
+            return part
+        with closing(duckdb.connect()) as con:
+            known = con.execute(
+                "SELECT DISTINCT trade_id FROM read_parquet(?) WHERE trade_id IS NOT NULL",
+                [[str(p) for p in others]],
+            ).to_arrow_table()
+        if known.num_rows == 0:
+            return part
+        dup = pc.fill_null(pc.is_in(ids, value_set=known.column(0).combine_chunks()), False)
+        return part.filter(pc.invert(dup))
+
+    def delete_source(self, source_id: str) -> int:
+        """Remove every part written by ``source_id``; returns the number of files removed."""
+        n = 0
+        for kind in KINDS:
+            for p in self.kind_dir(kind).glob(f"date=*/part-{source_id}.parquet"):
+                p.unlink()
+                n += 1
+        return n
+
+    # ---- reading -----------------------------------------------------------------
+    def read_day(self, kind: Kind, day: dt.date) -> pa.Table:
+        parts = self.parts(kind, day)
+        if not parts:
+            return ARROW_SCHEMAS[kind].empty_table()
+        tables = [pq.read_table(p) for p in parts]
+        return pa.concat_tables(tables).sort_by([("ts_ms", "ascending"), ("seq", "ascending")])
+
+    def iter_days(self, kind: Kind) -> Iterator[tuple[dt.date, pa.Table]]:
+        for day in self.days(kind):
+            yield day, self.read_day(kind, day)
+
+    # ---- import manifest ---------------------------------------------------------
+    def _manifest(self) -> sqlite3.Connection:
+        self.root.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.root / "_imports.sqlite")
+        con.execute(
+            """CREATE TABLE IF NOT EXISTS imports (
+                source_id TEXT PRIMARY KEY, path TEXT NOT NULL, format TEXT NOT NULL,
+                trades INTEGER NOT NULL, quotes INTEGER NOT NULL, rejected INTEGER NOT NULL,
+                imported_at INTEGER NOT NULL)"""
+        )
+        return con
+
+    def imported(self, source_id: str) -> dict[str, object] | None:
+        with closing(self._manifest()) as con:
+            con.row_factory = sqlite3.Row
+            row = con.execute("SELECT * FROM imports WHERE source_id = ?", [source_id]).fetchone()
+            return dict(row) if row else None
+
+    def record_import(self, source_id: str, path: str, fmt: str, trades: int, quotes: int, rejected: int) -> None:
+        with closing(self._manifest()) as con, con:
+            con.execute(
+                "INSERT OR REPLACE INTO imports VALUES (?,?,?,?,?,?,?)",
+                [source_id, path, fmt, trades, quotes, rejected, int(time.time() * 1000)],
+            )
+
+    def imports(self) -> list[dict[str, object]]:
+        if not (self.root / "_imports.sqlite").exists():
+            return []
+        with closing(self._manifest()) as con:
+            con.row_factory = sqlite3.Row
+            return [dict(r) for r in con.execute("SELECT * FROM imports ORDER BY imported_at")]
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Select and cast ``table`` to ``schema``; absent nullable columns become nulls."""
+    cols = []
+    for f in schema:
+        if f.name in table.column_names:
+            col = table[f.name]
+            if col.type != f.type:
+                col = col.cast(f.type)
+            if not f.nullable and col.null_count:
+                raise StorageError(f"column {f.name} has {col.null_count} nulls but may not be null")
+            cols.append(col)
+        elif f.nullable:
+            cols.append(pa.nulls(table.num_rows, f.type))
+        else:
+            raise StorageError(f"missing required column {f.name}")
+    return pa.Table.from_arrays(cols, schema=schema)

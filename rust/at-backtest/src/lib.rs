@@ -1,0 +1,1 @@
+//! at-backtest (work in progress).

@@ -1,0 +1,1 @@
+//! at-features (work in progress).

@@ -1,0 +1,1 @@
+//! at-strategy (work in progress).

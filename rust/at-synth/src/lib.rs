@@ -1,0 +1,1 @@
+//! at-synth (work in progress).
