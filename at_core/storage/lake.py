@@ -147,9 +147,9 @@ class Lake:
         if not others:
             return part
         with closing(duckdb.connect()) as con:
-            known = con.execute(
+            known = con.sql(
                 "SELECT DISTINCT trade_id FROM read_parquet(?) WHERE trade_id IS NOT NULL",
-                [[str(p) for p in others]],
+                params=[[str(p) for p in others]],
             ).to_arrow_table()
         if known.num_rows == 0:
             return part

@@ -1,0 +1,61 @@
+# auction-trader — the one entry point. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY_SYS ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+DB_DIR ?= data
+DEMO_DAYS ?= 2
+DEMO_SEED ?= 7
+PYTEST_ARGS ?=
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help install build demo test test-rust test-py bench lint fmt lock clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-lock.txt pyproject.toml
+	test -x $(PY) || $(PY_SYS) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements-lock.txt
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install the locked Python dependencies
+
+build: install ## compile the Rust core and install the package (editable) into .venv
+	$(VENV)/bin/maturin develop --release --quiet 2>&1 | grep -vE '^(📦|🔗|🐍|✏️|🛠|⚠️  Warning: Couldn.t find the symbol)' || true
+	$(PY) -c "import at_core._core as c; print('at_core._core', c.core_version())"
+
+demo: build ## the main job on generated data (no servers, no internet); DB_DIR=data
+	$(VENV)/bin/auction-trader demo --db-dir $(DB_DIR) --days $(DEMO_DAYS) --seed $(DEMO_SEED)
+
+test-rust: ## Rust unit/golden/property tests of the domain crates
+	cargo test --release --workspace --exclude at-py
+
+test-py: build ## Python tests (unit, golden, property, integration, e2e)
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+test: build test-rust test-py ## every test (Rust and Python)
+
+bench: build ## benchmarks -> bench-results.jsonl (one JSON object per line)
+	$(PY) benches/run.py --out bench-results.jsonl
+
+lint: install ## ruff, mypy, clippy (warnings as errors), rustfmt
+	$(VENV)/bin/ruff check at_core tests benches tune live
+	$(VENV)/bin/ruff format --check at_core tests benches tune live
+	$(VENV)/bin/mypy at_core
+	cargo clippy --workspace --all-targets --release -- -D warnings
+	cargo fmt --all -- --check
+
+fmt: install ## apply ruff and rustfmt formatting
+	$(VENV)/bin/ruff format at_core tests benches tune live
+	$(VENV)/bin/ruff check --fix at_core tests benches tune live
+	cargo fmt --all
+
+lock: ## refresh requirements-lock.txt from the current .venv
+	$(PIP) freeze --exclude-editable | grep -v '^auction-trader' > requirements-lock.txt
+
+clean: ## remove build products (keeps data/)
+	rm -rf target $(VENV) at_core/_core*.so .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,106 @@
+"""One read-only DuckDB view over every store, whatever the storage underneath.
+
+``raw_trades`` / ``raw_quotes`` are the union of the Parquet lake (history) and the live
+buffer in ``raw.duckdb``; ``bars_1m`` / ``features_1m`` come from ``features.duckdb``. The
+DuckDB files are attached ``READ_ONLY`` so an ad-hoc query can never modify a store.
+
+Pitfall: a DuckDB file has one writing process; attaching it (even read-only) while a live
+actor holds it for writing fails. The error says which file is locked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from at_core.errors import StorageError
+from at_core.storage.lake import Lake
+from at_core.storage.schema import QUOTES_ARROW, TRADES_ARROW
+from at_core.storage.stores import StorePaths
+
+_TRADE_COLS = ", ".join(f.name for f in TRADES_ARROW)
+_QUOTE_COLS = ", ".join(f.name for f in QUOTES_ARROW)
+
+EXPOSED = ("raw_trades", "raw_quotes", "bars_1m", "features_1m")
+
+
+def _empty_select(schema_cols: str, ddl_types: dict[str, str]) -> str:
+    return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in ddl_types.items()) + " WHERE false"
+
+
+_TRADE_TYPES = {
+    "ts_ms": "BIGINT", "price": "DOUBLE", "size": "DOUBLE", "inferred_side": "TINYINT",
+    "quote_bid_px": "DOUBLE", "quote_ask_px": "DOUBLE", "quote_staleness_ms": "INTEGER",
+    "exchange_side": "TINYINT", "trade_id": "VARCHAR", "seq": "BIGINT",
+}
+_QUOTE_TYPES = {
+    "ts_ms": "BIGINT", "bid_px": "DOUBLE", "bid_sz": "DOUBLE", "ask_px": "DOUBLE", "ask_sz": "DOUBLE", "seq": "BIGINT",
+}
+
+
+def _attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> bool:
+    if not path.exists():
+        return False
+    try:
+        con.execute(f"ATTACH '{path}' AS {alias} (READ_ONLY)")
+    except duckdb.Error as exc:
+        raise StorageError(f"cannot open {path} read-only (is a live process writing it?): {exc}") from exc
+    return True
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?", [catalog, table]
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def open_query_connection(db_dir: str | Path, memory_limit: str = "2GB") -> duckdb.DuckDBPyConnection:
+    """In-memory DuckDB with views ``raw_trades``, ``raw_quotes``, ``bars_1m``, ``features_1m``."""
+    paths = StorePaths(Path(db_dir))
+    if not paths.root.exists():
+        raise StorageError(f"DATABASE_DIR {paths.root} does not exist")
+    con = duckdb.connect(config={"memory_limit": memory_limit})
+    lake = Lake(paths.root)
+    has_raw = _attach(con, paths.raw, "rawdb")
+    has_feat = _attach(con, paths.features, "featdb")
+
+    for view, kind, cols, types in (
+        ("raw_trades", "trades", _TRADE_COLS, _TRADE_TYPES),
+        ("raw_quotes", "quotes", _QUOTE_COLS, _QUOTE_TYPES),
+    ):
+        parts = []
+        if lake.has_data(kind):  # type: ignore[arg-type]
+            parts.append(f"SELECT {cols} FROM read_parquet('{lake.glob(kind)}')")  # type: ignore[arg-type]
+        if has_raw and _has_table(con, "rawdb", view):
+            parts.append(f"SELECT {cols} FROM rawdb.main.{view}")
+        if not parts:
+            parts.append(_empty_select(cols, types))
+        con.execute(f"CREATE VIEW {view} AS " + " UNION ALL ".join(parts))
+
+    for view in ("bars_1m", "features_1m"):
+        if has_feat and _has_table(con, "featdb", view):
+            con.execute(f"CREATE VIEW {view} AS SELECT * FROM featdb.main.{view}")
+        else:
+            from at_core.storage import schema
+
+            ddl = schema.BARS_1M_DDL if view == "bars_1m" else schema.FEATURES_1M_DDL
+            con.execute(ddl.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE"))
+    return con
+
+
+def run_query(db_dir: str | Path, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
+    """Run one query over the combined view; returns (column names, rows)."""
+    con = open_query_connection(db_dir)
+    try:
+        try:
+            cur = con.execute(sql)
+        except duckdb.Error as exc:
+            raise StorageError(f"query failed: {exc}") from exc
+        if cur.description is None:
+            return [], []
+        cols = [d[0] for d in cur.description]
+        return cols, cur.fetchall()
+    finally:
+        con.close()
