@@ -49,12 +49,10 @@ def purge_raw(db_dir: str | Path, keep_hours: float = 48.0, now_ms: int | None =
                 hi = old["ts_ms"][old.num_rows - 1].as_py()
                 rep = lake.write(kind, old, f"live-{kind}-{lo}-{hi}")  # type: ignore[arg-type]
                 archived[kind] = rep.rows + rep.duplicates_dropped
-            con.execute("BEGIN")
-            n = con.execute(f"DELETE FROM {table} WHERE ts_ms < ?", [cutoff]).fetchone()
-            con.execute("COMMIT")
-            deleted[kind] = int(n[0]) if n else 0
-            row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
-            kept[kind] = int(row[0]) if row else 0
+            n = con.execute(f"DELETE FROM {table} WHERE ts_ms < ?", [cutoff]).fetchall()
+            deleted[kind] = int(n[0][0]) if n else 0
+            row = con.execute(f"SELECT count(*) FROM {table}").fetchall()
+            kept[kind] = int(row[0][0])
     finally:
         con.close()
     return PurgeReport(cutoff_ms=cutoff, archived=archived, deleted=deleted, kept=kept)
