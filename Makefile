@@ -25,7 +25,7 @@ $(VENV)/.installed: requirements-lock.txt pyproject.toml
 install: $(VENV)/.installed ## create .venv and install the locked Python dependencies
 
 build: install ## compile the Rust core and install the package (editable) into .venv
-	$(VENV)/bin/maturin develop --release --quiet 2>&1 | grep -vE '^(📦|🔗|🐍|✏️|🛠|⚠️  Warning: Couldn.t find the symbol)' || true
+	$(VENV)/bin/maturin develop --release --quiet
 	$(PY) -c "import at_core._core as c; print('at_core._core', c.core_version())"
 
 demo: build ## the main job on generated data (no servers, no internet); DB_DIR=data

@@ -136,6 +136,27 @@ EXECUTION_DDL = [
     created_at      INTEGER NOT NULL
 )""",
     "CREATE INDEX IF NOT EXISTS grid_search_results_run ON grid_search_results(run_id)",
+    # Additions: sweep bookkeeping, so that a crashed sweep resumes instead of redoing work.
+    """CREATE TABLE IF NOT EXISTS grid_runs (
+    run_id          TEXT PRIMARY KEY,
+    name            TEXT NOT NULL,
+    fingerprint     TEXT NOT NULL,
+    grid_json       TEXT NOT NULL,
+    n_combinations  INTEGER NOT NULL,
+    status          TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    finished_at     INTEGER,
+    mlflow_run_id   TEXT
+)""",
+    """CREATE TABLE IF NOT EXISTS grid_trials (
+    run_id          TEXT NOT NULL,
+    trial_key       TEXT NOT NULL,
+    n_rows          INTEGER NOT NULL,
+    best_json       TEXT,
+    node            TEXT,
+    finished_at     INTEGER NOT NULL,
+    PRIMARY KEY (run_id, trial_key)
+)""",
 ]
 
 # ---- Arrow schemas of the Parquet lake (same columns as the DuckDB raw tables) ---------

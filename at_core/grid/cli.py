@@ -1,0 +1,90 @@
+"""``auction-trader grid``: run, list, show and export sweeps (SPEC §13.3 CLI export)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from typing import Any
+
+from at_core.config import db_dir_from_args
+from at_core.grid.results import ResultStore
+
+
+def _ts(ms: int | None) -> str:
+    return "-" if ms is None else dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    runs = ResultStore(db_dir_from_args(args)).list_runs()
+    if args.json:
+        print(json.dumps(runs))
+        return 0
+    if not runs:
+        print("no grid runs")
+        return 0
+    print(f"{'run_id':<40} {'status':<9} {'results':>9} {'of':>9}  created")
+    for r in runs:
+        print(f"{r['run_id']:<40} {r['status']:<9} {r['n_results']:>9,} {r['n_combinations']:>9,}  {_ts(r['created_at'])}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store = ResultStore(db_dir_from_args(args))
+    info = store.run_info(args.run_id)
+    if info is None:
+        from at_core.errors import StorageError
+
+        raise StorageError(f"no grid run {args.run_id!r}")
+    grid = json.loads(info["grid_json"])
+    sort = args.sort or grid.get("metric", "net_pnl")
+    mode = args.mode or grid.get("mode", "max")
+    rows = store.top(args.run_id, args.top, sort, mode)
+    swept = list(grid.get("params", {}))
+    if args.json:
+        print(json.dumps([{"params": {k: p.get(k) for k in swept}, "metrics": m} for p, m in rows]))
+        return 0
+    print(f"run {args.run_id} ({info['status']}), top {len(rows)} by {sort} ({mode})")
+    for i, (p, m) in enumerate(rows, 1):
+        ps = ", ".join(f"{k}={p.get(k)}" for k in swept)
+        ms = ", ".join(f"{k}={_fmt(m.get(k))}" for k in _headline(m, sort))
+        print(f"{i:>3}. {ps}\n     {ms}")
+    return 0
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _headline(m: dict[str, Any], sort: str) -> list[str]:
+    keys = [sort] + [k for k in ("net_pnl", "gross_pnl", "n_trades", "win_rate", "max_drawdown", "sharpe") if k != sort]
+    return [k for k in keys if k in m]
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    n = ResultStore(db_dir_from_args(args)).export_csv(args.run_id, args.csv)
+    print(f"wrote {n} rows to {args.csv}")
+    return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("grid", help="grid-search results: list, show, export",
+                       description="Browse and export grid-search results stored in execution.db.")
+    gsub = p.add_subparsers(dest="grid_command", metavar="GRID_COMMAND")
+    gsub.required = True
+    q = gsub.add_parser("list", parents=[common], help="list sweeps", description="List every sweep with its status and result count.")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_list)
+    q = gsub.add_parser("show", parents=[common], help="top N combinations of a sweep",
+                        description="Show the best combinations of a sweep, sorted by a metric.")
+    q.add_argument("run_id")
+    q.add_argument("--top", type=int, default=10)
+    q.add_argument("--sort", default=None, help="metric to sort by (default: the grid's metric)")
+    q.add_argument("--mode", choices=["max", "min"], default=None)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_show)
+    q = gsub.add_parser("export", parents=[common], help="export a sweep to CSV",
+                        description="Write every row of a sweep to CSV (param.* and metric.* columns).")
+    q.add_argument("run_id")
+    q.add_argument("--csv", required=True, help="output file")
+    q.set_defaults(func=cmd_export)

@@ -1,0 +1,189 @@
+"""Grid results in SQLite (``execution.db``): the spec's ``grid_search_results`` plus bookkeeping.
+
+Crash safety: all rows of one trial (one feature-grid point) and the trial's "finished" mark
+are written in ONE transaction, so after a crash or Ctrl-C a trial is either wholly present or
+absent; a rerun with the same run id asks ``finished_trials`` and skips those points.
+``params_json`` holds the full effective parameters (every config key), not just the swept ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from at_core.errors import StorageError
+from at_core.storage.stores import StorePaths, connect_sqlite, init_stores
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class ResultStore:
+    """Reads and writes sweep results in ``<db_dir>/execution.db``."""
+
+    def __init__(self, db_dir: str | Path) -> None:
+        self.paths = init_stores(db_dir) if not StorePaths(Path(db_dir)).execution.exists() else StorePaths(Path(db_dir))
+        self.path = self.paths.execution
+
+    def _con(self) -> Any:
+        return connect_sqlite(self.path)
+
+    # ---- runs --------------------------------------------------------------------
+    def start_run(self, run_id: str, name: str, fingerprint: str, grid: dict[str, Any], n_combinations: int) -> bool:
+        """Register a run; returns True when it already existed (resume)."""
+        con = self._con()
+        try:
+            row = con.execute("SELECT fingerprint FROM grid_runs WHERE run_id = ?", [run_id]).fetchone()
+            if row is not None:
+                if row[0] != fingerprint:
+                    raise StorageError(
+                        f"run id {run_id} exists with a different grid/config (fingerprint {row[0]} != {fingerprint}); "
+                        "use a new run id"
+                    )
+                with con:
+                    con.execute("UPDATE grid_runs SET status = 'running' WHERE run_id = ?", [run_id])
+                return True
+            with con:
+                con.execute(
+                    "INSERT INTO grid_runs (run_id, name, fingerprint, grid_json, n_combinations, status, created_at)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    [run_id, name, fingerprint, json.dumps(grid, sort_keys=True), n_combinations, "running", _now_ms()],
+                )
+            return False
+        finally:
+            con.close()
+
+    def finish_run(self, run_id: str, status: str = "finished", mlflow_run_id: str | None = None) -> None:
+        con = self._con()
+        try:
+            with con:
+                con.execute(
+                    "UPDATE grid_runs SET status = ?, finished_at = ?, mlflow_run_id = coalesce(?, mlflow_run_id) WHERE run_id = ?",
+                    [status, _now_ms(), mlflow_run_id, run_id],
+                )
+        finally:
+            con.close()
+
+    def set_mlflow_run(self, run_id: str, mlflow_run_id: str) -> None:
+        con = self._con()
+        try:
+            with con:
+                con.execute("UPDATE grid_runs SET mlflow_run_id = ? WHERE run_id = ?", [mlflow_run_id, run_id])
+        finally:
+            con.close()
+
+    def run_info(self, run_id: str) -> dict[str, Any] | None:
+        con = self._con()
+        try:
+            con.row_factory = _dict_row
+            row = con.execute("SELECT * FROM grid_runs WHERE run_id = ?", [run_id]).fetchone()
+            return row  # type: ignore[no-any-return]
+        finally:
+            con.close()
+
+    def list_runs(self) -> list[dict[str, Any]]:
+        con = self._con()
+        try:
+            con.row_factory = _dict_row
+            return list(
+                con.execute(
+                    "SELECT r.run_id, r.name, r.status, r.n_combinations, r.created_at, r.finished_at, r.mlflow_run_id,"
+                    " (SELECT count(*) FROM grid_search_results g WHERE g.run_id = r.run_id) AS n_results"
+                    " FROM grid_runs r ORDER BY r.created_at"
+                )
+            )
+        finally:
+            con.close()
+
+    # ---- trials ------------------------------------------------------------------
+    def add_trial(
+        self,
+        run_id: str,
+        trial_key: str,
+        rows: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+        best: dict[str, Any] | None = None,
+        node: str | None = None,
+    ) -> None:
+        """Write all rows of one trial and mark it finished, atomically (idempotent per trial)."""
+        now = _now_ms()
+        con = self._con()
+        try:
+            with con:
+                done = con.execute(
+                    "SELECT 1 FROM grid_trials WHERE run_id = ? AND trial_key = ?", [run_id, trial_key]
+                ).fetchone()
+                if done:
+                    return
+                con.executemany(
+                    "INSERT INTO grid_search_results (run_id, params_json, metrics_json, created_at) VALUES (?,?,?,?)",
+                    [(run_id, json.dumps(p, sort_keys=True), json.dumps(m, sort_keys=True), now) for p, m in rows],
+                )
+                con.execute(
+                    "INSERT INTO grid_trials (run_id, trial_key, n_rows, best_json, node, finished_at) VALUES (?,?,?,?,?,?)",
+                    [run_id, trial_key, len(rows), json.dumps(best, sort_keys=True) if best else None, node, now],
+                )
+        finally:
+            con.close()
+
+    def finished_trials(self, run_id: str) -> set[str]:
+        con = self._con()
+        try:
+            return {r[0] for r in con.execute("SELECT trial_key FROM grid_trials WHERE run_id = ?", [run_id])}
+        finally:
+            con.close()
+
+    def trials(self, run_id: str) -> list[dict[str, Any]]:
+        con = self._con()
+        try:
+            con.row_factory = _dict_row
+            return list(con.execute("SELECT * FROM grid_trials WHERE run_id = ? ORDER BY finished_at", [run_id]))
+        finally:
+            con.close()
+
+    # ---- results -----------------------------------------------------------------
+    def results(self, run_id: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        con = self._con()
+        try:
+            return [
+                (json.loads(p), json.loads(m))
+                for p, m in con.execute(
+                    "SELECT params_json, metrics_json FROM grid_search_results WHERE run_id = ? ORDER BY id", [run_id]
+                )
+            ]
+        finally:
+            con.close()
+
+    def top(self, run_id: str, n: int = 10, sort: str = "net_pnl", mode: str = "max") -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        rows = self.results(run_id)
+        if rows and sort not in rows[0][1]:
+            raise StorageError(f"unknown metric {sort!r}; available: {', '.join(sorted(rows[0][1]))}")
+        sign = -1.0 if mode == "max" else 1.0
+
+        def key(r: tuple[dict[str, Any], dict[str, Any]]) -> float:
+            v = r[1].get(sort)
+            return float("inf") if v is None else sign * float(v)
+
+        return sorted(rows, key=key)[:n]
+
+    def export_csv(self, run_id: str, path: str | Path, swept_only: Iterable[str] | None = None) -> int:
+        """Flatten params and metrics into columns (``param.X``, ``metric.Y``); returns rows written."""
+        rows = self.results(run_id)
+        if not rows and self.run_info(run_id) is None:
+            raise StorageError(f"no grid run {run_id!r} in {self.path}")
+        pkeys = sorted({k for p, _ in rows for k in p}) if swept_only is None else list(swept_only)
+        mkeys = sorted({k for _, m in rows for k in m})
+        with open(path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["run_id"] + [f"param.{k}" for k in pkeys] + [f"metric.{k}" for k in mkeys])
+            for p, m in rows:
+                w.writerow([run_id] + [p.get(k) for k in pkeys] + [m.get(k) for k in mkeys])
+        return len(rows)
+
+
+def _dict_row(cursor: Any, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}

@@ -1,0 +1,106 @@
+"""MLflow tracking of sweeps: one parent run per sweep, one child run per Tune trial.
+
+Never one MLflow run per strategy combination: with a SQLite tracking store a run costs
+~30 ms and a sweep has thousands of combinations. Child runs carry the trial's feature
+parameters and its best strategy parameters and metrics; the parent carries the grid
+definition, totals and, as artifacts, the full result table. Logging happens on the driver
+(the tracking URI may be a local file that worker nodes cannot reach).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from at_core.grid.results import ResultStore
+from at_core.grid.spec import GridSpec
+
+
+def default_tracking_uri(db_dir: str | Path) -> str:
+    """SQLite tracking store in DATABASE_DIR (a remote server works by changing the URI)."""
+    return f"sqlite:///{Path(db_dir).resolve() / 'mlflow.db'}"
+
+
+def _clean_metrics(m: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in m.items():
+        if isinstance(v, bool):
+            out[k] = float(v)
+        elif isinstance(v, int | float) and math.isfinite(float(v)):
+            out[k] = float(v)
+    return out
+
+
+class SweepTracker:
+    def __init__(self, uri: str, spec: GridSpec, run_id: str, store: ResultStore) -> None:
+        import mlflow
+
+        self.mlflow = mlflow
+        self.client = mlflow.MlflowClient(tracking_uri=uri)
+        self.spec = spec
+        self.run_id = run_id
+        self.store = store
+        exp = self.client.get_experiment_by_name("auction-trader-grid")
+        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment("auction-trader-grid")
+        info = store.run_info(run_id) or {}
+        parent = info.get("mlflow_run_id")
+        if parent:
+            self.parent_id = parent
+        else:
+            run = self.client.create_run(self.experiment_id, run_name=run_id, tags={"sweep_run_id": run_id})
+            self.parent_id = run.info.run_id
+            store.set_mlflow_run(run_id, self.parent_id)
+            self.client.log_param(self.parent_id, "grid_name", spec.name)
+            self.client.log_param(self.parent_id, "n_combinations", spec.n_combinations)
+            self.client.log_param(self.parent_id, "feature_keys", ",".join(spec.feature_keys) or "-")
+            self.client.log_param(self.parent_id, "strategy_keys", ",".join(spec.strategy_keys) or "-")
+            self.client.log_text(self.parent_id, json.dumps(spec.params, indent=1), "grid.json")
+
+    def log_trial(self, point: dict[str, Any], best: dict[str, Any] | None, n_rows: int) -> None:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=",".join(f"{k}={v}" for k, v in point.items()) or "all",
+            tags={"mlflow.parentRunId": self.parent_id, "sweep_run_id": self.run_id},
+        )
+        rid = run.info.run_id
+        params = {f"feature.{k}": v for k, v in point.items()}
+        if best:
+            params.update({f"best.{k}": best["params"].get(k) for k in self.spec.strategy_keys})
+        from mlflow.entities import Metric, Param
+
+        metrics = _clean_metrics({k: v for k, v in (best or {}).items() if k != "params"})
+        metrics["n_rows"] = float(n_rows)
+        self.client.log_batch(
+            rid,
+            metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)) for k, v in params.items()],
+        )
+        self.client.set_terminated(rid)
+
+    def callback(self) -> Any:
+        from ray import tune
+
+        tracker = self
+
+        class _MlflowCallback(tune.Callback):  # type: ignore[misc]
+            def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+                point = trial.config["point"]
+                from at_core.grid.spec import point_key
+
+                rows = [t for t in tracker.store.trials(tracker.run_id) if t["trial_key"] == point_key(point)]
+                best = json.loads(rows[0]["best_json"]) if rows and rows[0]["best_json"] else None
+                tracker.log_trial(point, best, rows[0]["n_rows"] if rows else 0)
+
+        return _MlflowCallback()
+
+    def finish(self) -> str:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{self.run_id}-results.csv"
+            n = self.store.export_csv(self.run_id, path)
+            self.client.log_artifact(self.parent_id, str(path))
+        self.client.log_metric(self.parent_id, "n_results", float(n))
+        self.client.set_terminated(self.parent_id)
+        return self.parent_id
