@@ -109,15 +109,21 @@ class Lake:
         report = WriteReport(kind=kind, source_id=source_id)
         if table.num_rows == 0:
             return report
-        days_ms = pc.divide(table["ts_ms"], pa.scalar(DAY_MS, pa.int64())).to_numpy()
-        # floor division for negatives is irrelevant (epoch ms of real data is positive)
-        unique_days = np.unique(days_ms)
+        # Sort once (skipped when the input is already in (ts_ms, seq) order, as importers
+        # and generators deliver it), then cut the sorted table at day boundaries.
+        ts = table["ts_ms"].to_numpy()
+        seq = table["seq"].to_numpy()
+        if not bool(np.all((ts[1:] > ts[:-1]) | ((ts[1:] == ts[:-1]) & (seq[1:] >= seq[:-1])))):
+            table = table.sort_by([("ts_ms", "ascending"), ("seq", "ascending")])
+            ts = table["ts_ms"].to_numpy()
+        days_ms = ts // DAY_MS
+        cuts = np.flatnonzero(np.diff(days_ms)) + 1
+        bounds = zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(ts)]]), strict=True)
         staged: list[tuple[Path, Path]] = []
         try:
-            for dnum in unique_days:
-                day = dt.date(1970, 1, 1) + dt.timedelta(days=int(dnum))
-                part = table.filter(pa.array(days_ms == dnum))
-                part = part.sort_by([("ts_ms", "ascending"), ("seq", "ascending")])
+            for start, end in bounds:
+                day = dt.date(1970, 1, 1) + dt.timedelta(days=int(days_ms[start]))
+                part = table.slice(int(start), int(end - start))
                 if kind == "trades":
                     before = part.num_rows
                     part = self._drop_known_trade_ids(day, part, source_id)
@@ -128,7 +134,11 @@ class Lake:
                 ddir.mkdir(parents=True, exist_ok=True)
                 final = ddir / f"part-{source_id}.parquet"
                 tmp = ddir / f".part-{source_id}.parquet.tmp-{os.getpid()}"
-                pq.write_table(part, tmp, compression="zstd", row_group_size=1 << 20)
+                # trade ids are (almost) all distinct: a dictionary page would only be discarded
+                no_dict = [c for c in part.column_names if c != "trade_id"]
+                pq.write_table(
+                    part, tmp, compression="zstd", row_group_size=1 << 20, use_dictionary=no_dict
+                )
                 staged.append((tmp, final))
                 report.rows_by_day[day] = part.num_rows
         except BaseException:

@@ -1,0 +1,386 @@
+"""``import_files``: parse, validate and store tick files into the lake, file by file.
+
+Guarantees (DEVELOPERS.md):
+
+* Nothing half-written: a file is parsed and validated completely before the first
+  ``Lake.write`` call, and ``Lake.write`` itself renames its parts into place only after
+  all were written. In ``stop`` mode a file with any bad row writes nothing.
+* No duplicates: the lake source id is the SHA-256 of the file's *decompressed* content,
+  so re-importing a file (or its ``.gz`` / ``.zip`` twin) replaces its own parts; an
+  already imported file is skipped unless ``force``. Trades carrying an exchange trade id
+  are also de-duplicated against other sources of the same day by the lake.
+* No silent drops: every rejected row is reported (file:line:field: reason), blank lines
+  and ignored message types are counted in the summary.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import hashlib
+import sys
+import time
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from tqdm import tqdm
+
+from at_core.errors import InputError
+from at_core.ingest.csvread import Reject
+from at_core.ingest.formats import FORMATS, Options, Parsed
+from at_core.ingest.validate import validate
+from at_core.storage.lake import KINDS, Lake
+
+MAX_LISTED = 20
+
+
+@dataclass
+class ImportReport:
+    """What one input file contributed (printed as the import summary)."""
+
+    path: str
+    fmt: str
+    source_id: str
+    status: str = "imported"  # imported | skipped (already imported) | failed
+    rows_read: int = 0
+    imported: dict[str, int] = field(default_factory=dict)
+    rejected_rows: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+    rejects_path: str | None = None
+    duplicates_dropped: int = 0
+    days: list[dt.date] = field(default_factory=list)
+    ts_unit: str | None = None
+    blank_lines: int = 0
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+
+    def summary(self) -> str:
+        name = Path(self.path).name
+        if self.status == "skipped":
+            return f"{name}: already imported (source {self.source_id[:12]}); skipped (use --force to re-import)"
+        parts = [f"{name}: {self.status}", f"rows read {self.rows_read:,}"]
+        for kind in KINDS:
+            if kind in self.imported:
+                parts.append(f"{kind} {self.imported[kind]:,}")
+        parts.append(f"rejected {self.rejected_rows:,}")
+        parts.append(f"duplicates dropped {self.duplicates_dropped:,}")
+        if self.days:
+            d0, d1 = self.days[0], self.days[-1]
+            parts.append(f"days {len(self.days)} ({d0}..{d1})" if d0 != d1 else f"day {d0}")
+        if self.ts_unit:
+            parts.append(f"timestamps: {self.ts_unit}")
+        if self.blank_lines:
+            parts.append(f"blank lines skipped {self.blank_lines}")
+        parts.extend(self.notes)
+        if self.rejects_path:
+            parts.append(f"rejects -> {self.rejects_path}")
+        parts.append(f"{self.seconds:.2f} s")
+        return "; ".join(parts)
+
+
+def read_source(path: Path) -> pa.Buffer:
+    """The file's bytes, decompressed when it is ``.gz`` or a ``.zip`` of one member.
+
+    A plain file is memory-mapped (no copy): parsing and hashing read the page cache.
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic[:2] != b"\x1f\x8b" and magic != b"PK\x03\x04":
+        if path.stat().st_size == 0:
+            return pa.py_buffer(b"")
+        return pa.memory_map(str(path)).read_buffer()
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            return pa.py_buffer(gzip.decompress(raw))
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(f"{path}: corrupt gzip file ({exc})") from exc
+    if raw[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                members = [i for i in zf.infolist() if not i.is_dir()]
+                if len(members) != 1:
+                    names = ", ".join(i.filename for i in members[:5])
+                    raise InputError(
+                        f"{path}: zip must hold exactly one file, holds {len(members)} ({names})"
+                    )
+                return pa.py_buffer(zf.read(members[0]))
+        except zipfile.BadZipFile as exc:
+            raise InputError(f"{path}: corrupt zip file ({exc})") from exc
+    return pa.py_buffer(raw)
+
+
+def content_id(data: pa.Buffer) -> str:
+    """SHA-256 of the (decompressed) content: the same data gets the same lake source id."""
+    return hashlib.sha256(memoryview(data)).hexdigest()[:32]
+
+
+def parse_mapping(text: str | None) -> dict[str, str] | None:
+    """``ts=time,price=px`` -> {"ts": "time", "price": "px"}."""
+    if not text:
+        return None
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        key, sep, col = item.partition("=")
+        if not sep or not key.strip() or not col.strip():
+            raise InputError(f"--map: expected FIELD=COLUMN, got {item!r}")
+        out[key.strip()] = col.strip()
+    return out
+
+
+def default_rejects_path(db_dir: Path, path: Path) -> Path:
+    return db_dir / "rejects" / f"{path.name}.rejects.csv"
+
+
+def write_rejects(dest: Path, rejects: list[Reject], append: bool = False) -> None:
+    """Write rejects as CSV (file,line,field,reason,raw); the raw line when known."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    new = not append or not dest.exists()
+    with dest.open("a" if append else "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        if new:
+            w.writerow(["file", "line", "field", "reason", "raw"])
+        for r in sorted(rejects, key=lambda r: (r.line, r.field)):
+            w.writerow([r.file, r.line, r.field, r.reason, r.raw if r.raw is not None else ""])
+
+
+def _attach_raw(data: pa.Buffer, rejects: list[Reject]) -> None:
+    """Fill in the raw text of rejected lines (only done when there are rejects)."""
+    missing = sorted({r.line for r in rejects if r.raw is None})
+    if not missing:
+        return
+    nl = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    starts = np.concatenate([[0], nl + 1])
+    texts: dict[int, str] = {}
+    for line in missing:
+        if line - 1 < len(starts):
+            a = int(starts[line - 1])
+            b = int(nl[line - 1]) if line - 1 < len(nl) else len(data)
+            texts[line] = (
+                data[a:b].to_pybytes().decode("utf-8", errors="replace").rstrip("\r")[:500]
+            )
+    for r in rejects:
+        if r.raw is None:
+            r.raw = texts.get(r.line)
+
+
+def format_errors(name: str, rejects: list[Reject], rows: int) -> str:
+    lines = sorted(rejects, key=lambda r: (r.line, r.field))
+    listed = "\n".join(f"  {r}" for r in lines[:MAX_LISTED])
+    more = f"\n  ... and {len(lines) - MAX_LISTED} more" if len(lines) > MAX_LISTED else ""
+    return (
+        f"{name}: {rows} bad row(s) ({len(rejects)} error(s)); nothing imported from this file "
+        f"(use --on-error skip to import the good rows and write the rejects to a file):\n"
+        f"{listed}{more}"
+    )
+
+
+def import_file(
+    lake: Lake,
+    fmt: str,
+    path: Path,
+    *,
+    opts: Options,
+    on_error: str = "stop",
+    rejects_path: Path | None = None,
+    rejects_append: bool = False,
+    force: bool = False,
+    progress: Callable[[float], None] | None = None,
+) -> ImportReport:
+    """Import one file; ``progress(fraction)`` is called as stages complete."""
+    t0 = time.perf_counter()
+    parser = FORMATS[fmt]
+    data = read_source(path)
+    step = progress or (lambda _f: None)
+    # hash first: an already imported file is skipped without being parsed
+    source_id = content_id(data)
+    t_hash = time.perf_counter()
+    prior = lake.imported(source_id)
+    report = ImportReport(path=str(path), fmt=fmt, source_id=source_id)
+    report.timings["read+hash"] = t_hash - t0
+    if prior is not None and not force:
+        report.status = "skipped"
+        report.seconds = time.perf_counter() - t0
+        step(1.0)
+        return report
+    step(0.1)
+    parsed: Parsed = parser(data, str(path), opts)
+    t_parsed = time.perf_counter()
+    report.timings["parse"] = t_parsed - t_hash
+    step(0.6)
+    report.rows_read = parsed.rows_read
+    report.blank_lines = parsed.blank_lines
+    report.notes = list(parsed.notes)
+    report.ts_unit = parsed.ts.describe() if parsed.ts else None
+    rejects = list(parsed.rejects)
+    tables: dict[str, pa.Table] = {}
+    for kind, rows in parsed.kinds.items():
+        table, rej, _bad = validate(kind, rows, str(path))
+        rejects.extend(rej)
+        tables[kind] = table
+    bad_lines = {r.line for r in rejects}
+    bad_rows = len(bad_lines)
+    report.rejected_rows = bad_rows
+    if rejects:
+        _attach_raw(data, rejects)
+        report.rejects = rejects
+        if on_error == "stop":
+            report.status = "failed"
+            report.seconds = time.perf_counter() - t0
+            raise ImportStopped(report, format_errors(str(path), rejects, bad_rows))
+        dest = rejects_path or default_rejects_path(lake.db_dir, path)
+        write_rejects(dest, rejects, append=rejects_append)
+        report.rejects_path = str(dest)
+    # A trade id seen twice in one file (a capture replaying messages after a reconnect)
+    # is one trade: keep the first. Checked where the id is the numeric seq (Binance,
+    # Tardis numeric ids); string ids (Bybit UUIDs) are unique per archive and hashing
+    # millions of them would cost more than the whole parse.
+    for kind, table in tables.items():
+        if kind == "trades" and parsed.seq_is_trade_id and table.num_rows:
+            first = _first_occurrence(table["seq"].to_numpy())
+            if not first.all():
+                report.duplicates_dropped += table.num_rows - int(first.sum())
+                tables[kind] = table.filter(pa.array(first))
+    step(0.7)
+    t_valid = time.perf_counter()
+    report.timings["validate"] = t_valid - t_parsed
+    days: set[dt.date] = set()
+    for kind, table in tables.items():
+        wr = lake.write(kind, table, source_id)  # type: ignore[arg-type]
+        report.imported[kind] = wr.rows
+        report.duplicates_dropped += wr.duplicates_dropped
+        days.update(wr.rows_by_day)
+        if prior is not None:
+            _drop_stale_parts(lake, kind, source_id, set(wr.rows_by_day))
+    report.days = sorted(days)
+    report.timings["lake write"] = time.perf_counter() - t_valid
+    lake.record_import(
+        source_id,
+        str(path),
+        fmt,
+        report.imported.get("trades", 0),
+        report.imported.get("quotes", 0),
+        bad_rows,
+    )
+    step(1.0)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _drop_stale_parts(lake: Lake, kind: str, source_id: str, keep: set[dt.date]) -> None:
+    """After a forced re-import, remove this source's parts on days it no longer fills
+    (e.g. re-imported with another --ts-unit), so no row of the old import survives."""
+    for day in lake.days(kind):  # type: ignore[arg-type]
+        if day not in keep:
+            (lake.day_dir(kind, day) / f"part-{source_id}.parquet").unlink(missing_ok=True)  # type: ignore[arg-type]
+
+
+def _first_occurrence(ids: np.ndarray) -> np.ndarray:
+    """Mask of the first row of each distinct id (O(n) when ids are strictly increasing)."""
+    if len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1])):
+        return np.ones(len(ids), dtype=bool)
+    first = np.zeros(len(ids), dtype=bool)
+    _, pos = np.unique(ids, return_index=True)
+    first[pos] = True
+    return first
+
+
+class ImportStopped(InputError):
+    """A file had bad rows in ``stop`` mode; carries its report (nothing was written)."""
+
+    def __init__(self, report: ImportReport, message: str) -> None:
+        super().__init__(message)
+        self.report = report
+        self.done: list[ImportReport] = []  # files of the same run imported before it
+
+
+def import_files(
+    db_dir: str | Path,
+    fmt: str,
+    paths: list[str | Path],
+    *,
+    mapping: dict[str, str] | None = None,
+    on_error: str = "stop",
+    rejects_path: str | Path | None = None,
+    kind: str | None = None,
+    force: bool = False,
+    ts_unit: str | None = None,
+    show_progress: bool | None = None,
+) -> list[ImportReport]:
+    """Import ``paths`` of format ``fmt`` into the lake under ``db_dir``, in order.
+
+    ``on_error="stop"`` raises ``ImportStopped`` at the first file with a bad row (files
+    before it stay imported, that file and the ones after it are not); ``"skip"`` imports
+    the good rows and writes the rejects to ``rejects_path`` (default
+    ``<db_dir>/rejects/<name>.rejects.csv``).
+    """
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+    if on_error not in ("stop", "skip"):
+        raise InputError(f"--on-error must be stop or skip, not {on_error!r}")
+    if kind is not None and fmt != "csv":
+        raise InputError("--kind only applies to --format csv (other formats know their kind)")
+    if mapping and fmt != "csv":
+        raise InputError("--map only applies to --format csv")
+    if ts_unit is not None and ts_unit not in ("s", "ms", "us", "ns", "iso"):
+        raise InputError(f"--ts-unit must be one of s, ms, us, ns, iso, not {ts_unit!r}")
+    if not paths:
+        raise InputError("no input files")
+    files = [Path(p) for p in paths]
+    for p in files:
+        if not p.is_file():
+            raise InputError(f"{p}: no such file")
+    lake = Lake(db_dir)
+    opts = Options(mapping=mapping, kind=kind, ts_unit=ts_unit)
+    total = sum(p.stat().st_size for p in files)
+    if show_progress is None:
+        show_progress = sys.stderr.isatty() and total > 32 << 20
+    reports: list[ImportReport] = []
+    shared_rejects = Path(rejects_path) if rejects_path else None
+    if shared_rejects is not None and shared_rejects.exists():
+        shared_rejects.unlink()
+    with tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        desc="import",
+        disable=not show_progress,
+        file=sys.stderr,
+    ) as bar:
+        done = 0
+        for p in files:
+            on_disk = p.stat().st_size
+
+            def advance(frac: float, base: int = done, size: int = on_disk) -> None:
+                bar.update(base + int(size * frac) - bar.n)
+
+            try:
+                rep = import_file(
+                    lake,
+                    fmt,
+                    p,
+                    opts=opts,
+                    on_error=on_error,
+                    rejects_path=shared_rejects,
+                    rejects_append=shared_rejects is not None,
+                    force=force,
+                    progress=advance,
+                )
+            except ImportStopped as exc:
+                exc.done = reports
+                raise
+            done += on_disk
+            advance(1.0)
+            reports.append(rep)
+    return reports
