@@ -1,1 +1,18 @@
-//! at-backtest (work in progress).
+//! at-backtest: the bid/ask fill model, fees, funding, event loop, metrics and the batch
+//! runner of auction-trader (SPEC §12), driving the `at-strategy` kernel.
+//!
+//! `run` gives one full result (trades, equity, decisions); `run_batch` evaluates many
+//! parameter sets over one borrowed feature table and returns only metrics (the grid's
+//! inner loop: the table is never copied per set).
+
+pub mod engine;
+pub mod metrics;
+pub mod synth;
+pub mod table;
+
+pub use engine::{run, run_batch, run_metrics, BacktestResult, DecisionRow, Engine, TradeRecord};
+pub use metrics::Metrics;
+pub use table::{MinuteTable, OwnedTable, TickPath};
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,415 @@
-//! Bindings of at-strategy (arrays in, arrays out; no logic here).
+//! Bindings of at-strategy (no logic here): the live-path kernel class driven one minute at
+//! a time, parameter conversion shared with the backtest bindings, reason-code tables.
+//!
+//! Parameters cross as a plain dict keyed by config names (`at_core.strategy.params_dict`
+//! builds it from `Settings`); keys the kernel does not use are ignored, enum choices are
+//! strings, and the result is validated (errors name the key).
 
+use at_strategy::{
+    event, sig, Decision, EntryOrder, ExitKind, Kernel, LimitPriceMode, MinuteInput,
+    OfThresholdMode, Params, QimbSource, Reason, StopFillMode,
+};
+use at_types::AtError;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use crate::errors::to_py;
+
+fn bad_key(key: &str, message: String) -> PyErr {
+    to_py(AtError::InvalidConfig {
+        key: key.into(),
+        message,
+    })
+}
+
+fn get<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<T>> {
+    match d.get_item(key)? {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) => v.extract::<T>().map(Some).map_err(|_| {
+            bad_key(
+                key,
+                format!("expected {}, got {v}", std::any::type_name::<T>()),
+            )
+        }),
+    }
+}
+
+/// Kernel + fill-model parameters from a dict of config keys.
+pub(crate) fn params_from_dict(d: &Bound<'_, PyDict>) -> PyResult<Params> {
+    let mut p = Params::default();
+    macro_rules! set {
+        ($t:ty, $($key:ident),+) => {
+            $( if let Some(v) = get::<$t>(d, stringify!($key))? { p.$key = v; } )+
+        };
+    }
+    set!(
+        f64,
+        tick_size,
+        qty_step,
+        min_qty,
+        min_notional,
+        crossing_spread_mult,
+        pullback_spread_mult,
+        ambiguous_trade_frac_max,
+        qimb_entry_min,
+        qimb_breakout_min,
+        qimb_fail_min,
+        of_entry_min,
+        of_entry_min_norm,
+        of_breakout_min,
+        of_breakout_min_norm,
+        of_fail_min,
+        of_fail_min_norm,
+        risk_pct,
+        max_leverage,
+        tp1_pct,
+        max_daily_loss_pct,
+        taker_fee_bps,
+        maker_fee_bps,
+        slippage_ticks_entry,
+        slippage_ticks_exit,
+        funding_rate_8h_bps,
+        initial_equity
+    );
+    set!(
+        u32,
+        accept_outside_k,
+        max_hold_minutes,
+        cooldown_minutes,
+        stop_buffer_ticks,
+        limit_order_timeout_minutes
+    );
+    set!(
+        bool,
+        use_qimb,
+        move_stop_to_breakeven_after_tp1,
+        extend_if_profitable,
+        enable_retest_mode,
+        enable_flip_on_signal,
+        use_limit_for_entry,
+        use_market_for_exit
+    );
+    if let Some(v) = get::<String>(d, "of_threshold_mode")? {
+        p.of_threshold_mode = match v.as_str() {
+            "raw" => OfThresholdMode::Raw,
+            "norm" => OfThresholdMode::Norm,
+            "either" => OfThresholdMode::Either,
+            "both" => OfThresholdMode::Both,
+            _ => {
+                return Err(bad_key(
+                    "of_threshold_mode",
+                    format!("expected raw|norm|either|both, got `{v}`"),
+                ))
+            }
+        };
+    }
+    if let Some(v) = get::<String>(d, "limit_price_mode")? {
+        p.limit_price_mode = match v.as_str() {
+            "close" => LimitPriceMode::Close,
+            "boundary" => LimitPriceMode::Boundary,
+            _ => {
+                return Err(bad_key(
+                    "limit_price_mode",
+                    format!("expected close|boundary, got `{v}`"),
+                ))
+            }
+        };
+    }
+    if let Some(v) = get::<String>(d, "qimb_signal_source")? {
+        p.qimb_source = match v.as_str() {
+            "close" => QimbSource::Close,
+            "ema" => QimbSource::Ema,
+            _ => {
+                return Err(bad_key(
+                    "qimb_signal_source",
+                    format!("expected close|ema, got `{v}`"),
+                ))
+            }
+        };
+    }
+    if let Some(v) = get::<String>(d, "stop_fill_mode")? {
+        p.stop_fill_mode = match v.as_str() {
+            "worst_case" => StopFillMode::WorstCase,
+            "tick_path" => StopFillMode::TickPath,
+            _ => {
+                return Err(bad_key(
+                    "stop_fill_mode",
+                    format!("expected worst_case|tick_path, got `{v}`"),
+                ))
+            }
+        };
+    }
+    p.validate().map_err(to_py)?;
+    Ok(p)
+}
+
+const SIGNAL_NAMES: [(u8, &str); 6] = [
+    (sig::BREAKIN_LONG, "breakin_long"),
+    (sig::BREAKIN_SHORT, "breakin_short"),
+    (sig::BREAKOUT_LONG, "breakout_long"),
+    (sig::BREAKOUT_SHORT, "breakout_short"),
+    (sig::FAILBREAK_LONG, "failbreak_long"),
+    (sig::FAILBREAK_SHORT, "failbreak_short"),
+];
+
+const EVENT_NAMES: [(u16, &str); 7] = [
+    (event::LEVERAGE_CAP_HIT, "LEVERAGE_CAP_HIT"),
+    (event::KILL_SWITCH_ON, "KILL_SWITCH_ON"),
+    (event::RETEST_ARMED, "RETEST_ARMED"),
+    (event::RETEST_FAILED, "RETEST_FAILED"),
+    (event::TIME_EXTENDED, "TIME_EXTENDED"),
+    (event::DAY_ROLLED, "DAY_ROLLED"),
+    (event::ENTRY_CANCELLED, "ENTRY_CANCELLED"),
+];
+
+fn minute_from_dict(d: &Bound<'_, PyDict>) -> PyResult<MinuteInput> {
+    let opt = |key: &str| -> PyResult<f64> { Ok(get::<f64>(d, key)?.unwrap_or(f64::NAN)) };
+    let ts_min = get::<i64>(d, "ts_min")?.ok_or_else(|| {
+        to_py(AtError::InvalidInput {
+            location: "minute `ts_min`".into(),
+            message: "missing".into(),
+        })
+    })?;
+    let qimb_close = opt("qimb_close")?;
+    Ok(MinuteInput {
+        ts_min,
+        open: opt("open")?,
+        high: opt("high")?,
+        low: opt("low")?,
+        close: opt("close")?,
+        volume: get::<f64>(d, "volume")?.unwrap_or(0.0),
+        max_trade_gap: get::<f64>(d, "max_trade_gap")?.unwrap_or(0.0),
+        mid_close: opt("mid_close")?,
+        spread_avg: opt("spread_avg")?,
+        poc: opt("poc")?,
+        vah: opt("vah")?,
+        val: opt("val")?,
+        va_valid: get::<bool>(d, "va_valid")?.unwrap_or(false),
+        of_1m: opt("of_1m")?,
+        of_norm_1m: opt("of_norm_1m")?,
+        qimb_close,
+        qimb_ema: get::<f64>(d, "qimb_ema")?.unwrap_or(qimb_close),
+        ambiguous_frac: get::<f64>(d, "ambiguous_frac")?.unwrap_or(0.0),
+    })
+}
+
+fn entry_dict<'py>(py: Python<'py>, o: &EntryOrder, step: f64) -> PyResult<Bound<'py, PyDict>> {
+    let e = PyDict::new(py);
+    e.set_item("side", if o.side > 0 { "LONG" } else { "SHORT" })?;
+    e.set_item("setup", o.setup.as_str())?;
+    e.set_item("reason", o.reason.as_str())?;
+    e.set_item("qty", o.qty_steps as f64 * step)?;
+    e.set_item("tp1_qty", o.tp1_steps as f64 * step)?;
+    e.set_item("limit_price", o.limit_price)?;
+    e.set_item("ref_price", o.ref_price)?;
+    e.set_item("stop", o.stop)?;
+    e.set_item("tp1", o.tp1)?;
+    e.set_item("tp2", o.tp2)?;
+    e.set_item("close_inside_level", o.close_inside_level)?;
+    e.set_item("decision_ts_ms", o.decision_ts_min + 59_999)?;
+    Ok(e)
+}
+
+pub(crate) fn event_names(bits: u16) -> Vec<&'static str> {
+    EVENT_NAMES
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, n)| *n)
+        .collect()
+}
+
+fn decision_dict<'py>(
+    py: Python<'py>,
+    k: &Kernel,
+    d: &Decision,
+    x: &MinuteInput,
+) -> PyResult<Bound<'py, PyDict>> {
+    let step = k.params().qty_step;
+    let out = PyDict::new(py);
+    out.set_item("ts_min", d.ts_min)?;
+    out.set_item("decision_ts_ms", d.ts_min + 59_999)?;
+    out.set_item("action", d.action.as_str())?;
+    out.set_item("reason", d.reason.as_str())?;
+    let sigs = PyDict::new(py);
+    for (b, n) in SIGNAL_NAMES {
+        sigs.set_item(n, d.signals & b != 0)?;
+    }
+    out.set_item("signals", sigs)?;
+    out.set_item("events", PyList::new(py, event_names(d.events))?)?;
+    match &d.exit {
+        Some(e) => {
+            let ed = PyDict::new(py);
+            ed.set_item("reason", e.reason.as_str())?;
+            ed.set_item("qty", e.qty_steps as f64 * step)?;
+            out.set_item("exit", ed)?;
+        }
+        None => out.set_item("exit", py.None())?,
+    }
+    match &d.entry {
+        Some(o) => out.set_item("entry", entry_dict(py, o, step)?)?,
+        None => out.set_item("entry", py.None())?,
+    }
+    out.set_item("cancel_entry", d.cancel_entry)?;
+    out.set_item("equity", d.equity)?;
+    out.set_item("heat", d.heat)?;
+    out.set_item("mode", k.mode().as_str())?;
+    out.set_item("acceptance_state", k.acceptance_json())?;
+    out.set_item("feature_snapshot", x.to_json())?;
+    Ok(out)
+}
+
+/// The strategy kernel for the live path: one call per finished minute, fills reported back.
+#[pyclass(name = "StrategyKernel", module = "at_core._core")]
+pub struct PyStrategyKernel {
+    inner: Kernel,
+}
+
+#[pymethods]
+impl PyStrategyKernel {
+    #[new]
+    fn new(params: &Bound<'_, PyDict>) -> PyResult<Self> {
+        Ok(Self {
+            inner: Kernel::new(params_from_dict(params)?).map_err(to_py)?,
+        })
+    }
+
+    /// Restore a kernel from `export_state()` output (SPEC §16).
+    #[staticmethod]
+    fn restore(params: &Bound<'_, PyDict>, state_json: &str) -> PyResult<Self> {
+        Ok(Self {
+            inner: Kernel::restore(params_from_dict(params)?, state_json).map_err(to_py)?,
+        })
+    }
+
+    /// Decide at the close of one minute; `minute` holds the `MinuteInput` fields.
+    fn on_minute<'py>(
+        &mut self,
+        py: Python<'py>,
+        minute: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let x = minute_from_dict(minute)?;
+        if let Some(last) = self.inner.state().last_ts_min {
+            if x.ts_min <= last {
+                return Err(to_py(AtError::OutOfOrder {
+                    location: format!("minute ts_min {}", x.ts_min),
+                    message: format!("does not follow the last minute {last}"),
+                }));
+            }
+        }
+        let d = self.inner.on_minute(&x);
+        decision_dict(py, &self.inner, &d, &x)
+    }
+
+    /// The working entry filled completely.
+    fn on_entry_fill(&mut self, ts_ms: i64, price: f64, fee: f64) -> PyResult<()> {
+        self.inner.on_entry_fill(ts_ms, price, fee).map_err(to_py)
+    }
+
+    /// Part or all of the position closed; `kind` is stop|tp1|tp2|market. Returns True when flat.
+    fn on_exit_fill(
+        &mut self,
+        kind: &str,
+        ts_ms: i64,
+        price: f64,
+        qty: f64,
+        fee: f64,
+    ) -> PyResult<bool> {
+        let k = match kind {
+            "stop" => ExitKind::Stop,
+            "tp1" => ExitKind::Tp1,
+            "tp2" => ExitKind::Tp2,
+            "market" => ExitKind::Market,
+            _ => {
+                return Err(bad_key(
+                    "kind",
+                    format!("expected stop|tp1|tp2|market, got `{kind}`"),
+                ))
+            }
+        };
+        let steps = (qty / self.inner.params().qty_step).round() as i64;
+        self.inner
+            .on_exit_fill(k, ts_ms, price, steps, fee)
+            .map_err(to_py)
+    }
+
+    fn on_funding(&mut self, amount: f64) {
+        self.inner.on_funding(amount)
+    }
+
+    fn cancel_entry(&mut self) {
+        self.inner.cancel_entry()
+    }
+
+    /// The whole kernel state as JSON.
+    fn export_state(&self) -> String {
+        self.inner.export_state()
+    }
+
+    #[getter]
+    fn mode(&self) -> &'static str {
+        self.inner.mode().as_str()
+    }
+
+    #[getter]
+    fn cash(&self) -> f64 {
+        self.inner.cash()
+    }
+
+    fn equity(&self, price: f64) -> f64 {
+        self.inner.equity_at(price)
+    }
+
+    /// The open position as a dict, or None.
+    fn position<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(p) = self.inner.position() else {
+            return Ok(None);
+        };
+        let step = self.inner.params().qty_step;
+        let d = PyDict::new(py);
+        d.set_item("side", if p.side > 0 { "LONG" } else { "SHORT" })?;
+        d.set_item("setup", p.setup.as_str())?;
+        d.set_item("entry_reason", p.entry_reason.as_str())?;
+        d.set_item("qty", p.qty_steps as f64 * step)?;
+        d.set_item("tp1_qty", p.tp1_steps as f64 * step)?;
+        d.set_item("entry_price", p.entry_price)?;
+        d.set_item("stop", p.stop)?;
+        d.set_item("tp1", p.tp1)?;
+        d.set_item("tp2", p.tp2)?;
+        d.set_item("tp1_done", p.tp1_done)?;
+        d.set_item("open_ts_ms", p.open_ts_ms)?;
+        d.set_item("extended", p.extended)?;
+        d.set_item("funding", p.funding)?;
+        d.set_item("fees", p.fees)?;
+        d.set_item("realized", p.realized)?;
+        d.set_item("exit_pending", p.exit_pending.map(|r| r.as_str()))?;
+        Ok(Some(d))
+    }
+
+    /// The working entry order as a dict, or None.
+    fn working_entry<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        match self.inner.working_entry() {
+            Some(o) => Ok(Some(entry_dict(py, o, self.inner.params().qty_step)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Reason codes in code order (`decisions["reason"]` arrays index into it).
+#[pyfunction]
+fn strategy_reason_codes() -> Vec<&'static str> {
+    Reason::ALL.iter().map(|r| r.as_str()).collect()
+}
+
+/// The kernel parameters a dict resolves to, after validation, as JSON (reports, checks).
+#[pyfunction]
+fn strategy_params_json(params: &Bound<'_, PyDict>) -> PyResult<String> {
+    Ok(params_from_dict(params)?.to_json())
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyStrategyKernel>()?;
+    m.add_function(wrap_pyfunction!(strategy_reason_codes, m)?)?;
+    m.add_function(wrap_pyfunction!(strategy_params_json, m)?)?;
     Ok(())
 }

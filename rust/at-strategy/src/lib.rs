@@ -1,1 +1,23 @@
-//! at-strategy (work in progress).
+//! at-strategy: the strategy kernel of auction-trader (SPEC §6–§9).
+//!
+//! One implementation of every trading decision — acceptance, the three setups, the state
+//! machine, sizing, partial exits, stops, cooldown, kill switch, heat — driven minute by
+//! minute by both the backtester (`at-backtest`) and the live signal actor (through the
+//! PyO3 class in `at-py`). See `kernel.rs` for the spec interpretations.
+
+pub mod input;
+pub mod kernel;
+pub mod params;
+pub mod reason;
+pub mod sizing;
+
+pub use input::MinuteInput;
+pub use kernel::{
+    Action, Decision, EntryOrder, ExitKind, ExitOrder, Kernel, KernelState, Mode, Position, Retest,
+    SeqTrack, Setup,
+};
+pub use params::{LimitPriceMode, OfThresholdMode, Params, QimbSource, StopFillMode};
+pub use reason::{event, sig, Reason};
+
+#[cfg(test)]
+mod tests;

@@ -96,6 +96,9 @@ pub struct Params {
     pub enable_flip_on_signal: bool,
     // execution
     pub use_limit_for_entry: bool,
+    /// Exits at stops/targets as market orders (taker + slippage); off: targets fill as
+    /// maker limits at the level (stops stay market).
+    pub use_market_for_exit: bool,
     pub limit_price_mode: LimitPriceMode,
     pub limit_order_timeout_minutes: u32,
     pub taker_fee_bps: f64,
@@ -143,6 +146,7 @@ impl Default for Params {
             enable_retest_mode: true,
             enable_flip_on_signal: true,
             use_limit_for_entry: true,
+            use_market_for_exit: true,
             limit_price_mode: LimitPriceMode::Close,
             limit_order_timeout_minutes: 1,
             taker_fee_bps: 5.0,
@@ -157,7 +161,10 @@ impl Default for Params {
 }
 
 fn bad(key: &str, message: String) -> AtError {
-    AtError::InvalidConfig { key: key.into(), message }
+    AtError::InvalidConfig {
+        key: key.into(),
+        message,
+    }
 }
 
 impl Params {
@@ -202,10 +209,16 @@ impl Params {
             }
         }
         if !(self.risk_pct > 0.0 && self.risk_pct <= 1.0) {
-            return Err(bad("risk_pct", format!("must be in (0, 1], got {}", self.risk_pct)));
+            return Err(bad(
+                "risk_pct",
+                format!("must be in (0, 1], got {}", self.risk_pct),
+            ));
         }
         if !(0.0..=1.0).contains(&self.tp1_pct) {
-            return Err(bad("tp1_pct", format!("must be in [0, 1], got {}", self.tp1_pct)));
+            return Err(bad(
+                "tp1_pct",
+                format!("must be in [0, 1], got {}", self.tp1_pct),
+            ));
         }
         if self.accept_outside_k == 0 {
             return Err(bad("accept_outside_k", "must be >= 1".into()));
@@ -228,6 +241,11 @@ impl Params {
         Ok(())
     }
 
+    /// The parameters as JSON (reports, grid result rows).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("params serialise")
+    }
+
     /// Minimum quantity expressed in qty steps (at least 1).
     pub fn min_qty_steps(&self) -> i64 {
         ((self.min_qty / self.qty_step) - 1e-9).ceil().max(1.0) as i64
@@ -241,10 +259,16 @@ mod tests {
     #[test]
     fn defaults_validate_and_bad_values_name_key() {
         Params::default().validate().unwrap();
-        let p = Params { risk_pct: 0.0, ..Params::default() };
+        let p = Params {
+            risk_pct: 0.0,
+            ..Params::default()
+        };
         let e = p.validate().unwrap_err();
         assert!(e.to_string().contains("risk_pct"), "{e}");
-        let p = Params { tick_size: f64::NAN, ..Params::default() };
+        let p = Params {
+            tick_size: f64::NAN,
+            ..Params::default()
+        };
         assert!(p.validate().unwrap_err().to_string().contains("tick_size"));
         assert_eq!(Params::default().min_qty_steps(), 1);
     }

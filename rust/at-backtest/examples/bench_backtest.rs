@@ -1,0 +1,141 @@
+//! Quick Rust-side timing of one 30-day backtest and of the batch runner (the official
+//! benchmark is `benches/bench_backtest.py`). `cargo run --release --example bench_backtest`
+use at_backtest::synth::synthetic_table;
+use at_backtest::{run_batch, run_metrics};
+use at_strategy::Params;
+use std::time::Instant;
+
+fn main() {
+    let days: usize = std::env::var("DAYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let t = synthetic_table(days * 1440, 1, 1_704_067_200_000, 0);
+    let v = t.view();
+    let p = Params::default();
+    let rows = v.rows();
+    stats(&rows);
+    kernel_only(&rows);
+    kernel_quiet(&rows);
+    calibrate(&rows);
+    if std::env::var("KQUIET").is_ok() {
+        for _ in 0..20 {
+            kernel_quiet(&rows);
+        }
+        return;
+    }
+    if std::env::var("KONLY").is_ok() {
+        for _ in 0..20 {
+            kernel_only(&rows);
+        }
+        return;
+    }
+    let mut best = f64::INFINITY;
+    let mut trades = 0.0;
+    let iters: usize = std::env::var("ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    for _ in 0..iters {
+        let s = Instant::now();
+        let m = run_metrics(&v, &rows, p).unwrap();
+        best = best.min(s.elapsed().as_secs_f64());
+        trades = m.n_trades;
+    }
+    println!(
+        "single 30d backtest: {:.3} ms ({:.1} M bar-steps/s), {trades} trades",
+        best * 1e3,
+        (days * 1440) as f64 / best / 1e6
+    );
+    if std::env::var("NOBATCH").is_ok() {
+        return;
+    }
+    let sets: Vec<Params> = (0..1000)
+        .map(|i| Params {
+            accept_outside_k: 1 + (i % 5) as u32,
+            risk_pct: 0.005 + 0.001 * (i / 5 % 20) as f64,
+            cooldown_minutes: (i / 100) as u32,
+            ..p
+        })
+        .collect();
+    let s = Instant::now();
+    let r = run_batch(&v, &sets, 1).unwrap();
+    let dt = s.elapsed().as_secs_f64();
+    println!(
+        "batch 1000 x 30d, 1 thread: {:.3} s = {:.0} backtests/s ({} ok)",
+        dt,
+        1000.0 / dt,
+        r.iter().filter(|x| x.is_ok()).count()
+    );
+}
+
+#[allow(dead_code)]
+fn stats(rows: &[at_strategy::MinuteInput]) {
+    let inside = rows
+        .iter()
+        .filter(|x| x.low > x.val && x.high < x.vah)
+        .count();
+    println!(
+        "inside-VA bars: {:.1} %",
+        100.0 * inside as f64 / rows.len() as f64
+    );
+}
+
+#[allow(dead_code)]
+fn kernel_only(rows: &[at_strategy::MinuteInput]) {
+    let mut best = f64::INFINITY;
+    for _ in 0..20 {
+        let mut k = at_strategy::Kernel::new(Params::default()).unwrap();
+        let mut d = at_strategy::Decision::hold(0);
+        let s = Instant::now();
+        for x in rows {
+            k.decide(x, &mut d);
+            if d.entry.is_some() {
+                k.cancel_entry();
+            }
+        }
+        best = best.min(s.elapsed().as_secs_f64());
+    }
+    println!("kernel only (entries cancelled): {:.3} ms", best * 1e3);
+}
+
+#[allow(dead_code)]
+fn kernel_quiet(rows: &[at_strategy::MinuteInput]) {
+    let wide: Vec<_> = rows
+        .iter()
+        .map(|x| at_strategy::MinuteInput {
+            vah: x.high + 1000.0,
+            val: x.low - 1000.0,
+            ..*x
+        })
+        .collect();
+    let mut best = f64::INFINITY;
+    for _ in 0..20 {
+        let mut k = at_strategy::Kernel::new(Params::default()).unwrap();
+        let mut d = at_strategy::Decision::hold(0);
+        let s = Instant::now();
+        for x in &wide {
+            k.decide(x, &mut d);
+        }
+        best = best.min(s.elapsed().as_secs_f64());
+    }
+    println!("kernel only, all quiet: {:.3} ms", best * 1e3);
+}
+
+#[allow(dead_code)]
+fn calibrate(rows: &[at_strategy::MinuteInput]) {
+    let mut best = f64::INFINITY;
+    let mut acc = 0.0;
+    for _ in 0..50 {
+        let s = Instant::now();
+        for x in rows {
+            if x.low > x.val && x.high < x.vah {
+                acc += x.close - x.open;
+            } else {
+                acc -= x.of_1m * x.qimb_close;
+            }
+        }
+        best = best.min(s.elapsed().as_secs_f64());
+    }
+    println!("calibration loop (one branch per row): {:.1} us ({acc:.0})", best * 1e6);
+}

@@ -1,0 +1,817 @@
+//! The event loop and the bid/ask fill model (SPEC §12).
+//!
+//! Per minute row `m`, in time order:
+//! 1. funding at every 00:00 / 08:00 / 16:00 UTC instant up to `ts_min[m]` on the position
+//!    opened before it (fixed rate, marked at the last mid; SPEC §12.3);
+//! 2. orders decided at the close of row `j < m` fill against row `j`'s fill reference, the
+//!    first quote strictly after that close: market buy at `ask + slippage`, sell at
+//!    `bid - slippage`, taker fee (SPEC §12.2). Exits before entries (a flip is two trades).
+//!    A limit entry that is marketable at that quote takes it (taker, never beyond the
+//!    limit); otherwise it rests and fills at the limit price, maker fee, in the first minute
+//!    whose trades go *through* it (a touch is not enough: queue position is unknown), within
+//!    `limit_order_timeout_minutes`; if not, it turns into a market order at the first quote
+//!    after the close of the last minute of the window;
+//! 3. stops and targets of the open position from the minute's trade extremes. A level
+//!    that the minute opens beyond (a gap) fills at the worse of the level and the open;
+//!    stop before targets when both are in range (SPEC §10.5, `WorstCase`), or in tick
+//!    order (`TickPath`). Exit orders are market orders (slippage, taker) unless
+//!    `use_market_for_exit` is off, in which case targets fill as maker limits at the level;
+//! 4. the kernel decides at the close of row `m` with row `m` only (no look-ahead).
+//!
+//! Approximations (documented): the fill time of a resting limit / stop / target is the
+//! time of the minute's first trade at its low or high (an upper bound), but never before
+//! the entry fill; in the minute an entry fills, the whole minute's extremes are checked
+//! against its stop (conservative).
+
+use at_strategy::{
+    Action, Decision, EntryOrder, ExitKind, Kernel, MinuteInput, Params, Reason, Setup,
+    StopFillMode,
+};
+use at_types::AtError;
+
+use crate::metrics::{Metrics, MetricsAcc};
+use crate::table::MinuteTable;
+
+const MINUTE: i64 = 60_000;
+const FUNDING_PERIOD: i64 = 8 * 3_600_000;
+
+/// One closed position (a flip yields two).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TradeRecord {
+    pub side: i8,
+    pub setup: Setup,
+    pub entry_reason: Reason,
+    /// Close of the minute whose decision opened the trade (`ts_min + 59_999`).
+    pub decision_ts_ms: i64,
+    pub fill_ts_ms: i64,
+    pub entry_price: f64,
+    /// Entry filled as a resting limit (maker) rather than at the quote (taker).
+    pub entry_maker: bool,
+    pub qty: f64,
+    pub stop_initial: f64,
+    pub tp1: f64,
+    pub tp2: f64,
+    pub tp1_ts_ms: i64,
+    pub tp1_price: f64,
+    pub tp1_qty: f64,
+    /// Decision time of a market exit (minute close), or the trigger time of a stop/target.
+    pub exit_decision_ts_ms: i64,
+    pub exit_ts_ms: i64,
+    pub exit_price: f64,
+    pub exit_reason: Reason,
+    pub gross_pnl: f64,
+    pub fees: f64,
+    pub funding: f64,
+    /// Cost of the slippage ticks of every market fill of the trade.
+    pub slippage_cost: f64,
+    pub net_pnl: f64,
+    /// Quoted spread at the entry fill quote (NaN for resting-limit fills).
+    pub entry_spread: f64,
+    pub ambiguous_frac_at_entry: f64,
+    pub leverage_cap_hit: bool,
+}
+
+/// The compact per-minute record of a decision kept by a full backtest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecisionRow {
+    pub ts_min: i64,
+    pub action: Action,
+    pub reason: Reason,
+    pub signals: u8,
+    pub events: u16,
+    pub heat: f64,
+}
+
+/// Full output of one backtest.
+#[derive(Debug, Clone)]
+pub struct BacktestResult {
+    pub metrics: Metrics,
+    pub trades: Vec<TradeRecord>,
+    /// Mark-to-market equity at every minute close.
+    pub equity: Vec<f64>,
+    /// Per-minute decisions (action, reason, signals) for reports and `signals_1m`-like output.
+    pub decisions: Vec<DecisionRow>,
+}
+
+#[derive(Clone, Copy)]
+struct PendingEntry {
+    order: EntryOrder,
+    /// Row whose close decided it.
+    decided: usize,
+    /// Row whose fill reference a market fill uses (the decision row, or the last row of
+    /// the limit window after a timeout).
+    market_row: usize,
+    /// Resting as a limit (false once converted to market).
+    resting: bool,
+    checked_quote: bool,
+    cap_hit: bool,
+    ambiguous: f64,
+}
+
+#[derive(Clone, Copy)]
+struct PendingExit {
+    decided: usize,
+}
+
+/// The levels of the open position the intrabar step reads (no whole-struct copy).
+#[derive(Clone, Copy)]
+struct Lv {
+    exit_pending: Option<Reason>,
+    open_ts_ms: i64,
+    side: i8,
+    stop: f64,
+    tp1: Option<f64>,
+    tp2: Option<f64>,
+    tp1_done: bool,
+    tp1_steps: i64,
+    qty_steps: i64,
+}
+
+impl Lv {
+    #[inline]
+    fn of(p: &at_strategy::Position) -> Self {
+        Self {
+            exit_pending: p.exit_pending,
+            open_ts_ms: p.open_ts_ms,
+            side: p.side,
+            stop: p.stop,
+            tp1: p.tp1,
+            tp2: p.tp2,
+            tp1_done: p.tp1_done,
+            tp1_steps: p.tp1_steps,
+            qty_steps: p.qty_steps,
+        }
+    }
+}
+
+struct OpenTrade {
+    rec: TradeRecord,
+}
+
+/// Runs one parameter set over one table.
+pub struct Engine<'t, 'a> {
+    t: &'t MinuteTable<'a>,
+    /// The kernel inputs as rows, built once per table and shared by every run.
+    rows: &'t [MinuteInput],
+    p: Params,
+    k: Kernel,
+    keep: bool,
+    entry: Option<PendingEntry>,
+    exit: Option<PendingExit>,
+    open: Option<OpenTrade>,
+    pub trades: Vec<TradeRecord>,
+    pub equity: Vec<f64>,
+    pub decisions: Vec<DecisionRow>,
+    acc: MetricsAcc,
+    d: Decision,
+    next_funding: i64,
+    last_mark: f64,
+    slip_entry: f64,
+    slip_exit: f64,
+}
+
+#[inline]
+fn decision_ts(ts_min: i64) -> i64 {
+    ts_min + MINUTE - 1
+}
+
+impl<'t, 'a> Engine<'t, 'a> {
+    /// `keep`: record trades, equity and decisions (full mode); off in the batch runner.
+    /// `rows`: `t.rows()` (kernel inputs as rows, shared across runs) or empty to read the
+    /// columns directly (measured equally fast; no conversion).
+    pub fn new(
+        t: &'t MinuteTable<'a>,
+        rows: &'t [MinuteInput],
+        p: Params,
+        keep: bool,
+    ) -> Result<Self, AtError> {
+        assert!(
+            rows.is_empty() || rows.len() == t.len(),
+            "rows must come from this table"
+        );
+        let k = Kernel::new(p)?;
+        let first = t.ts_min.first().copied().unwrap_or(0);
+        Ok(Self {
+            t,
+            rows,
+            k,
+            keep,
+            entry: None,
+            exit: None,
+            open: None,
+            trades: Vec::new(),
+            equity: if keep {
+                Vec::with_capacity(t.len())
+            } else {
+                Vec::new()
+            },
+            decisions: if keep {
+                Vec::with_capacity(t.len())
+            } else {
+                Vec::new()
+            },
+            acc: {
+                let mut a = MetricsAcc::new(p.initial_equity);
+                a.set_ambiguous_threshold(p.ambiguous_trade_frac_max);
+                a
+            },
+            d: Decision::hold(first),
+            next_funding: (first.div_euclid(FUNDING_PERIOD) + 1) * FUNDING_PERIOD,
+            last_mark: f64::NAN,
+            slip_entry: p.slippage_ticks_entry * p.tick_size,
+            slip_exit: p.slippage_ticks_exit * p.tick_size,
+            p,
+        })
+    }
+
+    pub fn kernel(&self) -> &Kernel {
+        &self.k
+    }
+
+    /// Market fill reference after the close of row `j`: (ts, bid, ask).
+    #[inline]
+    fn quote_after(&self, j: usize) -> (i64, f64, f64) {
+        let t = self.t;
+        let (b, a) = (t.next_bid[j], t.next_ask[j]);
+        if b.is_finite() && a.is_finite() {
+            (t.next_quote_ts[j], b, a)
+        } else {
+            // No quote after this close in the data: the next minute's first trade, or the
+            // last mid. Still strictly after the decision.
+            let px = if j + 1 < t.len() && t.open[j + 1].is_finite() {
+                t.open[j + 1]
+            } else {
+                self.last_mark
+            };
+            (t.ts_min[j] + MINUTE, px, px)
+        }
+    }
+
+    fn fee(&self, notional: f64, maker: bool) -> f64 {
+        notional
+            * if maker {
+                self.p.maker_fee_bps
+            } else {
+                self.p.taker_fee_bps
+            }
+            / 1e4
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn exit_fill(
+        &mut self,
+        kind: ExitKind,
+        ts: i64,
+        price: f64,
+        steps: i64,
+        maker: bool,
+        slip: f64,
+        reason: Reason,
+        dec_ts: i64,
+    ) {
+        let qty = steps as f64 * self.p.qty_step;
+        let fee = self.fee(price * qty, maker);
+        let pos = *self.k.position().expect("exit with a position");
+        let side = pos.side as f64;
+        let flat = self
+            .k
+            .on_exit_fill(kind, ts, price, steps, fee)
+            .expect("consistent exit");
+        if let Some(o) = self.open.as_ref() {
+            // Market exits fill after their decision; stops/targets after the entry decision.
+            self.acc.fill(
+                ts,
+                if kind == ExitKind::Market {
+                    dec_ts
+                } else {
+                    o.rec.decision_ts_ms
+                },
+            );
+        }
+        if let Some(o) = self.open.as_mut() {
+            let r = &mut o.rec;
+            r.gross_pnl += side * (price - pos.entry_price) * qty;
+            r.fees += fee;
+            r.slippage_cost += slip * qty;
+            if kind == ExitKind::Tp1 {
+                r.tp1_ts_ms = ts;
+                r.tp1_price = price;
+                r.tp1_qty = qty;
+            }
+            if flat {
+                r.exit_ts_ms = ts;
+                r.exit_decision_ts_ms = dec_ts;
+                r.exit_price = price;
+                r.exit_reason = reason;
+            }
+        }
+        if flat {
+            let mut o = self.open.take().expect("open trade");
+            o.rec.funding = pos.funding;
+            o.rec.net_pnl = o.rec.gross_pnl - o.rec.fees + o.rec.funding;
+            self.acc.trade(&o.rec);
+            if self.keep {
+                self.trades.push(o.rec);
+            }
+        }
+    }
+
+    fn entry_fill(
+        &mut self,
+        pe: &PendingEntry,
+        ts: i64,
+        price: f64,
+        maker: bool,
+        slip: f64,
+        spread: f64,
+    ) {
+        let o = pe.order;
+        let qty = o.qty_steps as f64 * self.p.qty_step;
+        let fee = self.fee(price * qty, maker);
+        self.k
+            .on_entry_fill(ts, price, fee)
+            .expect("consistent entry");
+        let dts = decision_ts(self.t.ts_min[pe.decided]);
+        self.acc.fill(ts, dts);
+        self.acc.entry(maker, spread, pe.ambiguous);
+        self.open = Some(OpenTrade {
+            rec: TradeRecord {
+                side: o.side,
+                setup: o.setup,
+                entry_reason: o.reason,
+                decision_ts_ms: dts,
+                fill_ts_ms: ts,
+                entry_price: price,
+                entry_maker: maker,
+                qty,
+                stop_initial: o.stop,
+                tp1: o.tp1.unwrap_or(f64::NAN),
+                tp2: o.tp2.unwrap_or(f64::NAN),
+                tp1_ts_ms: 0,
+                tp1_price: f64::NAN,
+                tp1_qty: 0.0,
+                exit_decision_ts_ms: 0,
+                exit_ts_ms: 0,
+                exit_price: f64::NAN,
+                exit_reason: Reason::EndOfData,
+                gross_pnl: 0.0,
+                fees: fee,
+                funding: 0.0,
+                slippage_cost: slip * qty,
+                net_pnl: 0.0,
+                entry_spread: spread,
+                ambiguous_frac_at_entry: pe.ambiguous,
+                leverage_cap_hit: pe.cap_hit,
+            },
+        });
+    }
+
+    /// Step 2: fill the exit and entry orders waiting at the start of row `m`.
+    fn fill_orders(&mut self, m: usize) {
+        if let Some(px) = self.exit {
+            // Market exit at the first quote after the decision close.
+            let j = px.decided;
+            let (ts, bid, ask) = self.quote_after(j);
+            let pos = *self.k.position().expect("pending exit has a position");
+            let (price, slip) = if pos.side > 0 {
+                (bid - self.slip_exit, self.slip_exit)
+            } else {
+                (ask + self.slip_exit, self.slip_exit)
+            };
+            self.acc.taker_spread(ask - bid);
+            let reason = pos.exit_pending.unwrap_or(Reason::EndOfData);
+            self.exit_fill(
+                ExitKind::Market,
+                ts,
+                price,
+                pos.qty_steps,
+                false,
+                slip,
+                reason,
+                decision_ts(self.t.ts_min[j]),
+            );
+            self.exit = None;
+        }
+        let Some(mut pe) = self.entry else { return };
+        let o = pe.order;
+        let side = o.side as f64;
+        if !pe.resting {
+            let (ts, bid, ask) = self.quote_after(pe.market_row);
+            let price = if o.side > 0 {
+                ask + self.slip_entry
+            } else {
+                bid - self.slip_entry
+            };
+            self.entry = None;
+            self.acc.taker_spread(ask - bid);
+            self.entry_fill(&pe, ts, price, false, self.slip_entry, ask - bid);
+            return;
+        }
+        let limit = o.limit_price.expect("resting order has a limit");
+        if !pe.checked_quote {
+            pe.checked_quote = true;
+            let (ts, bid, ask) = self.quote_after(pe.decided);
+            let touch = if o.side > 0 { ask } else { bid };
+            if side * (limit - touch) >= 0.0 {
+                // Marketable on arrival: takes the quote, never beyond the limit.
+                let px = if o.side > 0 {
+                    (ask + self.slip_entry).min(limit)
+                } else {
+                    (bid - self.slip_entry).max(limit)
+                };
+                self.entry = None;
+                self.acc.taker_spread(ask - bid);
+                self.entry_fill(&pe, ts, px, false, side * (px - touch), ask - bid);
+                return;
+            }
+        }
+        self.entry = Some(pe);
+        // Resting: does minute m trade through the limit?
+        let t = self.t;
+        let through = if o.side > 0 {
+            t.low[m] < limit
+        } else {
+            t.high[m] > limit
+        };
+        if through {
+            let first_ts = self.quote_after(pe.decided).0;
+            let at = if o.side > 0 {
+                t.low_ts[m]
+            } else {
+                t.high_ts[m]
+            };
+            self.entry = None;
+            self.entry_fill(&pe, at.max(first_ts), limit, true, 0.0, f64::NAN);
+        }
+    }
+
+    /// After row `m`'s intrabar step: a resting limit whose window ends with this minute
+    /// becomes a market order at the first quote after this close.
+    fn expire_limit(&mut self, m: usize) {
+        if let Some(pe) = self.entry.as_mut() {
+            if pe.resting && m >= pe.decided + self.p.limit_order_timeout_minutes as usize {
+                pe.resting = false;
+                pe.market_row = m;
+            }
+        }
+    }
+
+    /// Step 3: stops and targets from minute `m`'s trades.
+    fn intrabar(&mut self, m: usize) {
+        let t = self.t;
+        let Some(pos) = self.k.position().map(Lv::of) else {
+            return;
+        };
+        if pos.exit_pending.is_some() || !(t.high[m].is_finite() && t.low[m].is_finite()) {
+            return;
+        }
+        let entry_ts = pos.open_ts_ms;
+        if self.p.stop_fill_mode == StopFillMode::TickPath {
+            if let Some(tp) = t.ticks {
+                let (a, b) = (tp.start[m] as usize, tp.start[m + 1] as usize);
+                if b > a {
+                    self.tick_path(m, &tp.ts[a..b], &tp.price[a..b], entry_ts);
+                    return;
+                }
+            }
+        }
+        let side = pos.side as f64;
+        let (adverse, favour, adv_ts, fav_ts) = if pos.side > 0 {
+            (t.low[m], t.high[m], t.low_ts[m], t.high_ts[m])
+        } else {
+            (t.high[m], t.low[m], t.high_ts[m], t.low_ts[m])
+        };
+        let open = t.open[m];
+        let taker = self.p.use_market_for_exit;
+        if side * (adverse - pos.stop) <= 0.0 {
+            // Gap through the stop: the worse of the level and the open.
+            let lvl = if side * (open - pos.stop) < 0.0 {
+                open
+            } else {
+                pos.stop
+            };
+            let px = lvl - side * self.slip_exit;
+            let reason = if pos.tp1_done {
+                Reason::BreakevenStop
+            } else {
+                Reason::Stop
+            };
+            let ts = adv_ts.max(entry_ts);
+            self.exit_fill(
+                ExitKind::Stop,
+                ts,
+                px,
+                pos.qty_steps,
+                false,
+                self.slip_exit,
+                reason,
+                ts,
+            );
+            return;
+        }
+        let ts = fav_ts.max(entry_ts);
+        let (tslip, tpx) = if taker {
+            (self.slip_exit, -side * self.slip_exit)
+        } else {
+            (0.0, 0.0)
+        };
+        let mut remaining = pos.qty_steps;
+        if let (Some(t1), false, true) = (pos.tp1, pos.tp1_done, pos.tp1_steps > 0) {
+            if side * (favour - t1) >= 0.0 {
+                self.exit_fill(
+                    ExitKind::Tp1,
+                    ts,
+                    t1 + tpx,
+                    pos.tp1_steps,
+                    !taker,
+                    tslip,
+                    Reason::Tp1,
+                    ts,
+                );
+                remaining -= pos.tp1_steps;
+            } else {
+                return;
+            }
+        }
+        if let Some(t2) = pos.tp2 {
+            if side * (favour - t2) >= 0.0 && remaining > 0 {
+                self.exit_fill(
+                    ExitKind::Tp2,
+                    ts,
+                    t2 + tpx,
+                    remaining,
+                    !taker,
+                    tslip,
+                    Reason::Tp2,
+                    ts,
+                );
+            }
+        }
+    }
+
+    /// Tick-path resolution: walk the minute's trades after the entry fill in time order.
+    fn tick_path(&mut self, _m: usize, ts: &[i64], px: &[f64], entry_ts: i64) {
+        let taker = self.p.use_market_for_exit;
+        for (i, &p) in px.iter().enumerate() {
+            if ts[i] <= entry_ts {
+                continue;
+            }
+            let Some(pos) = self.k.position().map(Lv::of) else {
+                return;
+            };
+            let side = pos.side as f64;
+            if side * (p - pos.stop) <= 0.0 {
+                // The first trade at or beyond the stop: the worse of it and the level.
+                let lvl = if side * (p - pos.stop) < 0.0 {
+                    p
+                } else {
+                    pos.stop
+                };
+                let reason = if pos.tp1_done {
+                    Reason::BreakevenStop
+                } else {
+                    Reason::Stop
+                };
+                self.exit_fill(
+                    ExitKind::Stop,
+                    ts[i],
+                    lvl - side * self.slip_exit,
+                    pos.qty_steps,
+                    false,
+                    self.slip_exit,
+                    reason,
+                    ts[i],
+                );
+                return;
+            }
+            let (tslip, tpx) = if taker {
+                (self.slip_exit, -side * self.slip_exit)
+            } else {
+                (0.0, 0.0)
+            };
+            if let (Some(t1), false, true) = (pos.tp1, pos.tp1_done, pos.tp1_steps > 0) {
+                if side * (p - t1) >= 0.0 {
+                    self.exit_fill(
+                        ExitKind::Tp1,
+                        ts[i],
+                        t1 + tpx,
+                        pos.tp1_steps,
+                        !taker,
+                        tslip,
+                        Reason::Tp1,
+                        ts[i],
+                    );
+                    continue;
+                }
+            } else if let Some(t2) = pos.tp2 {
+                if side * (p - t2) >= 0.0 {
+                    self.exit_fill(
+                        ExitKind::Tp2,
+                        ts[i],
+                        t2 + tpx,
+                        pos.qty_steps,
+                        !taker,
+                        tslip,
+                        Reason::Tp2,
+                        ts[i],
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
+    fn funding(&mut self, upto: i64) {
+        while self.next_funding <= upto {
+            let f = self.next_funding;
+            self.next_funding += FUNDING_PERIOD;
+            if let Some(pos) = self.k.position().copied() {
+                if pos.open_ts_ms < f && self.last_mark.is_finite() {
+                    let notional = pos.qty_steps as f64 * self.p.qty_step * self.last_mark;
+                    // Longs pay a positive rate, shorts receive it.
+                    let amount = -(pos.side as f64) * notional * self.p.funding_rate_8h_bps / 1e4;
+                    self.k.on_funding(amount);
+                    self.acc.funding(amount);
+                }
+            }
+        }
+    }
+
+    /// Process row `m` (steps 1–4); the kernel's decision is returned by reference.
+    #[inline]
+    pub fn step(&mut self, m: usize) -> &Decision {
+        let t = self.t;
+        if t.ts_min[m] >= self.next_funding {
+            self.funding(t.ts_min[m]);
+        }
+        if self.exit.is_some() || self.entry.is_some() {
+            self.fill_orders(m);
+        }
+        if self.k.position().is_some() {
+            self.intrabar(m);
+        }
+        if self.entry.is_some() {
+            self.expire_limit(m);
+        }
+        let x = if self.rows.is_empty() {
+            t.input(m)
+        } else {
+            self.rows[m]
+        };
+        self.k.decide(&x, &mut self.d);
+        if x.mid_close.is_finite() {
+            self.last_mark = x.mid_close;
+        } else if x.close.is_finite() {
+            self.last_mark = x.close;
+        }
+        let d = &self.d;
+        if d.cancel_entry {
+            self.entry = None;
+        }
+        if d.exit.is_some() {
+            self.exit = Some(PendingExit { decided: m });
+        }
+        if let Some(o) = d.entry {
+            let resting = o.limit_price.is_some() && self.p.limit_order_timeout_minutes > 0;
+            self.entry = Some(PendingEntry {
+                order: o,
+                decided: m,
+                market_row: m,
+                resting,
+                checked_quote: !resting,
+                cap_hit: d.events & at_strategy::event::LEVERAGE_CAP_HIT != 0,
+                ambiguous: x.ambiguous_frac,
+            });
+            if d.exit.is_some() {
+                self.acc.flip();
+            }
+        }
+        self.acc.minute(&x, &self.d, self.k.position().is_some());
+        if self.keep {
+            self.equity.push(self.d.equity);
+            self.decisions.push(DecisionRow {
+                ts_min: self.d.ts_min,
+                action: self.d.action,
+                reason: self.d.reason,
+                signals: self.d.signals,
+                events: self.d.events,
+                heat: self.d.heat,
+            });
+        }
+        &self.d
+    }
+
+    /// Close what is still open at the last mark (reason END_OF_DATA) and finish.
+    pub fn finish(mut self) -> BacktestResult {
+        let n = self.t.len();
+        if n > 0 {
+            let ts = self.t.ts_min[n - 1] + MINUTE;
+            if self.exit.is_some() {
+                self.fill_orders_end(n - 1);
+            }
+            if let Some(pos) = self.k.position().copied() {
+                let px = self.last_mark;
+                self.exit_fill(
+                    ExitKind::Market,
+                    ts,
+                    px,
+                    pos.qty_steps,
+                    false,
+                    0.0,
+                    Reason::EndOfData,
+                    ts - 1,
+                );
+            }
+        }
+        let eq = self.k.equity_at(self.last_mark);
+        let metrics = self.acc.finish(eq);
+        BacktestResult {
+            metrics,
+            trades: self.trades,
+            equity: self.equity,
+            decisions: self.decisions,
+        }
+    }
+
+    fn fill_orders_end(&mut self, last: usize) {
+        if let Some(px) = self.exit.take() {
+            let (ts, bid, ask) = self.quote_after(px.decided.min(last));
+            if let Some(pos) = self.k.position().copied() {
+                let price = if pos.side > 0 {
+                    bid - self.slip_exit
+                } else {
+                    ask + self.slip_exit
+                };
+                let reason = pos.exit_pending.unwrap_or(Reason::EndOfData);
+                self.exit_fill(
+                    ExitKind::Market,
+                    ts,
+                    price,
+                    pos.qty_steps,
+                    false,
+                    self.slip_exit,
+                    reason,
+                    decision_ts(self.t.ts_min[px.decided]),
+                );
+            }
+        }
+    }
+}
+
+/// Run one backtest with full output.
+pub fn run(t: &MinuteTable, p: Params) -> Result<BacktestResult, AtError> {
+    t.validate()?;
+    let mut e = Engine::new(t, &[], p, true)?;
+    for m in 0..t.len() {
+        e.step(m);
+    }
+    Ok(e.finish())
+}
+
+/// Metrics only (the grid's inner loop). `rows` = `t.rows()` or empty; `t` validated by
+/// the caller.
+pub fn run_metrics(t: &MinuteTable, rows: &[MinuteInput], p: Params) -> Result<Metrics, AtError> {
+    let mut e = Engine::new(t, rows, p, false)?;
+    for m in 0..t.len() {
+        e.step(m);
+    }
+    Ok(e.finish().metrics)
+}
+
+/// Many parameter sets over one table, sharing it (never copied). `threads <= 1` runs on the calling thread; otherwise sets are
+/// split into contiguous chunks over scoped threads. Results are in input order and
+/// independent of the thread count; an invalid set gets its error in its slot.
+pub fn run_batch(
+    t: &MinuteTable,
+    params: &[Params],
+    threads: usize,
+) -> Result<Vec<Result<Metrics, AtError>>, AtError> {
+    t.validate()?;
+    let rows: &[MinuteInput] = &[];
+    if threads <= 1 || params.len() < 2 {
+        return Ok(params.iter().map(|p| run_metrics(t, rows, *p)).collect());
+    }
+    let chunk = params.len().div_ceil(threads);
+    let mut out: Vec<Result<Metrics, AtError>> = Vec::with_capacity(params.len());
+    std::thread::scope(|s| {
+        let handles: Vec<_> = params
+            .chunks(chunk)
+            .map(|c| {
+                s.spawn(move || {
+                    c.iter()
+                        .map(|p| run_metrics(t, rows, *p))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            out.extend(h.join().expect("backtest worker panicked"));
+        }
+    });
+    Ok(out)
+}
+
+/// Whether a decision is an entry (for reports).
+pub fn is_entry(d: &Decision) -> bool {
+    matches!(d.action, Action::EnterLong | Action::EnterShort)
+}

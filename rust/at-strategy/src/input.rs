@@ -1,0 +1,146 @@
+//! The kernel's per-minute input: one finished 1-minute bar plus its features.
+//!
+//! Everything here must be known at the close of minute `ts_min` (`ts_min + 59_999` ms) and
+//! use data at or before that instant only (SPEC §12.4). The feature engine fills it from
+//! `bars_1m` + `features_1m`; the glue is field-for-field (see each field).
+
+use serde::{Deserialize, Serialize};
+
+/// One minute as the strategy sees it at the minute's close.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MinuteInput {
+    /// Minute start, UTC epoch ms (`bars_1m.ts_min`). Decisions happen at `ts_min + 59_999`.
+    pub ts_min: i64,
+    /// Trade OHLC of the minute (`bars_1m.open/high/low/close`); NaN when the minute had no
+    /// trades. `high`/`low` are real trade prices, which is what boundary-crossing
+    /// validation (§6.3) and the stop/target checks need.
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    /// Traded volume of the minute (`bars_1m.volume`).
+    pub volume: f64,
+    /// Largest absolute price jump between two consecutive trades of the minute (trade
+    /// order; 0 with fewer than two trades; NaN = unknown, treated as 0). Parameter-free
+    /// (stage 1). Used only to decide §6.3 when a boundary lies inside `[low, high]`: the
+    /// trades then straddle it, and the nearest trade is at most `max_trade_gap / 2` away.
+    pub max_trade_gap: f64,
+    /// Mid at the minute close (`features_1m.mid_close`); used to mark open positions.
+    pub mid_close: f64,
+    /// Rolling average spread (`bars_1m.spread_avg_60m`), price units.
+    pub spread_avg: f64,
+    /// Value area of the rolling profile ending at this minute (`features_1m.poc/vah/val`).
+    pub poc: f64,
+    pub vah: f64,
+    pub val: f64,
+    /// Whether the VA is valid (≥ `min_va_bins` bins with volume, warm-up complete).
+    pub va_valid: bool,
+    /// Signed order flow of the minute (`features_1m.of_1m`, base-asset units).
+    pub of_1m: f64,
+    /// `of_1m / volume` (`features_1m.of_norm_1m`).
+    pub of_norm_1m: f64,
+    /// Quote imbalance at the minute close (`features_1m.qimb_close`).
+    pub qimb_close: f64,
+    /// EMA of the quote imbalance (`features_1m.qimb_ema_60s`).
+    pub qimb_ema: f64,
+    /// Share of the minute's volume whose side was ambiguous (`ambiguous_trade_frac_1m`).
+    pub ambiguous_frac: f64,
+}
+
+impl MinuteInput {
+    /// A minute with no trades and no valid VA (used to build test fixtures).
+    pub fn empty(ts_min: i64) -> Self {
+        Self {
+            ts_min,
+            open: f64::NAN,
+            high: f64::NAN,
+            low: f64::NAN,
+            close: f64::NAN,
+            volume: 0.0,
+            max_trade_gap: 0.0,
+            mid_close: f64::NAN,
+            spread_avg: f64::NAN,
+            poc: f64::NAN,
+            vah: f64::NAN,
+            val: f64::NAN,
+            va_valid: false,
+            of_1m: 0.0,
+            of_norm_1m: 0.0,
+            qimb_close: 0.0,
+            qimb_ema: 0.0,
+            ambiguous_frac: 0.0,
+        }
+    }
+
+    /// The minute as JSON (`signals_1m.feature_snapshot`; NaN becomes null).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("minute serialises")
+    }
+
+    /// Whether the minute had at least one trade.
+    #[inline]
+    pub fn has_trades(&self) -> bool {
+        self.close.is_finite() && self.high.is_finite() && self.low.is_finite()
+    }
+
+    /// SPEC §6.3: did a trade of this minute print within `dist` of `level`?
+    ///
+    /// Only the trade range and the largest trade-to-trade jump are needed: if `level` lies
+    /// outside `[low, high]`, the nearest trade is exactly `low` or `high`; if it lies
+    /// inside, two consecutive trades straddle it and the nearer one is at most half their
+    /// jump away, so `max_trade_gap / 2 <= dist` proves the crossing. A minute whose largest
+    /// jump is wider than `2 * dist` is treated as not proving it (conservative: that jump
+    /// may be the one over the level; real BTC minutes trade tick by tick, so this is rare).
+    #[inline]
+    pub fn crossed_within(&self, level: f64, dist: f64) -> bool {
+        if !(self.has_trades() && level.is_finite()) {
+            return false;
+        }
+        if level < self.low {
+            self.low - level <= dist
+        } else if level > self.high {
+            level - self.high <= dist
+        } else {
+            let gap = if self.max_trade_gap.is_finite() {
+                self.max_trade_gap
+            } else {
+                0.0
+            };
+            gap * 0.5 <= dist
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bar(low: f64, high: f64, gap: f64) -> MinuteInput {
+        MinuteInput {
+            open: low,
+            high,
+            low,
+            close: high,
+            max_trade_gap: gap,
+            ..MinuteInput::empty(0)
+        }
+    }
+
+    #[test]
+    fn crossing_outside_range_uses_distance_to_extreme() {
+        let b = bar(100.0, 101.0, 0.1);
+        assert!(b.crossed_within(99.9, 0.1 + 1e-12));
+        assert!(!b.crossed_within(99.8, 0.1));
+        assert!(b.crossed_within(101.1, 0.1 + 1e-12));
+        assert!(!b.crossed_within(101.3, 0.1));
+    }
+
+    #[test]
+    fn crossing_inside_range_needs_small_jumps() {
+        assert!(bar(100.0, 101.0, 0.2).crossed_within(100.5, 0.1));
+        // A 5-dollar jump inside the bar may have skipped the level: not proven.
+        assert!(!bar(100.0, 106.0, 5.0).crossed_within(103.0, 0.1));
+        // No trades: nothing crossed.
+        assert!(!MinuteInput::empty(0).crossed_within(100.0, 1.0));
+    }
+}
