@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "at_core.storage.cli",
     "at_core.ingest.cli_generate",
     "at_core.ingest.cli_import",
+    "at_core.ingest.cli_download",
     "at_core.features.cli",
     "at_core.grid.cli",
     "at_core.demo",

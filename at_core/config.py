@@ -124,6 +124,32 @@ class Settings(BaseModel):
         "strictly_before", "stage1", "Trade-to-quote tie rule (see configs/default.yaml)"
     )
     side_source: Literal["inferred", "exchange"] = _f("inferred", "stage1", "Where trade sides come from")
+    use_bvc_fallback: bool = _f(False, "stage2", "Replace OF_1m by the BVC proxy (SPEC §5.9, manual only)")
+    bvc_lookback_minutes: int = _f(60, "stage2", "Window of the BVC price-change stdev", ge=2, le=10080)
+
+    # strategy & backtest additions (issue 4; see configs/default.yaml for each choice)
+    of_threshold_mode: Literal["raw", "norm", "either", "both"] = _f(
+        "either", "strategy", "How raw and normalised OF thresholds combine (§17.3 either/or)"
+    )
+    qimb_signal_source: Literal["close", "ema"] = _f("close", "strategy", "qimb read by the initiative rule")
+    limit_price_mode: Literal["close", "boundary"] = _f("close", "strategy", "Limit entry price: bar close or VA boundary")
+    stop_fill_mode: Literal["worst_case", "tick_path"] = _f(
+        "worst_case", "strategy", "Same-minute stop/target resolution (SPEC §10.5)"
+    )
+    funding_source: Literal["fixed", "history"] = _f(
+        "fixed", "strategy", "Backtest funding: fixed rate (SPEC §12.3) or stored Bybit history"
+    )
+    max_daily_loss_pct: float = _f(0.06, "strategy", "Kill switch: daily loss share of opening equity (0 = off)", ge=0.0, lt=1.0)
+    crossing_spread_mult: float = _f(1.0, "strategy", "Boundary-crossing distance in spread_avg units", ge=0.0, le=100.0)
+    pullback_spread_mult: float = _f(1.0, "strategy", "Retest pullback distance in spread_avg units", ge=0.0, le=100.0)
+    initial_equity: float = _f(10_000.0, "strategy", "Backtest starting equity (USDT)", gt=0.0)
+
+    # real Bybit history (issue 6; see configs/default.yaml)
+    bybit_archive_base_url: str = _f("https://public.bybit.com", "meta", "Base URL of Bybit's daily trade archives")
+    bybit_orderbook_base_url: str = _f(
+        "https://quote-saver.bycsi.com", "meta", "Base URL of Bybit's ob500 order-book archives"
+    )
+    bybit_rest_base_url: str = _f("https://api.bybit.com", "meta", "Base URL of Bybit's public REST API")
 
     @field_validator("backtest_workers")
     @classmethod

@@ -59,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
         "SELECT round(avg(CASE WHEN round((ask_px - bid_px) / 0.1) = 1 THEN 1.0 ELSE 0.0 END) * 100, 2) FROM raw_quotes",
     )
     print(f"  quotes with a one-tick spread: {rows[0][0]} %")
+    from at_core.features.cli import demo_step as features_step
+
+    _banner("features (stage 1 + stage 2, Rust engine) -> bars_1m, features_1m")
+    features_step(db_dir, settings)
     extra: dict[str, Any] = {}
     print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s {extra or ''}".rstrip())
     return 0

@@ -663,9 +663,41 @@ def parse_generic(data: pa.Buffer, name: str, opts: Options) -> Parsed:
     return out
 
 
+# ---- Bybit ob500 order-book archive ---------------------------------------------------------
+def parse_bybit_ob(data: pa.Buffer, name: str, opts: Options) -> Parsed:
+    """Bybit ob500 JSON lines (snapshot + deltas) as L1 quotes, for an in-memory buffer.
+
+    ``import_files`` never calls this for ``bybit-ob``: it streams the file instead
+    (``at_core.ingest.orderbook``), because a day inflates to several GB. Anomalies (u gap,
+    crossed book, delta before snapshot, bad line) are rejects of their line.
+    """
+    from at_core.ingest.orderbook import _core
+
+    dec = _core().Ob500Decoder()
+    dec.feed(data.to_pybytes())
+    dec.finish()
+    q = dec.take_quotes()
+    rejects = [Reject(name, int(ln), f, d) for ln, _k, f, d in dec.take_anomalies()]
+    st = dec.stats()
+    lines = q.pop("line")
+    bad = np.isin(lines, np.array(sorted({r.line for r in rejects}), dtype=np.int64))
+    from at_core.ingest.orderbook import notes as ob_notes
+
+    names = {"bid_px": "data.b", "bid_sz": "data.b", "ask_px": "data.a", "ask_sz": "data.a", "seq": "data.u"}
+    return Parsed(
+        kinds={"quotes": KindRows(dict(q), lines, bad, names)},
+        rejects=rejects,
+        rows_read=int(st["lines"]) - int(st["blank_lines"]),
+        blank_lines=int(st["blank_lines"]),
+        ts=tsmod.Detection("ms", "format", "cts (matching-engine time)"),
+        notes=ob_notes(dict(st)),
+    )
+
+
 Parser = Callable[[pa.Buffer, str, Options], Parsed]
 FORMATS: dict[str, Parser] = {
     "bybit": parse_bybit,
+    "bybit-ob": parse_bybit_ob,
     "binance-ws": parse_binance_ws,
     "binance-trades": parse_binance_trades,
     "binance-bookticker": parse_binance_bookticker,
@@ -675,6 +707,7 @@ FORMATS: dict[str, Parser] = {
 }
 FORMAT_HELP = {
     "bybit": "Bybit public daily trade archive (timestamp,symbol,side,size,price,...,trdMatchID,...)",
+    "bybit-ob": "Bybit ob500 order-book archive (JSON lines, .data or .data.zip) -> L1 quotes",
     "binance-ws": "raw Binance websocket capture lines '<recv time> <JSON>' (trade + bookTicker)",
     "binance-trades": "Binance trades CSV (trade_time_ms,...,trade_id,price,qty,is_buyer_maker)",
     "binance-bookticker": "Binance bookTicker CSV (transaction_time_ms,update_id,bid_price,...)",

@@ -38,6 +38,8 @@ from at_core.ingest.validate import validate
 from at_core.storage.lake import KINDS, Lake
 
 MAX_LISTED = 20
+# formats imported by streaming (at_core/ingest/orderbook.py), never read into memory whole
+STREAMED_FORMATS = frozenset({"bybit-ob"})
 
 
 @dataclass
@@ -199,6 +201,19 @@ def import_file(
     progress: Callable[[float], None] | None = None,
 ) -> ImportReport:
     """Import one file; ``progress(fraction)`` is called as stages complete."""
+    if fmt in STREAMED_FORMATS:  # too big to hold in memory: decoded chunk by chunk
+        from at_core.ingest.orderbook import import_ob_file
+
+        rep: ImportReport = import_ob_file(
+            lake,
+            path,
+            on_error=on_error,
+            rejects_path=rejects_path,
+            rejects_append=rejects_append,
+            force=force,
+            progress=progress,
+        )
+        return rep
     t0 = time.perf_counter()
     parser = FORMATS[fmt]
     data = read_source(path)

@@ -35,7 +35,11 @@ def market(seed: int, minutes: int) -> tuple[dict[str, np.ndarray], dict[str, np
     at = np.sort(rng.integers(1, nq, ntr))
     buy = rng.random(ntr) < 0.5
     inside = rng.random(ntr) < 0.05
-    px = np.where(inside & (spread[at - 1] == 2), bid[at - 1] + 1, np.where(buy, bid[at - 1] + spread[at - 1], bid[at - 1]))
+    px = np.where(
+        inside & (spread[at - 1] == 2),
+        bid[at - 1] + 1,
+        np.where(buy, bid[at - 1] + spread[at - 1], bid[at - 1]),
+    )
     # trades at the quote's millisecond (the quote they caused) and split prints
     reps = rng.integers(1, 4, ntr)
     tts = np.repeat(qts[at], reps)
@@ -94,7 +98,10 @@ def test_rolling_profile_matches_from_scratch_oracle(seed: int, window: int) -> 
     for i, t in enumerate(out["ts_min"]):
         sel = (hm > t - window * MINUTE) & (hm <= t)
         total = hq[sel].sum()
-        assert out["total_volume_4h"][i] == total / Q or abs(out["total_volume_4h"][i] - total / Q) < 1e-9
+        assert (
+            out["total_volume_4h"][i] == total / Q
+            or abs(out["total_volume_4h"][i] - total / Q) < 1e-9
+        )
         if total == 0:
             assert np.isnan(out["poc"][i])
             continue
@@ -103,10 +110,12 @@ def test_rolling_profile_matches_from_scratch_oracle(seed: int, window: int) -> 
         k0 = agg_keys.min()
         agg = np.bincount(agg_keys - k0, weights=hq[sel]).astype(np.int64)
         assert out["va_bin_count"][i] == np.count_nonzero(agg)
-        lo = int(round(out["val"][i] * 10)) // w - k0
-        hi = int(round(out["vah"][i] * 10)) // w - k0
-        poc = int(round(out["poc"][i] * 10)) // w - k0
-        assert out["val"][i] * 10 == round(out["val"][i] * 10) and int(round(out["val"][i] * 10)) % w == 0
+        lo = round(out["val"][i] * 10) // w - k0
+        hi = round(out["vah"][i] * 10) // w - k0
+        poc = round(out["poc"][i] * 10) // w - k0
+        assert (
+            out["val"][i] * 10 == round(out["val"][i] * 10) and round(out["val"][i] * 10) % w == 0
+        )
         assert lo <= poc <= hi, "VA contains the POC"
         assert agg[poc] == agg.max(), "POC holds the maximum volume"
         inside = agg[lo : hi + 1].sum()  # contiguous, zero bins included
@@ -134,7 +143,9 @@ def test_no_look_ahead(seed: int, cut: int) -> None:
 
 
 @SLOW
-@given(seed=st.integers(0, 2**31), cuts=st.lists(st.integers(0, 300 * MINUTE), min_size=1, max_size=6))
+@given(
+    seed=st.integers(0, 2**31), cuts=st.lists(st.integers(0, 300 * MINUTE), min_size=1, max_size=6)
+)
 def test_stream_split_does_not_matter(seed: int, cuts: list[int]) -> None:
     """The streaming engine fed in arbitrary chunks (e.g. day files) gives the batch result bit
     for bit, and stage 2 from the stored stage-1 columns gives the same features."""
@@ -142,13 +153,17 @@ def test_stream_split_does_not_matter(seed: int, cuts: list[int]) -> None:
     c = cfg()
     batch = core.features_batch(trades, quotes, c)
     eng = core.FeatureEngine(c)
-    bounds = sorted({T0 + x for x in cuts}) + [2**62]
+    bounds = [*sorted({T0 + x for x in cuts}), 2**62]
     parts = []
     prev = -(2**62)
     for b in bounds:
         ts_sel = (trades["ts_ms"] >= prev) & (trades["ts_ms"] < b)
         qs_sel = (quotes["ts_ms"] >= prev) & (quotes["ts_ms"] < b)
-        parts.append(eng.push({k: v[ts_sel] for k, v in trades.items()}, {k: v[qs_sel] for k, v in quotes.items()}))
+        parts.append(
+            eng.push(
+                {k: v[ts_sel] for k, v in trades.items()}, {k: v[qs_sel] for k, v in quotes.items()}
+            )
+        )
         prev = b
     parts.append(eng.finish())
     streamed = {k: np.concatenate([p[k] for p in parts]) for k in batch}

@@ -65,7 +65,10 @@ impl QuoteBook {
                 None => None,
             },
         }?;
-        Some(Matched { quote: q, staleness_ms: ts_ms - q.ts_ms })
+        Some(Matched {
+            quote: q,
+            staleness_ms: ts_ms - q.ts_ms,
+        })
     }
 }
 
@@ -74,7 +77,14 @@ mod tests {
     use super::*;
 
     fn q(ts: i64, bid: i64) -> Quote {
-        Quote { ts_ms: ts, seq: 0, bid_ticks: bid, bid_sz: 1.0, ask_ticks: bid + 1, ask_sz: 1.0 }
+        Quote {
+            ts_ms: ts,
+            seq: 0,
+            bid_ticks: bid,
+            bid_sz: 1.0,
+            ask_ticks: bid + 1,
+            ask_sz: 1.0,
+        }
     }
 
     #[test]
@@ -84,14 +94,25 @@ mod tests {
         b.push(q(100, 10));
         b.push(q(200, 20));
         b.push(q(200, 21)); // same millisecond, later update
-        // trade at 200: strictly before sees the quote of 100, at-or-before the last at 200
+                            // trade at 200: strictly before sees the quote of 100, at-or-before the last at 200
         let s = b.match_trade(200, QuoteMatch::StrictlyBefore).unwrap();
         assert_eq!((s.quote.bid_ticks, s.staleness_ms), (10, 100));
         let a = b.match_trade(200, QuoteMatch::AtOrBefore).unwrap();
         assert_eq!((a.quote.bid_ticks, a.staleness_ms), (21, 0));
         // trade at 250: both rules see the last quote of 200
-        assert_eq!(b.match_trade(250, QuoteMatch::StrictlyBefore).unwrap().quote.bid_ticks, 21);
-        assert_eq!(b.match_trade(250, QuoteMatch::AtOrBefore).unwrap().staleness_ms, 50);
+        assert_eq!(
+            b.match_trade(250, QuoteMatch::StrictlyBefore)
+                .unwrap()
+                .quote
+                .bid_ticks,
+            21
+        );
+        assert_eq!(
+            b.match_trade(250, QuoteMatch::AtOrBefore)
+                .unwrap()
+                .staleness_ms,
+            50
+        );
     }
 
     #[test]

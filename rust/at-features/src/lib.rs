@@ -16,6 +16,7 @@
 //! `docs/features.md`.
 
 pub mod align;
+pub mod columns;
 pub mod engine;
 pub mod minute;
 pub mod profile;
@@ -62,7 +63,10 @@ impl QuoteMatch {
         match s {
             "strictly_before" => Ok(Self::StrictlyBefore),
             "at_or_before" => Ok(Self::AtOrBefore),
-            _ => Err(bad_cfg("quote_match", format!("expected strictly_before | at_or_before, got `{s}`"))),
+            _ => Err(bad_cfg(
+                "quote_match",
+                format!("expected strictly_before | at_or_before, got `{s}`"),
+            )),
         }
     }
 }
@@ -81,13 +85,19 @@ impl SideSource {
         match s {
             "inferred" => Ok(Self::Inferred),
             "exchange" => Ok(Self::Exchange),
-            _ => Err(bad_cfg("side_source", format!("expected inferred | exchange, got `{s}`"))),
+            _ => Err(bad_cfg(
+                "side_source",
+                format!("expected inferred | exchange, got `{s}`"),
+            )),
         }
     }
 }
 
 pub(crate) fn bad_cfg(key: &str, message: String) -> AtError {
-    AtError::InvalidConfig { key: key.into(), message }
+    AtError::InvalidConfig {
+        key: key.into(),
+        message,
+    }
 }
 
 /// Parameters of stage 1 (config keys of the same names).
@@ -120,13 +130,22 @@ impl Stage1Config {
     pub fn validate(&self) -> Result<(), AtError> {
         at_types::TickGrid::new(self.tick_size)?;
         if self.base_bin_ticks < 1 {
-            return Err(bad_cfg("base_bin_ticks", format!("must be >= 1, got {}", self.base_bin_ticks)));
+            return Err(bad_cfg(
+                "base_bin_ticks",
+                format!("must be >= 1, got {}", self.base_bin_ticks),
+            ));
         }
         if self.max_quote_staleness_ms < 0 {
-            return Err(bad_cfg("max_quote_staleness_ms", format!("must be >= 0, got {}", self.max_quote_staleness_ms)));
+            return Err(bad_cfg(
+                "max_quote_staleness_ms",
+                format!("must be >= 0, got {}", self.max_quote_staleness_ms),
+            ));
         }
         if !(self.qimb_ema_span_seconds.is_finite() && self.qimb_ema_span_seconds > 0.0) {
-            return Err(bad_cfg("qimb_ema_span_seconds", format!("must be > 0, got {}", self.qimb_ema_span_seconds)));
+            return Err(bad_cfg(
+                "qimb_ema_span_seconds",
+                format!("must be > 0, got {}", self.qimb_ema_span_seconds),
+            ));
         }
         Ok(())
     }
@@ -187,13 +206,22 @@ impl Stage2Config {
         pos("spread_lookback_minutes", self.spread_lookback_minutes)?;
         pos("bvc_lookback_minutes", self.bvc_lookback_minutes)?;
         if !(self.va_fraction > 0.0 && self.va_fraction <= 1.0) {
-            return Err(bad_cfg("va_fraction", format!("must be in (0, 1], got {}", self.va_fraction)));
+            return Err(bad_cfg(
+                "va_fraction",
+                format!("must be in (0, 1], got {}", self.va_fraction),
+            ));
         }
         if !(self.alpha_bin.is_finite() && self.alpha_bin > 0.0) {
-            return Err(bad_cfg("alpha_bin", format!("must be > 0, got {}", self.alpha_bin)));
+            return Err(bad_cfg(
+                "alpha_bin",
+                format!("must be > 0, got {}", self.alpha_bin),
+            ));
         }
         if !(self.rebucket_change_pct.is_finite() && self.rebucket_change_pct >= 0.0) {
-            return Err(bad_cfg("rebucket_change_pct", format!("must be >= 0, got {}", self.rebucket_change_pct)));
+            return Err(bad_cfg(
+                "rebucket_change_pct",
+                format!("must be >= 0, got {}", self.rebucket_change_pct),
+            ));
         }
         Ok(())
     }
@@ -214,7 +242,11 @@ impl PriceScale {
     pub fn new(tick: f64) -> Self {
         let inv = 1.0 / tick;
         let r = inv.round();
-        let inv = if r >= 1.0 && (inv - r).abs() < 1e-9 * r { Some(r) } else { None };
+        let inv = if r >= 1.0 && (inv - r).abs() < 1e-9 * r {
+            Some(r)
+        } else {
+            None
+        };
         Self { tick, inv }
     }
     #[inline]
@@ -229,11 +261,19 @@ impl PriceScale {
             None => ticks * self.tick,
         }
     }
+    /// Nearest tick (half away from zero). Written with a truncating cast instead of
+    /// `f64::round`, which is a libm call on baseline x86-64 and dominated the bindings'
+    /// conversion of float prices; identical for every price within 2^52 ticks.
     #[inline]
     pub fn ticks(&self, price: f64) -> i64 {
+        round_half_away(self.in_ticks(price))
+    }
+    /// A price in (fractional) ticks.
+    #[inline]
+    pub fn in_ticks(&self, price: f64) -> f64 {
         match self.inv {
-            Some(inv) => (price * inv).round() as i64,
-            None => (price / self.tick).round() as i64,
+            Some(inv) => price * inv,
+            None => price / self.tick,
         }
     }
     pub fn tick(&self) -> f64 {
@@ -241,9 +281,48 @@ impl PriceScale {
     }
 }
 
+/// `x.round() as i64` (half away from zero) without the libm call: truncate with a cast
+/// (one instruction), then correct by the exact fractional part (`x - trunc(x)` is exact
+/// for every finite double).
+#[inline]
+pub fn round_half_away(x: f64) -> i64 {
+    let t = x as i64;
+    let frac = x - t as f64;
+    if frac >= 0.5 {
+        t + 1
+    } else if frac <= -0.5 {
+        t - 1
+    } else {
+        t
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_half_away_matches_std_round() {
+        for x in [
+            0.0,
+            0.49999999999999994,
+            0.5,
+            1.5,
+            2.5,
+            -0.5,
+            -1.5,
+            -0.49999999999999994,
+            500_000.99999999994,
+            1e15 + 0.5,
+        ] {
+            assert_eq!(round_half_away(x), x.round() as i64, "{x}");
+        }
+        let mut v = 0.123_f64;
+        for _ in 0..100_000 {
+            v = (v * 1.000_37 + 0.77).rem_euclid(2e7) - 1e7;
+            assert_eq!(round_half_away(v), v.round() as i64, "{v}");
+        }
+    }
 
     #[test]
     fn price_scale_prints_exchange_decimals() {
@@ -264,11 +343,24 @@ mod tests {
 
     #[test]
     fn parses_enums_and_rejects_unknown() {
-        assert_eq!(QuoteMatch::parse("at_or_before").unwrap(), QuoteMatch::AtOrBefore);
+        assert_eq!(
+            QuoteMatch::parse("at_or_before").unwrap(),
+            QuoteMatch::AtOrBefore
+        );
         assert!(QuoteMatch::parse("before").is_err());
         assert_eq!(SideSource::parse("exchange").unwrap(), SideSource::Exchange);
         assert!(SideSource::parse("x").is_err());
-        assert!(Stage2Config { va_fraction: 0.0, ..Default::default() }.validate().is_err());
-        assert!(Stage1Config { base_bin_ticks: 0, ..Default::default() }.validate().is_err());
+        assert!(Stage2Config {
+            va_fraction: 0.0,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+        assert!(Stage1Config {
+            base_bin_ticks: 0,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
     }
 }

@@ -10,7 +10,10 @@ use pyo3::types::PyModule;
 pub fn to_py(err: AtError) -> PyErr {
     Python::attach(|py| match PyModule::import(py, "at_core.errors") {
         Ok(m) => match m.getattr("CoreError") {
-            Ok(cls) => PyErr::from_value(cls.call1((err.to_string(),)).unwrap_or_else(|e| e.into_value(py).into_bound(py).into_any())),
+            Ok(cls) => PyErr::from_value(
+                cls.call1((err.to_string(),))
+                    .unwrap_or_else(|e| e.into_value(py).into_bound(py).into_any()),
+            ),
             Err(e) => e,
         },
         Err(e) => e,

@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 mod backtest;
 mod errors;
 mod features;
+mod ingest;
 mod strategy;
 mod synth;
 
@@ -21,6 +22,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(core_version, m)?)?;
     synth::register(m)?;
     features::register(m)?;
+    ingest::register(m)?;
     strategy::register(m)?;
     backtest::register(m)?;
     Ok(())

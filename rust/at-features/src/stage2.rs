@@ -1,0 +1,224 @@
+//! Stage 2: minute summaries → feature rows (SPEC §5.2–§5.6), from summaries only.
+//!
+//! Bin width (SPEC §5.4), decisions where the spec is silent:
+//! * `bin_width_raw = alpha_bin * mid_close * sigma_240`, rounded to the nearest multiple
+//!   of the base bin (`base_bin_ticks`, 1 tick by default; round half away from zero), then
+//!   clamped to `[base bin, bin_width_max_ticks]` (the max rounded down to a multiple of the
+//!   base bin, never below one base bin). Without a mid or a sigma the width is the minimum.
+//! * **Rebucketing:** the candidate width is computed every minute; it is *applied* when no
+//!   width was applied yet, when `|new - old| / old >= rebucket_change_pct`, or when
+//!   `t % rebucket_interval_minutes == 0` where **t is the UTC minute number**
+//!   (`ts_min / 60000`), i.e. at :00, :15, :30, :45 with the default. Counting wall-clock
+//!   minutes, not minutes since the run started, keeps the result independent of where a
+//!   computation starts (a backfill and a live run agree).
+//! * `bin_width` in the output is the width actually used for that minute's profile.
+//! * The profile is rebuilt from the base-resolution window on every applied change, which
+//!   is the same as a rebuild from raw trades (SPEC §5.4 rebuild method).
+
+use crate::minute::MinuteSummary;
+use crate::profile::RollingProfile;
+use crate::sigma::{Bvc, RollingSigma, RollingSpread};
+use crate::{units_to_size, PriceScale, Stage2Config};
+use at_types::{AtError, MINUTE_MS};
+
+/// The per-minute stage-1 fields stage 2 reads (so it can run from stored arrays).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stage2Input<'a> {
+    pub ts_min: i64,
+    /// Mid of L1 at close in ticks (may be x.5); NaN without a quote.
+    pub mid_close_ticks: f64,
+    /// Spread of L1 at close in ticks; negative = none.
+    pub spread_close_ticks: Option<i64>,
+    /// Last trade price in ticks (BVC only).
+    pub close_ticks: Option<i64>,
+    pub volume: f64,
+    pub hist: &'a [(i64, i64)],
+}
+
+impl<'a> From<&'a MinuteSummary> for Stage2Input<'a> {
+    fn from(s: &'a MinuteSummary) -> Self {
+        Self {
+            ts_min: s.ts_min,
+            mid_close_ticks: s.mid_close_ticks().unwrap_or(f64::NAN),
+            spread_close_ticks: s.spread_close_ticks(),
+            close_ticks: s.close,
+            volume: s.volume,
+            hist: &s.hist,
+        }
+    }
+}
+
+/// One row of stage-2 output (prices as floats on the tick grid).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FeatureRow {
+    pub ts_min: i64,
+    pub mid_close: f64,
+    pub sigma_240: f64,
+    pub spread_avg: f64,
+    /// Candidate width of this minute (ticks) and the width applied to the profile.
+    pub bin_width_candidate_ticks: i64,
+    pub bin_width_ticks: i64,
+    pub bin_width: f64,
+    pub rebucketed: bool,
+    pub poc: f64,
+    pub vah: f64,
+    pub val: f64,
+    pub va_coverage: f64,
+    pub va_bin_count: i64,
+    pub va_valid: bool,
+    pub total_volume_4h: f64,
+    /// SPEC §5.9 proxy, NaN unless `use_bvc_fallback`.
+    pub bvc_net: f64,
+}
+
+/// Streaming stage 2.
+#[derive(Debug, Clone)]
+pub struct Stage2 {
+    cfg: Stage2Config,
+    scale: PriceScale,
+    profile: RollingProfile,
+    sigma: RollingSigma,
+    spread: RollingSpread,
+    bvc: Bvc,
+    last_mid: Option<f64>,
+    last_ts: Option<i64>,
+    applied: Option<i64>,
+}
+
+impl Stage2 {
+    pub fn new(cfg: Stage2Config) -> Result<Self, AtError> {
+        cfg.validate()?;
+        Ok(Self {
+            scale: PriceScale::new(cfg.tick_size),
+            profile: RollingProfile::new(cfg.rolling_window_minutes, cfg.base_bin_ticks),
+            sigma: RollingSigma::new(cfg.rolling_window_minutes),
+            spread: RollingSpread::new(cfg.spread_lookback_minutes),
+            bvc: Bvc::new(cfg.bvc_lookback_minutes),
+            last_mid: None,
+            last_ts: None,
+            applied: None,
+            cfg,
+        })
+    }
+
+    pub fn config(&self) -> &Stage2Config {
+        &self.cfg
+    }
+
+    pub fn profile(&self) -> &RollingProfile {
+        &self.profile
+    }
+
+    /// Candidate bin width in ticks for a mid (ticks) and sigma.
+    pub fn candidate_width(&self, mid_ticks: f64, sigma: f64) -> i64 {
+        let base = self.cfg.base_bin_ticks;
+        let max = ((self.cfg.bin_width_max_ticks / base) * base).max(base);
+        let raw = self.cfg.alpha_bin * mid_ticks * sigma;
+        if !raw.is_finite() {
+            return base;
+        }
+        let k = (raw / base as f64).round();
+        let w = if k < 1.0 {
+            base
+        } else if k * base as f64 >= max as f64 {
+            max
+        } else {
+            k as i64 * base
+        };
+        w.clamp(base, max)
+    }
+
+    /// Feed the next minute (strictly increasing `ts_min`; gaps allowed).
+    pub fn push(&mut self, m: Stage2Input<'_>) -> Result<FeatureRow, AtError> {
+        if let Some(t) = self.last_ts {
+            if m.ts_min <= t {
+                return Err(AtError::OutOfOrder {
+                    location: format!("minute {}", m.ts_min),
+                    message: format!("minutes must increase (previous {t})"),
+                });
+            }
+        }
+        if m.ts_min % MINUTE_MS != 0 {
+            return Err(AtError::InvalidInput {
+                location: format!("minute {}", m.ts_min),
+                message: "not a minute boundary".into(),
+            });
+        }
+        self.last_ts = Some(m.ts_min);
+        let mid = m.mid_close_ticks;
+        let ret = match (mid.is_finite(), self.last_mid) {
+            (true, Some(p)) => Some((mid / p).ln()),
+            _ => None,
+        };
+        if mid.is_finite() {
+            self.last_mid = Some(mid);
+        }
+        let sigma = self.sigma.push(m.ts_min, ret);
+        let spread_avg = self.spread.push(m.ts_min, m.spread_close_ticks);
+
+        let cand = self.candidate_width(mid, sigma);
+        let t_minute = m.ts_min.div_euclid(MINUTE_MS);
+        let apply = match self.applied {
+            None => true,
+            Some(old) => {
+                ((cand - old).abs() as f64 / old as f64) >= self.cfg.rebucket_change_pct
+                    || t_minute.rem_euclid(self.cfg.rebucket_interval_minutes) == 0
+            }
+        };
+        // add the minute first, then (re)aggregate: the new width applies to this minute
+        self.profile.push(m.ts_min, m.hist);
+        if apply && self.applied != Some(cand) {
+            self.profile.rebucket(cand);
+        }
+        if apply {
+            self.applied = Some(cand);
+        }
+        let w = self.profile.width();
+        let st = self.profile.stats(self.cfg.va_fraction);
+        let (poc, vah, val, cov) = match st.va {
+            Some(va) => (
+                self.scale.price(va.poc),
+                self.scale.price(va.vah),
+                self.scale.price(va.val),
+                va.va_volume as f64 / va.total as f64,
+            ),
+            None => (f64::NAN, f64::NAN, f64::NAN, f64::NAN),
+        };
+        let bvc_net = if self.cfg.use_bvc_fallback {
+            self.bvc.push(
+                m.ts_min,
+                m.close_ticks.map(|c| self.scale.price(c)),
+                m.volume,
+            )
+        } else {
+            f64::NAN
+        };
+        Ok(FeatureRow {
+            ts_min: m.ts_min,
+            mid_close: self.scale.price_f(mid),
+            sigma_240: sigma,
+            spread_avg: self.scale.price_f(spread_avg),
+            bin_width_candidate_ticks: cand,
+            bin_width_ticks: w,
+            bin_width: self.scale.price(w),
+            rebucketed: apply,
+            poc,
+            vah,
+            val,
+            va_coverage: cov,
+            va_bin_count: st.nonzero_bins,
+            va_valid: st.va.is_some() && st.nonzero_bins >= self.cfg.min_va_bins,
+            total_volume_4h: units_to_size(st.total),
+            bvc_net,
+        })
+    }
+}
+
+/// Batch stage 2 = the streaming stage 2 in a loop.
+pub fn run_stage2<'a, I>(cfg: &Stage2Config, minutes: I) -> Result<Vec<FeatureRow>, AtError>
+where
+    I: IntoIterator<Item = Stage2Input<'a>>,
+{
+    let mut s = Stage2::new(cfg.clone())?;
+    minutes.into_iter().map(|m| s.push(m)).collect()
+}

@@ -1,0 +1,96 @@
+//! Bindings of at-ingest (arrays in, arrays out; no logic here).
+//!
+//! `Ob500Decoder` wraps the streaming order-book decoder: Python feeds decompressed byte
+//! chunks (the GIL is released while a chunk is decoded) and takes the L1 quotes as NumPy
+//! arrays and the anomalies as (line, kind, field, detail) tuples.
+
+use at_ingest::ObDecoder;
+use numpy::IntoPyArray;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// Streaming decoder of Bybit ob500 order-book archives into L1 quotes.
+#[pyclass(name = "Ob500Decoder", module = "at_core._core")]
+pub struct PyOb500Decoder {
+    inner: ObDecoder,
+}
+
+#[pymethods]
+impl PyOb500Decoder {
+    #[new]
+    fn new() -> Self {
+        Self {
+            inner: ObDecoder::new(),
+        }
+    }
+
+    /// Decode the complete lines of `chunk` (a partial last line waits for the next call).
+    fn feed(&mut self, py: Python<'_>, chunk: &[u8]) {
+        let inner = &mut self.inner;
+        py.detach(move || inner.feed(chunk));
+    }
+
+    /// Decode a last line without a trailing newline.
+    fn finish(&mut self) {
+        self.inner.finish();
+    }
+
+    /// Quotes emitted since the last call: ts_ms, seq, line (int64), bid_px, bid_sz,
+    /// ask_px, ask_sz (float64).
+    fn take_quotes<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let q = self.inner.take_quotes();
+        let d = PyDict::new(py);
+        d.set_item("ts_ms", q.ts_ms.into_pyarray(py))?;
+        d.set_item("seq", q.seq.into_pyarray(py))?;
+        d.set_item("line", q.line.into_pyarray(py))?;
+        d.set_item("bid_px", q.bid_px.into_pyarray(py))?;
+        d.set_item("bid_sz", q.bid_sz.into_pyarray(py))?;
+        d.set_item("ask_px", q.ask_px.into_pyarray(py))?;
+        d.set_item("ask_sz", q.ask_sz.into_pyarray(py))?;
+        Ok(d)
+    }
+
+    /// Anomalies found since the last call: (line, kind, field, detail).
+    fn take_anomalies(&mut self) -> Vec<(u64, &'static str, &'static str, String)> {
+        self.inner
+            .take_anomalies()
+            .into_iter()
+            .map(|a| (a.line, a.kind.name(), a.field, a.detail))
+            .collect()
+    }
+
+    /// Counters (lines, blank_lines, messages, snapshots, deltas, resets, levels_applied,
+    /// delete_absent, one_sided, ts_fallback, quotes, max_depth).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.stats();
+        let d = PyDict::new(py);
+        for (k, v) in [
+            ("lines", s.lines),
+            ("blank_lines", s.blank_lines),
+            ("messages", s.messages),
+            ("snapshots", s.snapshots),
+            ("deltas", s.deltas),
+            ("resets", s.resets),
+            ("levels_applied", s.levels_applied),
+            ("delete_absent", s.delete_absent),
+            ("one_sided", s.one_sided),
+            ("ts_fallback", s.ts_fallback),
+            ("quotes", s.quotes),
+            ("max_depth", s.max_depth),
+        ] {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+
+    /// Current book depth (bid levels, ask levels).
+    #[getter]
+    fn depth(&self) -> (usize, usize) {
+        self.inner.depth()
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyOb500Decoder>()?;
+    Ok(())
+}
