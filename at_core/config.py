@@ -46,12 +46,18 @@ class Settings(BaseModel):
     alpha_bin: float = _f(0.25, "stage2", "bin_width = alpha * mid * sigma_240", gt=0.0, le=100.0)
     bin_width_max_ticks: int = _f(200, "stage2", "Upper clamp of the bin width", ge=1, le=100000)
     rebucket_interval_minutes: int = _f(15, "stage2", "Forced rebucket period", ge=1, le=1440)
-    rebucket_change_pct: float = _f(0.25, "stage2", "Relative change forcing a rebucket", ge=0.0, le=10.0)
+    rebucket_change_pct: float = _f(
+        0.25, "stage2", "Relative change forcing a rebucket", ge=0.0, le=10.0
+    )
     min_va_bins: int = _f(20, "stage2", "Bins with volume needed for a valid VA", ge=1, le=100000)
 
     # Initiative
-    max_quote_staleness_ms: int = _f(250, "stage1", "Quote age beyond which a match is flagged stale", ge=0, le=3_600_000)
-    ambiguous_trade_frac_max: float = _f(0.35, "strategy", "High-ambiguity threshold", ge=0.0, le=1.0)
+    max_quote_staleness_ms: int = _f(
+        250, "stage1", "Quote age beyond which a match is flagged stale", ge=0, le=3_600_000
+    )
+    ambiguous_trade_frac_max: float = _f(
+        0.35, "strategy", "High-ambiguity threshold", ge=0.0, le=1.0
+    )
     use_tick_rule_fallback: bool = _f(True, "stage1", "Tick rule for trades inside the spread")
 
     # Quote imbalance
@@ -59,7 +65,9 @@ class Settings(BaseModel):
     qimb_entry_min: float = _f(0.10, "strategy", "Break-in qimb threshold", ge=-1.0, le=1.0)
     qimb_breakout_min: float = _f(0.10, "strategy", "Breakout qimb threshold", ge=-1.0, le=1.0)
     qimb_fail_min: float = _f(-0.10, "strategy", "Failed-breakout qimb threshold", ge=-1.0, le=1.0)
-    qimb_ema_span_seconds: float = _f(60, "stage1", "Time constant of the qimb EMA", gt=0.0, le=86400.0)
+    qimb_ema_span_seconds: float = _f(
+        60, "stage1", "Time constant of the qimb EMA", gt=0.0, le=86400.0
+    )
     spread_lookback_minutes: int = _f(60, "stage2", "Window of spread_avg", ge=1, le=10080)
 
     # Order-flow thresholds
@@ -68,13 +76,17 @@ class Settings(BaseModel):
     of_breakout_min: float = _f(0, "strategy", "Breakout OF_1m threshold (raw)")
     of_breakout_min_norm: float = _f(0.1, "strategy", "Breakout OF_norm threshold", ge=-1.0, le=1.0)
     of_fail_min: float = _f(0, "strategy", "Failed-breakout OF_1m threshold (raw)")
-    of_fail_min_norm: float = _f(-0.1, "strategy", "Failed-breakout OF_norm threshold", ge=-1.0, le=1.0)
+    of_fail_min_norm: float = _f(
+        -0.1, "strategy", "Failed-breakout OF_norm threshold", ge=-1.0, le=1.0
+    )
 
     # Acceptance
     accept_outside_k: int = _f(3, "strategy", "Consecutive closes outside the VA", ge=1, le=1000)
 
     # Sizing
-    risk_pct: float = _f(0.02, "strategy", "Risk per trade as a share of available margin", gt=0.0, le=1.0)
+    risk_pct: float = _f(
+        0.02, "strategy", "Risk per trade as a share of available margin", gt=0.0, le=1.0
+    )
     max_leverage: float = _f(10, "strategy", "Leverage cap", gt=0.0, le=100.0)
     margin_mode: Literal["cross", "isolated"] = _f("cross", "execution", "Margin mode")
 
@@ -90,17 +102,25 @@ class Settings(BaseModel):
     stop_buffer_ticks: int = _f(2, "strategy", "Ticks beyond the structural stop", ge=0, le=100000)
 
     # Execution
-    fill_on_next_quote: bool = _f(True, "strategy", "Fill market orders at the first quote after the decision")
+    fill_on_next_quote: bool = _f(
+        True, "strategy", "Fill market orders at the first quote after the decision"
+    )
     slippage_ticks_entry: float = _f(1, "strategy", "Entry slippage in ticks", ge=0.0, le=10000.0)
     slippage_ticks_exit: float = _f(1, "strategy", "Exit slippage in ticks", ge=0.0, le=10000.0)
     taker_fee_bps: float = _f(5, "strategy", "Taker fee, bps of notional", ge=-100.0, le=100.0)
-    maker_fee_bps: float = _f(-1, "strategy", "Maker fee, bps (negative = rebate)", ge=-100.0, le=100.0)
-    limit_order_timeout_minutes: int = _f(1, "strategy", "Limit entry converts to market after", ge=0, le=1440)
+    maker_fee_bps: float = _f(
+        -1, "strategy", "Maker fee, bps (negative = rebate)", ge=-100.0, le=100.0
+    )
+    limit_order_timeout_minutes: int = _f(
+        1, "strategy", "Limit entry converts to market after", ge=0, le=1440
+    )
     use_limit_for_entry: bool = _f(True, "strategy", "Limit orders for entries")
     use_market_for_exit: bool = _f(True, "strategy", "Market orders for exits")
 
     # Backtest
-    funding_rate_8h_bps: float = _f(1, "strategy", "Fixed funding per 8 h, bps", ge=-1000.0, le=1000.0)
+    funding_rate_8h_bps: float = _f(
+        1, "strategy", "Fixed funding per 8 h, bps", ge=-1000.0, le=1000.0
+    )
     backtest_workers: int | Literal["auto"] = _f("auto", "meta", "Parallel workers; auto = CPU/2")
 
     # Modes
@@ -113,7 +133,9 @@ class Settings(BaseModel):
 
     # Startup
     require_manual_activation: bool = _f(True, "live", "Operator must activate trading")
-    warmup_minutes: int = _f(240, "live", "Minutes of data before trading may start", ge=0, le=100000)
+    warmup_minutes: int = _f(
+        240, "live", "Minutes of data before trading may start", ge=0, le=100000
+    )
 
     # ---- additions ----
     tick_size: float = _f(0.10, "stage1", "Instrument tick size", gt=0.0)
@@ -123,33 +145,62 @@ class Settings(BaseModel):
     quote_match: Literal["strictly_before", "at_or_before"] = _f(
         "strictly_before", "stage1", "Trade-to-quote tie rule (see configs/default.yaml)"
     )
-    side_source: Literal["inferred", "exchange"] = _f("inferred", "stage1", "Where trade sides come from")
-    use_bvc_fallback: bool = _f(False, "stage2", "Replace OF_1m by the BVC proxy (SPEC §5.9, manual only)")
-    bvc_lookback_minutes: int = _f(60, "stage2", "Window of the BVC price-change stdev", ge=2, le=10080)
+    mlflow_tracking_uri: str | None = _f(
+        None,
+        "meta",
+        "MLflow tracking URI of grid sweeps; null = sqlite:///<DATABASE_DIR>/mlflow.db",
+    )
+    side_source: Literal["inferred", "exchange"] = _f(
+        "inferred", "stage1", "Where trade sides come from"
+    )
+    use_bvc_fallback: bool = _f(
+        False, "stage2", "Replace OF_1m by the BVC proxy (SPEC §5.9, manual only)"
+    )
+    bvc_lookback_minutes: int = _f(
+        60, "stage2", "Window of the BVC price-change stdev", ge=2, le=10080
+    )
 
     # strategy & backtest additions (issue 4; see configs/default.yaml for each choice)
     of_threshold_mode: Literal["raw", "norm", "either", "both"] = _f(
         "either", "strategy", "How raw and normalised OF thresholds combine (§17.3 either/or)"
     )
-    qimb_signal_source: Literal["close", "ema"] = _f("close", "strategy", "qimb read by the initiative rule")
-    limit_price_mode: Literal["close", "boundary"] = _f("close", "strategy", "Limit entry price: bar close or VA boundary")
+    qimb_signal_source: Literal["close", "ema"] = _f(
+        "close", "strategy", "qimb read by the initiative rule"
+    )
+    limit_price_mode: Literal["close", "boundary"] = _f(
+        "close", "strategy", "Limit entry price: bar close or VA boundary"
+    )
     stop_fill_mode: Literal["worst_case", "tick_path"] = _f(
         "worst_case", "strategy", "Same-minute stop/target resolution (SPEC §10.5)"
     )
     funding_source: Literal["fixed", "history"] = _f(
         "fixed", "strategy", "Backtest funding: fixed rate (SPEC §12.3) or stored Bybit history"
     )
-    max_daily_loss_pct: float = _f(0.06, "strategy", "Kill switch: daily loss share of opening equity (0 = off)", ge=0.0, lt=1.0)
-    crossing_spread_mult: float = _f(1.0, "strategy", "Boundary-crossing distance in spread_avg units", ge=0.0, le=100.0)
-    pullback_spread_mult: float = _f(1.0, "strategy", "Retest pullback distance in spread_avg units", ge=0.0, le=100.0)
+    max_daily_loss_pct: float = _f(
+        0.06,
+        "strategy",
+        "Kill switch: daily loss share of opening equity (0 = off)",
+        ge=0.0,
+        lt=1.0,
+    )
+    crossing_spread_mult: float = _f(
+        1.0, "strategy", "Boundary-crossing distance in spread_avg units", ge=0.0, le=100.0
+    )
+    pullback_spread_mult: float = _f(
+        1.0, "strategy", "Retest pullback distance in spread_avg units", ge=0.0, le=100.0
+    )
     initial_equity: float = _f(10_000.0, "strategy", "Backtest starting equity (USDT)", gt=0.0)
 
     # real Bybit history (issue 6; see configs/default.yaml)
-    bybit_archive_base_url: str = _f("https://public.bybit.com", "meta", "Base URL of Bybit's daily trade archives")
+    bybit_archive_base_url: str = _f(
+        "https://public.bybit.com", "meta", "Base URL of Bybit's daily trade archives"
+    )
     bybit_orderbook_base_url: str = _f(
         "https://quote-saver.bycsi.com", "meta", "Base URL of Bybit's ob500 order-book archives"
     )
-    bybit_rest_base_url: str = _f("https://api.bybit.com", "meta", "Base URL of Bybit's public REST API")
+    bybit_rest_base_url: str = _f(
+        "https://api.bybit.com", "meta", "Base URL of Bybit's public REST API"
+    )
 
     @field_validator("backtest_workers")
     @classmethod
@@ -240,7 +291,11 @@ def load_settings(
     except ValidationError as exc:
         raise ConfigError(_format_validation(exc, str(cfg_path))) from None
 
-    items = overrides.items() if isinstance(overrides, Mapping) else (parse_override(o) for o in overrides)
+    items = (
+        overrides.items()
+        if isinstance(overrides, Mapping)
+        else (parse_override(o) for o in overrides)
+    )
     merged = settings.model_dump()
     for key, value in items:
         if key not in Settings.model_fields:

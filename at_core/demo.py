@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     for table in ("raw_trades", "raw_quotes"):
         _, rows = run_query(db_dir, f"SELECT count(*), min(ts_ms), max(ts_ms) FROM {table}")
         n, lo, hi = rows[0]
-        print(f"  {table:<11} {n:>12,} rows  {_fmt_ms(lo)} -> {_fmt_ms(hi)} UTC")
+        print(f"  {table:<11} {n:>12,} rows  {_fmt_ms(lo)} -> {_fmt_ms(hi)} UTC")  # type: ignore[arg-type]
     _, rows = run_query(
         db_dir,
         "SELECT count(*) AS minutes, round(avg(px_range), 2), round(avg(n), 1) FROM ("
@@ -53,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
         " FROM raw_trades GROUP BY 1)",
     )
     minutes, rng, per_min = rows[0]
-    print(f"  minutes with trades: {minutes:,}; mean 1-minute range {rng} USD; mean trades/minute {per_min}")
+    print(
+        f"  minutes with trades: {minutes:,}; mean 1-minute range {rng} USD; mean trades/minute {per_min}"
+    )
     _, rows = run_query(
         db_dir,
         "SELECT round(avg(CASE WHEN round((ask_px - bid_px) / 0.1) = 1 THEN 1.0 ELSE 0.0 END) * 100, 2) FROM raw_quotes",
@@ -77,5 +79,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--days", type=int, default=2, help="days to generate (default 2)")
     p.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
-    p.add_argument("--start", default=None, help="first day, YYYY-MM-DD (default: the generator's fixed start)")
+    p.add_argument(
+        "--start", default=None, help="first day, YYYY-MM-DD (default: the generator's fixed start)"
+    )
     p.set_defaults(func=run)

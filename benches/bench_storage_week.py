@@ -45,7 +45,9 @@ print(json.dumps({"rows": n, "s": time.perf_counter() - t,
 
 
 def _run(code: str, *args: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
@@ -58,13 +60,31 @@ def run() -> list[dict[str, object]]:
         week = _run(READ, db, str(DAYS))
         wall = time.perf_counter() - t0
     return [
-        {"name": "week_write_events", "value": w["events"], "unit": "events", "note": f"{DAYS} generated days"},
-        {"name": "week_write_peak_rss", "value": round(w["rss_mb"]), "unit": "MB",
-         "note": f"generate+write {DAYS} days in {w['s']:.1f}s"},
-        {"name": "week_read_peak_rss", "value": round(week["rss_mb"]), "unit": "MB",
-         "baseline": round(one["rss_mb"]), "ratio": round(week["rss_mb"] / one["rss_mb"], 2),
-         "note": f"day-by-day read of {week['rows']:,} rows in {week['s']:.1f}s; baseline = one day; total wall {wall:.0f}s"},
-        {"name": "week_read_rows_per_s", "value": round(week["rows"] / week["s"]), "unit": "rows/s"},
+        {
+            "name": "week_write_events",
+            "value": w["events"],
+            "unit": "events",
+            "note": f"{DAYS} generated days",
+        },
+        {
+            "name": "week_write_peak_rss",
+            "value": round(w["rss_mb"]),
+            "unit": "MB",
+            "note": f"generate+write {DAYS} days in {w['s']:.1f}s",
+        },
+        {
+            "name": "week_read_peak_rss",
+            "value": round(week["rss_mb"]),
+            "unit": "MB",
+            "baseline": round(one["rss_mb"]),
+            "ratio": round(week["rss_mb"] / one["rss_mb"], 2),
+            "note": f"day-by-day read of {week['rows']:,} rows in {week['s']:.1f}s; baseline = one day; total wall {wall:.0f}s",
+        },
+        {
+            "name": "week_read_rows_per_s",
+            "value": round(week["rows"] / week["s"]),
+            "unit": "rows/s",
+        },
     ]
 
 

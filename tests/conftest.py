@@ -20,5 +20,7 @@ def db_dir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real market data not present at {SHARED_DATA} (only in the project workplace)")
+        pytest.skip(
+            f"real market data not present at {SHARED_DATA} (only in the project workplace)"
+        )
     return SHARED_DATA

@@ -12,7 +12,11 @@ from at_core.grid.results import ResultStore
 
 
 def _ts(ms: int | None) -> str:
-    return "-" if ms is None else dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
+    return (
+        "-"
+        if ms is None
+        else dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
+    )
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -25,7 +29,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     print(f"{'run_id':<40} {'status':<9} {'results':>9} {'of':>9}  created")
     for r in runs:
-        print(f"{r['run_id']:<40} {r['status']:<9} {r['n_results']:>9,} {r['n_combinations']:>9,}  {_ts(r['created_at'])}")
+        print(
+            f"{r['run_id']:<40} {r['status']:<9} {r['n_results']:>9,} {r['n_combinations']:>9,}  {_ts(r['created_at'])}"
+        )
     return 0
 
 
@@ -57,7 +63,11 @@ def _fmt(v: Any) -> str:
 
 
 def _headline(m: dict[str, Any], sort: str) -> list[str]:
-    keys = [sort] + [k for k in ("net_pnl", "gross_pnl", "n_trades", "win_rate", "max_drawdown", "sharpe") if k != sort]
+    keys = [sort] + [
+        k
+        for k in ("net_pnl", "gross_pnl", "n_trades", "win_rate", "max_drawdown", "sharpe")
+        if k != sort
+    ]
     return [k for k in keys if k in m]
 
 
@@ -68,23 +78,39 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("grid", help="grid-search results: list, show, export",
-                       description="Browse and export grid-search results stored in execution.db.")
+    p = sub.add_parser(
+        "grid",
+        help="grid-search results: list, show, export",
+        description="Browse and export grid-search results stored in execution.db.",
+    )
     gsub = p.add_subparsers(dest="grid_command", metavar="GRID_COMMAND")
     gsub.required = True
-    q = gsub.add_parser("list", parents=[common], help="list sweeps", description="List every sweep with its status and result count.")
+    q = gsub.add_parser(
+        "list",
+        parents=[common],
+        help="list sweeps",
+        description="List every sweep with its status and result count.",
+    )
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_list)
-    q = gsub.add_parser("show", parents=[common], help="top N combinations of a sweep",
-                        description="Show the best combinations of a sweep, sorted by a metric.")
+    q = gsub.add_parser(
+        "show",
+        parents=[common],
+        help="top N combinations of a sweep",
+        description="Show the best combinations of a sweep, sorted by a metric.",
+    )
     q.add_argument("run_id")
     q.add_argument("--top", type=int, default=10)
     q.add_argument("--sort", default=None, help="metric to sort by (default: the grid's metric)")
     q.add_argument("--mode", choices=["max", "min"], default=None)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_show)
-    q = gsub.add_parser("export", parents=[common], help="export a sweep to CSV",
-                        description="Write every row of a sweep to CSV (param.* and metric.* columns).")
+    q = gsub.add_parser(
+        "export",
+        parents=[common],
+        help="export a sweep to CSV",
+        description="Write every row of a sweep to CSV (param.* and metric.* columns).",
+    )
     q.add_argument("run_id")
     q.add_argument("--csv", required=True, help="output file")
     q.set_defaults(func=cmd_export)

@@ -18,11 +18,23 @@ from at_core.grid.tracking import default_tracking_uri
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--grid", "--config", dest="grid", required=True, help="grid file, e.g. configs/grid/demo.yaml")
+    p.add_argument(
+        "--grid",
+        "--config",
+        dest="grid",
+        required=True,
+        help="grid file, e.g. configs/grid/demo.yaml",
+    )
     p.add_argument("--run-id", default=None, help="resume this run (default: a new id)")
-    p.add_argument("--smoke-test", action="store_true", help="first 2 values of each swept key only")
-    p.add_argument("--ray-address", default=None, help="existing cluster (default: RAY_ADDRESS or a local Ray)")
-    p.add_argument("--mlflow-uri", default=None, help="tracking URI (default: sqlite in DATABASE_DIR)")
+    p.add_argument(
+        "--smoke-test", action="store_true", help="first 2 values of each swept key only"
+    )
+    p.add_argument(
+        "--ray-address", default=None, help="existing cluster (default: RAY_ADDRESS or a local Ray)"
+    )
+    p.add_argument(
+        "--mlflow-uri", default=None, help="tracking URI (default: sqlite in DATABASE_DIR)"
+    )
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     p.add_argument("--top", type=int, default=5, help="print the best N combinations")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -34,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
     spec = load_grid(args.grid, base)
     if args.smoke_test:
         spec.params = {k: v[:2] for k, v in spec.params.items()}
-    mlflow_uri = None if args.no_mlflow else (args.mlflow_uri or base.mlflow_tracking_uri or default_tracking_uri(db_dir))
+    mlflow_uri = (
+        None
+        if args.no_mlflow
+        else (args.mlflow_uri or base.mlflow_tracking_uri or default_tracking_uri(db_dir))
+    )
     print(
         f"grid {spec.name}: {spec.n_combinations:,} combinations = {spec.n_feature_points} feature points "
         f"({', '.join(spec.feature_keys) or '-'}) x {spec.n_strategy_points} strategy points "
@@ -46,37 +62,66 @@ def run(args: argparse.Namespace) -> int:
         return stage1_for(db_dir, s)
 
     summary = run_sweep(
-        spec, db_dir, stage1_fn, evaluate_point, run_id=args.run_id, ray_address=args.ray_address,
-        progress=sys.stderr.isatty() or bool(os.environ.get("AT_PROGRESS")), mlflow_uri=mlflow_uri,
+        spec,
+        db_dir,
+        stage1_fn,
+        evaluate_point,
+        run_id=args.run_id,
+        ray_address=args.ray_address,
+        progress=sys.stderr.isatty() or bool(os.environ.get("AT_PROGRESS")),
+        mlflow_uri=mlflow_uri,
     )
     store = ResultStore(db_dir)
     top = store.top(summary.run_id, args.top, spec.metric, spec.mode)
     if args.json:
-        print(json.dumps({
-            "run_id": summary.run_id, "combinations": summary.n_combinations, "trials": summary.n_trials,
-            "skipped_trials": summary.n_trials_skipped, "wall_s": round(summary.wall_s, 2), "nodes": summary.nodes,
-            "mlflow_run_id": summary.mlflow_run_id,
-            "top": [{"params": {k: p[k] for k in spec.params}, "metrics": m} for p, m in top],
-        }))
+        print(
+            json.dumps(
+                {
+                    "run_id": summary.run_id,
+                    "combinations": summary.n_combinations,
+                    "trials": summary.n_trials,
+                    "skipped_trials": summary.n_trials_skipped,
+                    "wall_s": round(summary.wall_s, 2),
+                    "nodes": summary.nodes,
+                    "mlflow_run_id": summary.mlflow_run_id,
+                    "top": [
+                        {"params": {k: p[k] for k in spec.params}, "metrics": m} for p, m in top
+                    ],
+                }
+            )
+        )
         return 0
-    print(f"run {summary.run_id}: {summary.n_combinations:,} combinations in {summary.wall_s:.1f} s "
-          f"({summary.n_trials_skipped} of {summary.n_trials} trials resumed), trials per node {list(summary.nodes.values())}")
+    print(
+        f"run {summary.run_id}: {summary.n_combinations:,} combinations in {summary.wall_s:.1f} s "
+        f"({summary.n_trials_skipped} of {summary.n_trials} trials resumed), trials per node {list(summary.nodes.values())}"
+    )
     print(f"top {len(top)} by {spec.metric}:")
     for i, (p, m) in enumerate(top, 1):
         ps = ", ".join(f"{k}={p[k]}" for k in spec.params)
-        ms = ", ".join(f"{k}={m[k]:.4g}" if isinstance(m.get(k), float) else f"{k}={m.get(k)}"
-                       for k in (spec.metric, "n_trades", "win_rate", "max_drawdown", "sharpe") if k in m)
+        ms = ", ".join(
+            f"{k}={m[k]:.4g}" if isinstance(m.get(k), float) else f"{k}={m.get(k)}"
+            for k in (spec.metric, "n_trades", "win_rate", "max_drawdown", "sharpe")
+            if k in m
+        )
         print(f"  {i}. {ps}\n     {ms}")
     if mlflow_uri:
-        print(f"MLflow: `mlflow ui --backend-store-uri {mlflow_uri}` (or `make mlflow-ui DB_DIR={Path(db_dir)}`)")
-    print(f"all rows: `auction-trader grid export {summary.run_id} --csv results.csv --db-dir {db_dir}`")
+        print(
+            f"MLflow: `mlflow ui --backend-store-uri {mlflow_uri}` (or `make mlflow-ui DB_DIR={Path(db_dir)}`)"
+        )
+    print(
+        f"all rows: `auction-trader grid export {summary.run_id} --csv results.csv --db-dir {db_dir}`"
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="tune/grid.py", description="Grid search over a grid file (local Ray or a cluster).")
+    p = argparse.ArgumentParser(
+        prog="tune/grid.py", description="Grid search over a grid file (local Ray or a cluster)."
+    )
     add_run_arguments(p)
     p.add_argument("--db-dir", default=None)
-    p.add_argument("--base-config", default=None, help="base config YAML (default configs/default.yaml)")
+    p.add_argument(
+        "--base-config", default=None, help="base config YAML (default configs/default.yaml)"
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     return run(p.parse_args(argv))

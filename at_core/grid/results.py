@@ -27,18 +27,26 @@ class ResultStore:
     """Reads and writes sweep results in ``<db_dir>/execution.db``."""
 
     def __init__(self, db_dir: str | Path) -> None:
-        self.paths = init_stores(db_dir) if not StorePaths(Path(db_dir)).execution.exists() else StorePaths(Path(db_dir))
+        self.paths = (
+            init_stores(db_dir)
+            if not StorePaths(Path(db_dir)).execution.exists()
+            else StorePaths(Path(db_dir))
+        )
         self.path = self.paths.execution
 
     def _con(self) -> Any:
         return connect_sqlite(self.path)
 
     # ---- runs --------------------------------------------------------------------
-    def start_run(self, run_id: str, name: str, fingerprint: str, grid: dict[str, Any], n_combinations: int) -> bool:
+    def start_run(
+        self, run_id: str, name: str, fingerprint: str, grid: dict[str, Any], n_combinations: int
+    ) -> bool:
         """Register a run; returns True when it already existed (resume)."""
         con = self._con()
         try:
-            row = con.execute("SELECT fingerprint FROM grid_runs WHERE run_id = ?", [run_id]).fetchone()
+            row = con.execute(
+                "SELECT fingerprint FROM grid_runs WHERE run_id = ?", [run_id]
+            ).fetchone()
             if row is not None:
                 if row[0] != fingerprint:
                     raise StorageError(
@@ -46,19 +54,31 @@ class ResultStore:
                         "use a new run id"
                     )
                 with con:
-                    con.execute("UPDATE grid_runs SET status = 'running' WHERE run_id = ?", [run_id])
+                    con.execute(
+                        "UPDATE grid_runs SET status = 'running' WHERE run_id = ?", [run_id]
+                    )
                 return True
             with con:
                 con.execute(
                     "INSERT INTO grid_runs (run_id, name, fingerprint, grid_json, n_combinations, status, created_at)"
                     " VALUES (?,?,?,?,?,?,?)",
-                    [run_id, name, fingerprint, json.dumps(grid, sort_keys=True), n_combinations, "running", _now_ms()],
+                    [
+                        run_id,
+                        name,
+                        fingerprint,
+                        json.dumps(grid, sort_keys=True),
+                        n_combinations,
+                        "running",
+                        _now_ms(),
+                    ],
                 )
             return False
         finally:
             con.close()
 
-    def finish_run(self, run_id: str, status: str = "finished", mlflow_run_id: str | None = None) -> None:
+    def finish_run(
+        self, run_id: str, status: str = "finished", mlflow_run_id: str | None = None
+    ) -> None:
         con = self._con()
         try:
             with con:
@@ -73,7 +93,10 @@ class ResultStore:
         con = self._con()
         try:
             with con:
-                con.execute("UPDATE grid_runs SET mlflow_run_id = ? WHERE run_id = ?", [mlflow_run_id, run_id])
+                con.execute(
+                    "UPDATE grid_runs SET mlflow_run_id = ? WHERE run_id = ?",
+                    [mlflow_run_id, run_id],
+                )
         finally:
             con.close()
 
@@ -82,7 +105,7 @@ class ResultStore:
         try:
             con.row_factory = _dict_row
             row = con.execute("SELECT * FROM grid_runs WHERE run_id = ?", [run_id]).fetchone()
-            return row  # type: ignore[no-any-return]
+            return row
         finally:
             con.close()
 
@@ -115,17 +138,28 @@ class ResultStore:
         try:
             with con:
                 done = con.execute(
-                    "SELECT 1 FROM grid_trials WHERE run_id = ? AND trial_key = ?", [run_id, trial_key]
+                    "SELECT 1 FROM grid_trials WHERE run_id = ? AND trial_key = ?",
+                    [run_id, trial_key],
                 ).fetchone()
                 if done:
                     return
                 con.executemany(
                     "INSERT INTO grid_search_results (run_id, params_json, metrics_json, created_at) VALUES (?,?,?,?)",
-                    [(run_id, json.dumps(p, sort_keys=True), json.dumps(m, sort_keys=True), now) for p, m in rows],
+                    [
+                        (run_id, json.dumps(p, sort_keys=True), json.dumps(m, sort_keys=True), now)
+                        for p, m in rows
+                    ],
                 )
                 con.execute(
                     "INSERT INTO grid_trials (run_id, trial_key, n_rows, best_json, node, finished_at) VALUES (?,?,?,?,?,?)",
-                    [run_id, trial_key, len(rows), json.dumps(best, sort_keys=True) if best else None, node, now],
+                    [
+                        run_id,
+                        trial_key,
+                        len(rows),
+                        json.dumps(best, sort_keys=True) if best else None,
+                        node,
+                        now,
+                    ],
                 )
         finally:
             con.close()
@@ -133,7 +167,10 @@ class ResultStore:
     def finished_trials(self, run_id: str) -> set[str]:
         con = self._con()
         try:
-            return {r[0] for r in con.execute("SELECT trial_key FROM grid_trials WHERE run_id = ?", [run_id])}
+            return {
+                r[0]
+                for r in con.execute("SELECT trial_key FROM grid_trials WHERE run_id = ?", [run_id])
+            }
         finally:
             con.close()
 
@@ -141,7 +178,11 @@ class ResultStore:
         con = self._con()
         try:
             con.row_factory = _dict_row
-            return list(con.execute("SELECT * FROM grid_trials WHERE run_id = ? ORDER BY finished_at", [run_id]))
+            return list(
+                con.execute(
+                    "SELECT * FROM grid_trials WHERE run_id = ? ORDER BY finished_at", [run_id]
+                )
+            )
         finally:
             con.close()
 
@@ -152,16 +193,21 @@ class ResultStore:
             return [
                 (json.loads(p), json.loads(m))
                 for p, m in con.execute(
-                    "SELECT params_json, metrics_json FROM grid_search_results WHERE run_id = ? ORDER BY id", [run_id]
+                    "SELECT params_json, metrics_json FROM grid_search_results WHERE run_id = ? ORDER BY id",
+                    [run_id],
                 )
             ]
         finally:
             con.close()
 
-    def top(self, run_id: str, n: int = 10, sort: str = "net_pnl", mode: str = "max") -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    def top(
+        self, run_id: str, n: int = 10, sort: str = "net_pnl", mode: str = "max"
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         rows = self.results(run_id)
         if rows and sort not in rows[0][1]:
-            raise StorageError(f"unknown metric {sort!r}; available: {', '.join(sorted(rows[0][1]))}")
+            raise StorageError(
+                f"unknown metric {sort!r}; available: {', '.join(sorted(rows[0][1]))}"
+            )
         sign = -1.0 if mode == "max" else 1.0
 
         def key(r: tuple[dict[str, Any], dict[str, Any]]) -> float:
@@ -170,7 +216,9 @@ class ResultStore:
 
         return sorted(rows, key=key)[:n]
 
-    def export_csv(self, run_id: str, path: str | Path, swept_only: Iterable[str] | None = None) -> int:
+    def export_csv(
+        self, run_id: str, path: str | Path, swept_only: Iterable[str] | None = None
+    ) -> int:
         """Flatten params and metrics into columns (``param.X``, ``metric.Y``); returns rows written."""
         rows = self.results(run_id)
         if not rows and self.run_info(run_id) is None:

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ray import tune
+
 from at_core import logging as at_logging
 from at_core.config import Settings
 from at_core.grid.results import ResultStore
@@ -30,7 +32,9 @@ from at_core.grid.spec import GridSpec, point_key
 log = at_logging.get("grid")
 
 # evaluate(stage1, settings, strategy_points) -> [(full params, metrics)], one per strategy point
-Evaluate = Callable[[Any, Settings, list[dict[str, Any]]], list[tuple[dict[str, Any], dict[str, Any]]]]
+Evaluate = Callable[
+    [Any, Settings, list[dict[str, Any]]], list[tuple[dict[str, Any], dict[str, Any]]]
+]
 # stage1(settings) -> stage-1 summaries (anything picklable; shared through the object store)
 Stage1 = Callable[[Settings], Any]
 
@@ -65,7 +69,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if addr:
         ray.init(address=addr, log_to_driver=False)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(
+            num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False
+        )
 
 
 def run_sweep(
@@ -81,19 +87,30 @@ def run_sweep(
 ) -> SweepSummary:
     """Run (or resume) a sweep; every strategy-grid row lands in ``grid_search_results``."""
     import ray
-    from ray import tune
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     t0 = time.perf_counter()
     store = ResultStore(db_dir)
     run_id = run_id or f"{spec.name}-{spec.fingerprint()}-{uuid.uuid4().hex[:6]}"
-    grid_doc = {"name": spec.name, "params": spec.params, "metric": spec.metric, "mode": spec.mode, "source": spec.source}
+    grid_doc = {
+        "name": spec.name,
+        "params": spec.params,
+        "metric": spec.metric,
+        "mode": spec.mode,
+        "source": spec.source,
+    }
     resumed = store.start_run(run_id, spec.name, spec.fingerprint(), grid_doc, spec.n_combinations)
     done = store.finished_trials(run_id)
     points = spec.feature_points()
     pending = [p for p in points if point_key(p) not in done]
-    log.info("sweep", run_id=run_id, resumed=resumed, combinations=spec.n_combinations,
-             trials=len(points), skipped=len(points) - len(pending))
+    log.info(
+        "sweep",
+        run_id=run_id,
+        resumed=resumed,
+        combinations=spec.n_combinations,
+        trials=len(points),
+        skipped=len(points) - len(pending),
+    )
 
     tracker = None
     if mlflow_uri is not None:
@@ -125,7 +142,11 @@ def run_sweep(
             best = _best(rows, spec.metric, spec.mode)
             node = ray.get_runtime_context().get_node_id()
             ray.get(sink.add.remote(point_key(point), rows, best, node))
-            return {"score": (best or {}).get(spec.metric, float("nan")), "n_rows": len(rows), "node": node}
+            return {
+                "score": (best or {}).get(spec.metric, float("nan")),
+                "n_rows": len(rows),
+                "node": node,
+            }
 
         callbacks: list[Any] = [_ProgressCallback(len(pending), enabled=progress)]
         if tracker is not None:
@@ -144,7 +165,7 @@ def run_sweep(
             ),
         )
         results = tuner.fit()
-        errors = [r.error for r in results if r.error is not None]
+        errors = [results[i].error for i in range(len(results)) if results[i].error is not None]
         if errors:
             store.finish_run(run_id, status="failed")
             raise RuntimeError(f"{len(errors)} trial(s) failed; first: {errors[0]}")
@@ -165,8 +186,10 @@ def run_sweep(
     )
 
 
-def _best(rows: list[tuple[dict[str, Any], dict[str, Any]]], metric: str, mode: str) -> dict[str, Any] | None:
-    scored = [(m.get(metric), p, m) for p, m in rows if m.get(metric) is not None]
+def _best(
+    rows: list[tuple[dict[str, Any], dict[str, Any]]], metric: str, mode: str
+) -> dict[str, Any] | None:
+    scored = [(float(m[metric]), p, m) for p, m in rows if m.get(metric) is not None]
     if not scored:
         return None
     pick = max(scored, key=lambda x: x[0]) if mode == "max" else min(scored, key=lambda x: x[0])
@@ -184,7 +207,13 @@ def _make_sink() -> Any:
             self.store = ResultStore(db_dir)
             self.run_id = run_id
 
-        def add(self, trial_key: str, rows: list[tuple[dict[str, Any], dict[str, Any]]], best: dict[str, Any] | None, node: str) -> int:
+        def add(
+            self,
+            trial_key: str,
+            rows: list[tuple[dict[str, Any], dict[str, Any]]],
+            best: dict[str, Any] | None,
+            node: str,
+        ) -> int:
             self.store.add_trial(self.run_id, trial_key, rows, best=best, node=node)
             return len(rows)
 
@@ -203,13 +232,7 @@ class _LazySink:
 _ResultSink = _LazySink()
 
 
-def _progress_callback_base() -> type:
-    from ray import tune
-
-    return tune.Callback  # type: ignore[no-any-return]
-
-
-class _ProgressCallback(_progress_callback_base()):  # type: ignore[misc]
+class _ProgressCallback(tune.Callback):
     """One tqdm bar with ETA on the driver, advanced as trials complete."""
 
     def __init__(self, total: int, enabled: bool = True) -> None:

@@ -39,7 +39,9 @@ STRATEGY_STAGES = ("strategy",)
 def _expand_range(key: str, spec: dict[str, Any], source: str) -> list[Any]:
     unknown = set(spec) - {"from", "to", "step"}
     if unknown or not {"from", "to", "step"} <= set(spec):
-        raise ConfigError(f"{source}: params.{key}: a range needs exactly from, to, step (got {sorted(spec)})")
+        raise ConfigError(
+            f"{source}: params.{key}: a range needs exactly from, to, step (got {sorted(spec)})"
+        )
     lo, hi, step = (Decimal(str(spec[k])) for k in ("from", "to", "step"))
     if step <= 0 or hi < lo:
         raise ConfigError(f"{source}: params.{key}: need step > 0 and to >= from")
@@ -84,15 +86,23 @@ class GridSpec:
 
     def feature_points(self) -> list[dict[str, Any]]:
         keys = self.feature_keys
-        return [dict(zip(keys, vals, strict=True)) for vals in itertools.product(*(self.params[k] for k in keys))]
+        return [
+            dict(zip(keys, vals, strict=True))
+            for vals in itertools.product(*(self.params[k] for k in keys))
+        ]
 
     def strategy_points(self) -> list[dict[str, Any]]:
         keys = self.strategy_keys
-        return [dict(zip(keys, vals, strict=True)) for vals in itertools.product(*(self.params[k] for k in keys))]
+        return [
+            dict(zip(keys, vals, strict=True))
+            for vals in itertools.product(*(self.params[k] for k in keys))
+        ]
 
     def fingerprint(self) -> str:
         """Stable hash of everything that defines the sweep's results (for run ids/resume)."""
-        blob = json.dumps({"base": self.base.model_dump(mode="json"), "params": self.params}, sort_keys=True)
+        blob = json.dumps(
+            {"base": self.base.model_dump(mode="json"), "params": self.params}, sort_keys=True
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -118,7 +128,9 @@ def parse_grid(data: dict[str, Any], base: Settings, source: str = "<dict>") -> 
         try:
             base = Settings.model_validate(merged)
         except ValidationError as exc:
-            raise ConfigError(f"{source}: set: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+            raise ConfigError(
+                f"{source}: set: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}"
+            ) from None
     raw_params = data.get("params") or {}
     if not isinstance(raw_params, dict) or not raw_params:
         raise ConfigError(f"{source}: `params` must map config keys to value lists or ranges")
@@ -143,7 +155,9 @@ def parse_grid(data: dict[str, Any], base: Settings, source: str = "<dict>") -> 
             try:
                 base.model_copy().__class__.model_validate({**base.model_dump(), key: v})
             except ValidationError as exc:
-                raise ConfigError(f"{source}: params.{key}: value {v!r}: {exc.errors()[0]['msg']}") from None
+                raise ConfigError(
+                    f"{source}: params.{key}: value {v!r}: {exc.errors()[0]['msg']}"
+                ) from None
         if len({json.dumps(v) for v in values}) != len(values):
             raise ConfigError(f"{source}: params.{key}: duplicate values")
         params[key] = values

@@ -27,9 +27,7 @@ def default_tracking_uri(db_dir: str | Path) -> str:
 def _clean_metrics(m: dict[str, Any]) -> dict[str, float]:
     out = {}
     for k, v in m.items():
-        if isinstance(v, bool):
-            out[k] = float(v)
-        elif isinstance(v, int | float) and math.isfinite(float(v)):
+        if isinstance(v, bool) or (isinstance(v, int | float) and math.isfinite(float(v))):
             out[k] = float(v)
     return out
 
@@ -44,19 +42,27 @@ class SweepTracker:
         self.run_id = run_id
         self.store = store
         exp = self.client.get_experiment_by_name("auction-trader-grid")
-        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment("auction-trader-grid")
+        self.experiment_id = (
+            exp.experiment_id if exp else self.client.create_experiment("auction-trader-grid")
+        )
         info = store.run_info(run_id) or {}
         parent = info.get("mlflow_run_id")
         if parent:
             self.parent_id = parent
         else:
-            run = self.client.create_run(self.experiment_id, run_name=run_id, tags={"sweep_run_id": run_id})
+            run = self.client.create_run(
+                self.experiment_id, run_name=run_id, tags={"sweep_run_id": run_id}
+            )
             self.parent_id = run.info.run_id
             store.set_mlflow_run(run_id, self.parent_id)
             self.client.log_param(self.parent_id, "grid_name", spec.name)
             self.client.log_param(self.parent_id, "n_combinations", spec.n_combinations)
-            self.client.log_param(self.parent_id, "feature_keys", ",".join(spec.feature_keys) or "-")
-            self.client.log_param(self.parent_id, "strategy_keys", ",".join(spec.strategy_keys) or "-")
+            self.client.log_param(
+                self.parent_id, "feature_keys", ",".join(spec.feature_keys) or "-"
+            )
+            self.client.log_param(
+                self.parent_id, "strategy_keys", ",".join(spec.strategy_keys) or "-"
+            )
             self.client.log_text(self.parent_id, json.dumps(spec.params, indent=1), "grid.json")
 
     def log_trial(self, point: dict[str, Any], best: dict[str, Any] | None, n_rows: int) -> None:
@@ -85,12 +91,18 @@ class SweepTracker:
 
         tracker = self
 
-        class _MlflowCallback(tune.Callback):  # type: ignore[misc]
-            def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        class _MlflowCallback(tune.Callback):
+            def on_trial_complete(
+                self, iteration: int, trials: list[Any], trial: Any, **info: Any
+            ) -> None:
                 point = trial.config["point"]
                 from at_core.grid.spec import point_key
 
-                rows = [t for t in tracker.store.trials(tracker.run_id) if t["trial_key"] == point_key(point)]
+                rows = [
+                    t
+                    for t in tracker.store.trials(tracker.run_id)
+                    if t["trial_key"] == point_key(point)
+                ]
                 best = json.loads(rows[0]["best_json"]) if rows and rows[0]["best_json"] else None
                 tracker.log_trial(point, best, rows[0]["n_rows"] if rows else 0)
 

@@ -205,7 +205,9 @@ class Lake:
             row = con.execute("SELECT * FROM imports WHERE source_id = ?", [source_id]).fetchone()
             return dict(row) if row else None
 
-    def record_import(self, source_id: str, path: str, fmt: str, trades: int, quotes: int, rejected: int) -> None:
+    def record_import(
+        self, source_id: str, path: str, fmt: str, trades: int, quotes: int, rejected: int
+    ) -> None:
         with closing(self._manifest()) as con, con:
             con.execute(
                 "INSERT OR REPLACE INTO imports VALUES (?,?,?,?,?,?,?)",
@@ -229,7 +231,9 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
             if col.type != f.type:
                 col = col.cast(f.type)
             if not f.nullable and col.null_count:
-                raise StorageError(f"column {f.name} has {col.null_count} nulls but may not be null")
+                raise StorageError(
+                    f"column {f.name} has {col.null_count} nulls but may not be null"
+                )
             cols.append(col)
         elif f.nullable:
             cols.append(pa.nulls(table.num_rows, f.type))

@@ -26,16 +26,32 @@ EXPOSED = ("raw_trades", "raw_quotes", "bars_1m", "features_1m")
 
 
 def _empty_select(schema_cols: str, ddl_types: dict[str, str]) -> str:
-    return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in ddl_types.items()) + " WHERE false"
+    return (
+        "SELECT "
+        + ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in ddl_types.items())
+        + " WHERE false"
+    )
 
 
 _TRADE_TYPES = {
-    "ts_ms": "BIGINT", "price": "DOUBLE", "size": "DOUBLE", "inferred_side": "TINYINT",
-    "quote_bid_px": "DOUBLE", "quote_ask_px": "DOUBLE", "quote_staleness_ms": "INTEGER",
-    "exchange_side": "TINYINT", "trade_id": "VARCHAR", "seq": "BIGINT",
+    "ts_ms": "BIGINT",
+    "price": "DOUBLE",
+    "size": "DOUBLE",
+    "inferred_side": "TINYINT",
+    "quote_bid_px": "DOUBLE",
+    "quote_ask_px": "DOUBLE",
+    "quote_staleness_ms": "INTEGER",
+    "exchange_side": "TINYINT",
+    "trade_id": "VARCHAR",
+    "seq": "BIGINT",
 }
 _QUOTE_TYPES = {
-    "ts_ms": "BIGINT", "bid_px": "DOUBLE", "bid_sz": "DOUBLE", "ask_px": "DOUBLE", "ask_sz": "DOUBLE", "seq": "BIGINT",
+    "ts_ms": "BIGINT",
+    "bid_px": "DOUBLE",
+    "bid_sz": "DOUBLE",
+    "ask_px": "DOUBLE",
+    "ask_sz": "DOUBLE",
+    "seq": "BIGINT",
 }
 
 
@@ -45,18 +61,23 @@ def _attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> bool:
     try:
         con.execute(f"ATTACH '{path}' AS {alias} (READ_ONLY)")
     except duckdb.Error as exc:
-        raise StorageError(f"cannot open {path} read-only (is a live process writing it?): {exc}") from exc
+        raise StorageError(
+            f"cannot open {path} read-only (is a live process writing it?): {exc}"
+        ) from exc
     return True
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> bool:
     row = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?", [catalog, table]
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
+        [catalog, table],
     ).fetchone()
     return bool(row and row[0])
 
 
-def open_query_connection(db_dir: str | Path, memory_limit: str = "2GB") -> duckdb.DuckDBPyConnection:
+def open_query_connection(
+    db_dir: str | Path, memory_limit: str = "2GB"
+) -> duckdb.DuckDBPyConnection:
     """In-memory DuckDB with views ``raw_trades``, ``raw_quotes``, ``bars_1m``, ``features_1m``."""
     paths = StorePaths(Path(db_dir))
     if not paths.root.exists():

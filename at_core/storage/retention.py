@@ -29,7 +29,9 @@ class PurgeReport:
     kept: dict[str, int]
 
 
-def purge_raw(db_dir: str | Path, keep_hours: float = 48.0, now_ms: int | None = None, archive: bool = True) -> PurgeReport:
+def purge_raw(
+    db_dir: str | Path, keep_hours: float = 48.0, now_ms: int | None = None, archive: bool = True
+) -> PurgeReport:
     """Archive to the lake, then delete, every raw row older than ``keep_hours`` before ``now_ms``."""
     paths = StorePaths(Path(db_dir))
     init_stores(paths.root)
@@ -42,7 +44,9 @@ def purge_raw(db_dir: str | Path, keep_hours: float = 48.0, now_ms: int | None =
     con = duckdb.connect(str(paths.raw))
     try:
         for table, kind in (("raw_trades", "trades"), ("raw_quotes", "quotes")):
-            old = con.sql(f"SELECT * FROM {table} WHERE ts_ms < ? ORDER BY ts_ms, seq", params=[cutoff]).to_arrow_table()
+            old = con.sql(
+                f"SELECT * FROM {table} WHERE ts_ms < ? ORDER BY ts_ms, seq", params=[cutoff]
+            ).to_arrow_table()
             archived[kind] = 0
             if archive and old.num_rows:
                 lo = old["ts_ms"][0].as_py()

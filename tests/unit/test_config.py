@@ -7,29 +7,70 @@ from pathlib import Path
 import pytest
 import yaml
 
-from at_core.config import DEFAULT_CONFIG_PATH, Settings, load_secrets, load_settings, parse_override
+from at_core.config import (
+    DEFAULT_CONFIG_PATH,
+    Settings,
+    load_secrets,
+    load_settings,
+    parse_override,
+)
 from at_core.errors import ConfigError
 
 # SPEC §17.3, copied by hand from the spec: every key with its default.
 SPEC_DEFAULTS = {
-    "instrument": "BTCUSDT", "exchange": "bybit", "timeframe": "1m", "rolling_window_minutes": 240,
-    "va_fraction": 0.70, "base_bin_ticks": 1, "alpha_bin": 0.25, "bin_width_max_ticks": 200,
-    "rebucket_interval_minutes": 15, "rebucket_change_pct": 0.25, "min_va_bins": 20,
-    "max_quote_staleness_ms": 250, "ambiguous_trade_frac_max": 0.35, "use_tick_rule_fallback": True,
-    "use_qimb": True, "qimb_entry_min": 0.10, "qimb_breakout_min": 0.10, "qimb_fail_min": -0.10,
-    "qimb_ema_span_seconds": 60, "spread_lookback_minutes": 60,
-    "of_entry_min": 0, "of_entry_min_norm": 0.1, "of_breakout_min": 0, "of_breakout_min_norm": 0.1,
-    "of_fail_min": 0, "of_fail_min_norm": -0.1, "accept_outside_k": 3,
-    "risk_pct": 0.02, "max_leverage": 10, "margin_mode": "cross",
-    "tp1_pct": 0.30, "tp2_pct": 0.70, "move_stop_to_breakeven_after_tp1": True,
-    "max_hold_minutes": 60, "extend_if_profitable": True, "cooldown_minutes": 3, "stop_buffer_ticks": 2,
-    "fill_on_next_quote": True, "slippage_ticks_entry": 1, "slippage_ticks_exit": 1,
-    "taker_fee_bps": 5, "maker_fee_bps": -1, "limit_order_timeout_minutes": 1,
-    "use_limit_for_entry": True, "use_market_for_exit": True,
-    "funding_rate_8h_bps": 1, "backtest_workers": "auto",
-    "enable_retest_mode": True, "enable_flip_on_signal": True,
-    "state_snapshot_interval_minutes": 5, "log_features_every_minute": True,
-    "require_manual_activation": True, "warmup_minutes": 240,
+    "instrument": "BTCUSDT",
+    "exchange": "bybit",
+    "timeframe": "1m",
+    "rolling_window_minutes": 240,
+    "va_fraction": 0.70,
+    "base_bin_ticks": 1,
+    "alpha_bin": 0.25,
+    "bin_width_max_ticks": 200,
+    "rebucket_interval_minutes": 15,
+    "rebucket_change_pct": 0.25,
+    "min_va_bins": 20,
+    "max_quote_staleness_ms": 250,
+    "ambiguous_trade_frac_max": 0.35,
+    "use_tick_rule_fallback": True,
+    "use_qimb": True,
+    "qimb_entry_min": 0.10,
+    "qimb_breakout_min": 0.10,
+    "qimb_fail_min": -0.10,
+    "qimb_ema_span_seconds": 60,
+    "spread_lookback_minutes": 60,
+    "of_entry_min": 0,
+    "of_entry_min_norm": 0.1,
+    "of_breakout_min": 0,
+    "of_breakout_min_norm": 0.1,
+    "of_fail_min": 0,
+    "of_fail_min_norm": -0.1,
+    "accept_outside_k": 3,
+    "risk_pct": 0.02,
+    "max_leverage": 10,
+    "margin_mode": "cross",
+    "tp1_pct": 0.30,
+    "tp2_pct": 0.70,
+    "move_stop_to_breakeven_after_tp1": True,
+    "max_hold_minutes": 60,
+    "extend_if_profitable": True,
+    "cooldown_minutes": 3,
+    "stop_buffer_ticks": 2,
+    "fill_on_next_quote": True,
+    "slippage_ticks_entry": 1,
+    "slippage_ticks_exit": 1,
+    "taker_fee_bps": 5,
+    "maker_fee_bps": -1,
+    "limit_order_timeout_minutes": 1,
+    "use_limit_for_entry": True,
+    "use_market_for_exit": True,
+    "funding_rate_8h_bps": 1,
+    "backtest_workers": "auto",
+    "enable_retest_mode": True,
+    "enable_flip_on_signal": True,
+    "state_snapshot_interval_minutes": 5,
+    "log_features_every_minute": True,
+    "require_manual_activation": True,
+    "warmup_minutes": 240,
 }
 
 
@@ -65,7 +106,9 @@ def test_unknown_key_names_key_and_file(tmp_path: Path) -> None:
     p = _write(tmp_path, alpha_bins=0.3)
     with pytest.raises(ConfigError) as ei:
         load_settings(p)
-    assert "alpha_bins" in str(ei.value) and str(p) in str(ei.value) and "unknown key" in str(ei.value)
+    assert (
+        "alpha_bins" in str(ei.value) and str(p) in str(ei.value) and "unknown key" in str(ei.value)
+    )
 
 
 def test_wrong_type_names_key_and_file(tmp_path: Path) -> None:
@@ -75,7 +118,10 @@ def test_wrong_type_names_key_and_file(tmp_path: Path) -> None:
     assert "accept_outside_k" in str(ei.value) and str(p) in str(ei.value)
 
 
-@pytest.mark.parametrize(("key", "value"), [("va_fraction", 1.5), ("risk_pct", -0.1), ("min_va_bins", 0), ("tick_size", 0)])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("va_fraction", 1.5), ("risk_pct", -0.1), ("min_va_bins", 0), ("tick_size", 0)],
+)
 def test_out_of_range_rejected(tmp_path: Path, key: str, value: object) -> None:
     p = _write(tmp_path, **{key: value})
     with pytest.raises(ConfigError, match=key):

@@ -14,10 +14,24 @@ from at_core.grid.results import ResultStore
 
 def _fill(store: ResultStore) -> None:
     store.start_run("r1", "t", "fp1", {"params": {"risk_pct": [0.01, 0.02]}}, 4)
-    store.add_trial("r1", "a", [({"risk_pct": 0.01, "alpha_bin": 0.2}, {"net_pnl": 5.0, "n_trades": 3}),
-                                ({"risk_pct": 0.02, "alpha_bin": 0.2}, {"net_pnl": -1.0, "n_trades": 3})], node="n1")
-    store.add_trial("r1", "b", [({"risk_pct": 0.01, "alpha_bin": 0.3}, {"net_pnl": 9.5, "n_trades": 4}),
-                                ({"risk_pct": 0.02, "alpha_bin": 0.3}, {"net_pnl": 2.0, "n_trades": 4})], node="n2")
+    store.add_trial(
+        "r1",
+        "a",
+        [
+            ({"risk_pct": 0.01, "alpha_bin": 0.2}, {"net_pnl": 5.0, "n_trades": 3}),
+            ({"risk_pct": 0.02, "alpha_bin": 0.2}, {"net_pnl": -1.0, "n_trades": 3}),
+        ],
+        node="n1",
+    )
+    store.add_trial(
+        "r1",
+        "b",
+        [
+            ({"risk_pct": 0.01, "alpha_bin": 0.3}, {"net_pnl": 9.5, "n_trades": 4}),
+            ({"risk_pct": 0.02, "alpha_bin": 0.3}, {"net_pnl": 2.0, "n_trades": 4}),
+        ],
+        node="n2",
+    )
 
 
 def test_trial_is_written_once(db_dir: Path) -> None:
@@ -45,14 +59,20 @@ def test_top_sorting_and_unknown_metric(db_dir: Path) -> None:
         store.top("r1", 1, "nope")
 
 
-def test_export_csv_round_trip(db_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_csv_round_trip(
+    db_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _fill(ResultStore(db_dir))
     out = tmp_path / "r1.csv"
     assert cli_main(["grid", "export", "r1", "--csv", str(out), "--db-dir", str(db_dir)]) == 0
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 4
     assert {(r["param.alpha_bin"], r["param.risk_pct"], r["metric.net_pnl"]) for r in rows} == {
-        ("0.2", "0.01", "5.0"), ("0.2", "0.02", "-1.0"), ("0.3", "0.01", "9.5"), ("0.3", "0.02", "2.0")}
+        ("0.2", "0.01", "5.0"),
+        ("0.2", "0.02", "-1.0"),
+        ("0.3", "0.01", "9.5"),
+        ("0.3", "0.02", "2.0"),
+    }
     assert cli_main(["grid", "list", "--db-dir", str(db_dir)]) == 0
     assert "r1" in capsys.readouterr().out
     assert cli_main(["grid", "show", "r1", "--top", "1", "--db-dir", str(db_dir)]) == 0

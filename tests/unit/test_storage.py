@@ -45,7 +45,15 @@ def test_init_is_idempotent_and_versioned(db_dir: Path) -> None:
     con.close()
     assert {"raw_trades", "raw_quotes", "_schema"} <= tables
     # spec columns, in spec order, come first
-    assert cols[:7] == ["ts_ms", "price", "size", "inferred_side", "quote_bid_px", "quote_ask_px", "quote_staleness_ms"]
+    assert cols[:7] == [
+        "ts_ms",
+        "price",
+        "size",
+        "inferred_side",
+        "quote_bid_px",
+        "quote_ask_px",
+        "quote_staleness_ms",
+    ]
     con2 = sqlite3.connect(p.execution)
     names = {r[0] for r in con2.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     con2.close()
@@ -90,7 +98,9 @@ def test_sql_view_unions_lake_and_live_buffer_and_is_read_only(db_dir: Path) -> 
     paths = init_stores(db_dir)
     Lake(db_dir).write("trades", trades([T0 + 1, T0 + 2]), "hist")
     con = duckdb.connect(str(paths.raw))
-    con.execute("INSERT INTO raw_trades (ts_ms, price, size, seq) VALUES (?, 42000.0, 0.5, 0)", [T0 + 50])
+    con.execute(
+        "INSERT INTO raw_trades (ts_ms, price, size, seq) VALUES (?, 42000.0, 0.5, 0)", [T0 + 50]
+    )
     con.close()
     cols, rows = run_query(db_dir, "SELECT count(*) AS n, max(ts_ms) AS last FROM raw_trades")
     assert cols == ["n", "last"] and rows == [(3, T0 + 50)]
@@ -102,9 +112,21 @@ def test_sql_view_unions_lake_and_live_buffer_and_is_read_only(db_dir: Path) -> 
 
 def test_sql_command_prints_csv_and_json(db_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     Lake(db_dir).write("trades", trades([T0 + 1, T0 + 2]), "hist")
-    assert cli_main(["sql", "--db-dir", str(db_dir), "SELECT ts_ms, size FROM raw_trades ORDER BY ts_ms"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["ts_ms,size", f"{T0 + 1},0.01", f"{T0 + 2},0.01"]
-    assert cli_main(["sql", "--db-dir", str(db_dir), "SELECT count(*) AS n FROM raw_trades", "--json"]) == 0
+    assert (
+        cli_main(
+            ["sql", "--db-dir", str(db_dir), "SELECT ts_ms, size FROM raw_trades ORDER BY ts_ms"]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        "ts_ms,size",
+        f"{T0 + 1},0.01",
+        f"{T0 + 2},0.01",
+    ]
+    assert (
+        cli_main(["sql", "--db-dir", str(db_dir), "SELECT count(*) AS n FROM raw_trades", "--json"])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out) == [{"n": 2}]
     assert cli_main(["sql", "--db-dir", str(db_dir), "SELEC 1"]) == 2
     assert "query failed" in capsys.readouterr().err
@@ -117,7 +139,9 @@ def test_purge_archives_then_deletes_exactly_the_old_rows(db_dir: Path) -> None:
     stamps = [cutoff - 2, cutoff - 1, cutoff, cutoff + 1, now]
     con = duckdb.connect(str(paths.raw))
     for i, ts in enumerate(stamps):
-        con.execute("INSERT INTO raw_trades (ts_ms, price, size, seq) VALUES (?, 42000.0, 1.0, ?)", [ts, i])
+        con.execute(
+            "INSERT INTO raw_trades (ts_ms, price, size, seq) VALUES (?, 42000.0, 1.0, ?)", [ts, i]
+        )
         con.execute("INSERT INTO raw_quotes VALUES (?, 41999.9, 1.0, 42000.0, 2.0, ?)", [ts, i])
     con.close()
     rep = purge_raw(db_dir, keep_hours=48, now_ms=now)
