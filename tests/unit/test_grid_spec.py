@@ -65,7 +65,7 @@ def test_fixed_overrides_and_fingerprint() -> None:
     a = parse_grid({"params": {"risk_pct": [0.01]}, "set": {"taker_fee_bps": 5.5}}, base)
     b = parse_grid({"params": {"risk_pct": [0.01]}}, base)
     assert a.base.taker_fee_bps == 5.5 and a.fingerprint() != b.fingerprint()
-    with pytest.raises(ConfigError, match="set.nope"):
+    with pytest.raises(ConfigError, match=r"set\.nope"):
         parse_grid({"params": {"risk_pct": [0.01]}, "set": {"nope": 1}}, base)
 
 

@@ -64,6 +64,9 @@ pub fn stage1_columns(scale: &PriceScale, ms: &[&MinuteSummary]) -> Columns {
     icol!("group_count", |s| s.group_count as i64);
     icol!("first_trade_ts", |s| ts(s.first_trade_ts));
     icol!("last_trade_ts", |s| ts(s.last_trade_ts));
+    icol!("low_ts", |s| ts(s.low_ts));
+    icol!("high_ts", |s| ts(s.high_ts));
+    fcol!("max_trade_gap", |s| scale.price(s.max_trade_gap_ticks));
     fcol!("bid_px_close", |s| px(s.l1_close.map(|q| q.bid_ticks)));
     fcol!("ask_px_close", |s| px(s.l1_close.map(|q| q.ask_ticks)));
     fcol!("bid_sz_close", |s| s

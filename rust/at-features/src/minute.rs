@@ -24,6 +24,17 @@ pub struct MinuteSummary {
     pub group_count: u32,
     pub first_trade_ts: Option<i64>,
     pub last_trade_ts: Option<i64>,
+    /// Timestamp of the minute's first trade at its low / high (the moment a resting order
+    /// at that extreme could first have been traded through; the backtester's fill-time
+    /// bound for limits, stops and targets).
+    pub low_ts: Option<i64>,
+    pub high_ts: Option<i64>,
+    /// Largest absolute price jump between consecutive trades of the minute, in trade
+    /// order (ticks; 0 with fewer than two trades). With `[low, high]` it bounds how far the
+    /// nearest trade can be from any level inside the bar (SPEC §6.3 crossing validation),
+    /// without keeping the trades. The first trade of a minute is not compared with the
+    /// previous minute's last one: a jump across minutes is not inside either bar.
+    pub max_trade_gap_ticks: i64,
     /// Latest quote at or before `ts_min + 59 999` (SPEC §4.3).
     pub l1_close: Option<Quote>,
     /// Signed order flow: sum of sign * size (SPEC §5.7).

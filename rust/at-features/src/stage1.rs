@@ -452,12 +452,20 @@ impl Stage1Engine {
                 cur.high = Some(p);
                 cur.low = Some(p);
                 cur.first_trade_ts = Some(ts);
+                cur.low_ts = Some(ts);
+                cur.high_ts = Some(ts);
             } else {
                 if p > cur.high.unwrap_or(p) {
                     cur.high = Some(p);
+                    cur.high_ts = Some(ts);
                 }
                 if p < cur.low.unwrap_or(p) {
                     cur.low = Some(p);
+                    cur.low_ts = Some(ts);
+                }
+                // `close` still holds the previous trade of this minute
+                if let Some(prev) = cur.close {
+                    cur.max_trade_gap_ticks = cur.max_trade_gap_ticks.max((p - prev).abs());
                 }
             }
             cur.close = Some(p);
