@@ -1,0 +1,147 @@
+"""The distributed grid end to end: local Ray, resume after a kill, a real 2-node cluster and
+``ray job submit`` against a real job server. Data: one generated day, features computed once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from at_core.config import load_settings
+from at_core.grid.results import ResultStore
+from ray_cluster import RAY, two_node_cluster
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One generated day with features (stage 1 stored), shared by the module's tests."""
+    from at_core.features.pipeline import run_features
+    from at_core.ingest.synthetic import generate_market
+
+    db = tmp_path_factory.mktemp("grid") / "db"
+    generate_market(db, days=1, seed=7, progress=False)
+    run_features(db, load_settings(), progress=False)
+    return db
+
+
+def _grid_file(tmp: Path, params: dict[str, object], name: str = "t") -> Path:
+    import yaml
+
+    p = tmp / f"{name}.yaml"
+    p.write_text(yaml.safe_dump({"name": name, "metric": "net_pnl", "params": params}))
+    return p
+
+
+def _grid_cmd(grid: Path, db: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(REPO / "tune" / "grid.py"), "--config", str(grid), "--db-dir", str(db), "--json", *extra]
+
+
+def _env(**kw: str) -> dict[str, str]:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", **kw}
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def test_local_grid_all_rows_mlflow_and_export(market: Path, tmp_path: Path) -> None:
+    grid = _grid_file(tmp_path, {"alpha_bin": [0.25, 0.4], "accept_outside_k": [2, 3, 4], "risk_pct": [0.01, 0.02]})
+    out = subprocess.run(_grid_cmd(grid, market, "--run-id", "local1"), env=_env(), capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["combinations"] == 12 and summary["trials"] == 2
+    store = ResultStore(market)
+    rows = store.results("local1")
+    assert len(rows) == 12
+    params = {(p["alpha_bin"], p["accept_outside_k"], p["risk_pct"]) for p, _ in rows}
+    assert len(params) == 12
+    # full effective parameters, not only the swept ones
+    assert all(len(p) >= 60 and p["va_fraction"] == 0.7 for p, _ in rows)
+    assert all("net_pnl" in m and "n_trades" in m for _, m in rows)
+    # MLflow: one parent, one child per trial, the result table as an artifact
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{market / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("auction-trader-grid")
+    assert exp is not None
+    runs = client.search_runs([exp.experiment_id], filter_string="tags.sweep_run_id = 'local1'")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 2
+    arts = [a.path for a in client.list_artifacts(parents[0].info.run_id)]
+    assert "local1-results.csv" in arts and "grid.json" in arts
+    assert {c.data.params["feature.alpha_bin"] for c in children} == {"0.25", "0.4"}
+
+
+def test_resume_after_kill_loses_nothing_and_redoes_nothing(market: Path, tmp_path: Path) -> None:
+    grid = _grid_file(tmp_path, {"alpha_bin": [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55],
+                                 "accept_outside_k": list(range(1, 21)), "risk_pct": [0.01, 0.02, 0.03]}, "resume")
+    cmd = _grid_cmd(grid, market, "--run-id", "resume1", "--no-mlflow")
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    db = market / "execution.db"
+    done_at_kill = 0
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if db.exists():
+                con = sqlite3.connect(db)
+                try:
+                    done_at_kill = con.execute("SELECT count(*) FROM grid_trials WHERE run_id='resume1'").fetchone()[0]
+                finally:
+                    con.close()
+                if done_at_kill >= 1:
+                    break
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert 1 <= done_at_kill < 8, f"kill did not land mid-run ({done_at_kill} trials done)"
+    store = ResultStore(market)
+    before = len(store.results("resume1"))
+    assert before == 60 * len(store.finished_trials("resume1"))  # whole trials only
+    out = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["skipped_trials"] >= done_at_kill
+    rows = store.results("resume1")
+    assert len(rows) == 480
+    assert len({json.dumps(p, sort_keys=True) for p, _ in rows}) == 480
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[object]:
+    subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
+    with two_node_cluster() as c:
+        yield c
+
+
+def test_two_node_cluster_runs_trials_on_both_nodes(market: Path, tmp_path: Path, cluster: object) -> None:
+    grid = _grid_file(tmp_path, {"alpha_bin": [0.2, 0.25, 0.3, 0.35, 0.4, 0.45], "accept_outside_k": list(range(1, 41)),
+                                 "risk_pct": [0.01, 0.02, 0.03, 0.04, 0.05]}, "cluster")
+    env = {**cluster.env, "RAY_ADDRESS": cluster.gcs_address}  # type: ignore[attr-defined]
+    out = subprocess.run(_grid_cmd(grid, market, "--run-id", "cl1", "--no-mlflow"), env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(summary["nodes"]) == 2, summary["nodes"]
+    assert len(ResultStore(market).results("cl1")) == 6 * 40 * 5
+
+
+def test_ray_job_submit(market: Path, tmp_path: Path, cluster: object) -> None:
+    env = dict(cluster.env)  # type: ignore[attr-defined]
+    cmd = [RAY, "job", "submit", "--address", cluster.dashboard_url, "--working-dir", str(REPO),  # type: ignore[attr-defined]
+           "--", "python", "tune/grid.py", "--config", "configs/grid/smoke.yaml", "--db-dir", str(market),
+           "--run-id", "job1", "--no-mlflow", "--json"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
+    assert "succeeded" in (out.stdout + out.stderr).lower()
+    assert len(ResultStore(market).results("job1")) == 8
