@@ -6,12 +6,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DB_DIR ?= data
-DEMO_DAYS ?= 2
+DEMO_DAYS ?= 3
 DEMO_SEED ?= 7
 PYTEST_ARGS ?=
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install build demo test test-rust test-py bench lint fmt lock clean
+.PHONY: help install build demo test test-rust test-py bench lint fmt lock clean mlflow-ui
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ fmt: install ## apply ruff and rustfmt formatting
 	$(VENV)/bin/ruff format at_core tests benches tune live
 	$(VENV)/bin/ruff check --fix at_core tests benches tune live
 	cargo fmt --all
+
+mlflow-ui: install ## MLflow UI over the sweeps in DB_DIR on http://127.0.0.1:5000
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(abspath $(DB_DIR))/mlflow.db
 
 lock: ## refresh requirements-lock.txt from the current .venv
 	$(PIP) freeze --exclude-editable | grep -v '^auction-trader' > requirements-lock.txt

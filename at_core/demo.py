@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
 
     _banner("features (stage 1 + stage 2, Rust engine) -> bars_1m, features_1m")
     features_step(db_dir, settings)
+    from at_core.grid.main import demo_step as grid_step
+
+    _banner("grid search (configs/grid/demo.yaml) on a local Ray -> execution.db + MLflow")
+    grid_step(db_dir, getattr(args, "config", None), list(getattr(args, "set", []) or []))
     extra: dict[str, Any] = {}
     print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s {extra or ''}".rstrip())
     return 0
@@ -77,7 +81,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="the main job end to end on generated data",
         description="Generate a deterministic synthetic market into DATABASE_DIR and run the pipeline on it.",
     )
-    p.add_argument("--days", type=int, default=2, help="days to generate (default 2)")
+    p.add_argument("--days", type=int, default=3, help="days to generate (default 3)")
     p.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
     p.add_argument(
         "--start", default=None, help="first day, YYYY-MM-DD (default: the generator's fixed start)"

@@ -86,6 +86,18 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     gsub = p.add_subparsers(dest="grid_command", metavar="GRID_COMMAND")
     gsub.required = True
     q = gsub.add_parser(
+        "run",
+        parents=[common],
+        help="run (or resume) a sweep",
+        description="Run a grid file on a local Ray (default) or a cluster (RAY_ADDRESS / --ray-address); "
+        "--config names the base config, --grid the sweep.",
+    )
+    from at_core.grid.main import add_run_arguments
+    from at_core.grid.main import run as run_grid
+
+    add_run_arguments(q, config_alias=False)
+    q.set_defaults(func=run_grid)
+    q = gsub.add_parser(
         "list",
         parents=[common],
         help="list sweeps",

@@ -10,21 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from at_core.config import load_settings, resolve_db_dir
-from at_core.grid.evaluate import evaluate_point, stage1_for
 from at_core.grid.results import ResultStore
-from at_core.grid.runner import run_sweep
 from at_core.grid.spec import load_grid
 from at_core.grid.tracking import default_tracking_uri
 
 
-def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--grid",
-        "--config",
-        dest="grid",
-        required=True,
-        help="grid file, e.g. configs/grid/demo.yaml",
-    )
+def add_run_arguments(p: argparse.ArgumentParser, config_alias: bool = True) -> None:
+    names = ["--grid", "--config"] if config_alias else ["--grid"]
+    p.add_argument(*names, dest="grid", required=True, help="grid file, e.g. configs/grid/demo.yaml")
     p.add_argument("--run-id", default=None, help="resume this run (default: a new id)")
     p.add_argument(
         "--smoke-test", action="store_true", help="first 2 values of each swept key only"
@@ -41,8 +34,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from at_core.grid.evaluate import evaluate_point, stage1_for
+    from at_core.grid.runner import run_sweep
+
     db_dir = resolve_db_dir(getattr(args, "db_dir", None))
-    base = load_settings(getattr(args, "base_config", None), getattr(args, "set", []) or [])
+    base_path = getattr(args, "base_config", None) or getattr(args, "config", None)
+    base = load_settings(base_path, getattr(args, "set", []) or [])
     spec = load_grid(args.grid, base)
     if args.smoke_test:
         spec.params = {k: v[:2] for k, v in spec.params.items()}
@@ -125,3 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     return run(p.parse_args(argv))
+
+
+def demo_step(db_dir: Path, config: str | None, overrides: list[str]) -> None:
+    """The demo's grid: ``configs/grid/demo.yaml`` on a local Ray, SQLite + MLflow, top 5."""
+    from at_core.config import REPO_ROOT
+
+    ns = argparse.Namespace(
+        db_dir=str(db_dir), config=config, set=overrides, grid=str(REPO_ROOT / "configs" / "grid" / "demo.yaml"),
+        run_id=None, smoke_test=False, ray_address=None, mlflow_uri=None, no_mlflow=False, top=5, json=False,
+    )
+    run(ns)
