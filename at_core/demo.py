@@ -1,8 +1,9 @@
 """``auction-trader demo``: the main job end to end on generated data (no servers, no internet).
 
 Steps, each reusing the capability's own entry point: create the stores, generate a
-deterministic synthetic market, then report what is stored. Later capabilities (features,
-backtest, grid) append their step here.
+deterministic synthetic market, report what is stored, compute the features, backtest
+them with the defaults (metrics and the report folder). Later capabilities append their
+step here.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
 
     _banner("features (stage 1 + stage 2, Rust engine) -> bars_1m, features_1m")
     features_step(db_dir, settings)
+    from at_core.backtest.cli import demo_step as backtest_step
+
+    _banner("backtest (Rust kernel + bid/ask fill model) over the generated days, default settings")
+    backtest_step(db_dir, settings)
     from at_core.grid.main import demo_step as grid_step
 
     _banner("grid search (configs/grid/demo.yaml) on a local Ray -> execution.db + MLflow")

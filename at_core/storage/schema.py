@@ -159,6 +159,46 @@ EXECUTION_DDL = [
     finished_at     INTEGER NOT NULL,
     PRIMARY KEY (run_id, trial_key)
 )""",
+    # Additions: backtests (`auction-trader backtest`), keyed by run id. The spec's
+    # `positions` / `signals_1m` keep their live meaning; a backtest never writes there.
+    """CREATE TABLE IF NOT EXISTS backtest_runs (
+    run_id          TEXT PRIMARY KEY,
+    created_at      INTEGER NOT NULL,
+    from_ts_min     INTEGER,
+    to_ts_min       INTEGER,
+    n_minutes       INTEGER NOT NULL,
+    settings_json   TEXT NOT NULL,
+    metrics_json    TEXT NOT NULL,
+    report_dir      TEXT
+)""",
+    """CREATE TABLE IF NOT EXISTS backtest_trades (
+    run_id              TEXT NOT NULL,
+    trade_no            INTEGER NOT NULL,
+    side                TEXT NOT NULL,
+    setup               TEXT,
+    entry_reason        TEXT,
+    decision_ts_ms      INTEGER NOT NULL,
+    fill_ts_ms          INTEGER NOT NULL,
+    entry_price         DOUBLE NOT NULL,
+    entry_maker         INTEGER,
+    qty                 DOUBLE NOT NULL,
+    stop_initial        DOUBLE,
+    tp1_price_target    DOUBLE,
+    tp2_price_target    DOUBLE,
+    tp1_ts_ms           INTEGER,
+    tp1_price           DOUBLE,
+    tp1_qty             DOUBLE,
+    exit_decision_ts_ms INTEGER,
+    exit_ts_ms          INTEGER,
+    exit_price          DOUBLE,
+    exit_reason         TEXT,
+    gross_pnl           DOUBLE,
+    fees                DOUBLE,
+    funding             DOUBLE,
+    slippage_cost       DOUBLE,
+    net_pnl             DOUBLE,
+    PRIMARY KEY (run_id, trade_no)
+)""",
 ]
 
 # ---- Arrow schemas of the Parquet lake (same columns as the DuckDB raw tables) ---------

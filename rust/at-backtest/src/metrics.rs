@@ -256,10 +256,27 @@ impl MetricsAcc {
 
     #[inline]
     pub fn minute(&mut self, x: &MinuteInput, d: &Decision, in_position: bool) {
+        self.minute_core(x.ts_min, d, in_position);
+        if x.has_trades() && x.ambiguous_frac.is_finite() {
+            self.amb_sum += x.ambiguous_frac;
+            self.amb_n += 1.0;
+            if x.ambiguous_frac > self.m.ambiguous_frac_max {
+                self.m.ambiguous_frac_max = x.ambiguous_frac;
+            }
+            if x.ambiguous_frac > self.amb_max_cfg {
+                self.amb_high += 1.0;
+            }
+        }
+    }
+
+    /// `minute` without the ambiguity statistics, which depend on the table only: the
+    /// prepared path adds them once with `set_ambiguity` (same sums, same order).
+    #[inline]
+    pub fn minute_core(&mut self, ts_min: i64, d: &Decision, in_position: bool) {
         self.m.n_minutes += 1.0;
         let eq = d.equity;
-        if x.ts_min >= self.day_end || x.ts_min < self.day_end.saturating_sub(86_400_000) {
-            let day = x.ts_min.div_euclid(86_400_000);
+        if ts_min >= self.day_end || ts_min < self.day_end.saturating_sub(86_400_000) {
+            let day = ts_min.div_euclid(86_400_000);
             self.day_end = (day + 1) * 86_400_000;
             if self.day != i64::MIN {
                 self.daily
@@ -279,22 +296,21 @@ impl MetricsAcc {
         if dd > self.m.max_drawdown_pct * self.peak && self.peak > 0.0 {
             self.m.max_drawdown_pct = dd / self.peak;
         }
-        if x.has_trades() && x.ambiguous_frac.is_finite() {
-            self.amb_sum += x.ambiguous_frac;
-            self.amb_n += 1.0;
-            if x.ambiguous_frac > self.m.ambiguous_frac_max {
-                self.m.ambiguous_frac_max = x.ambiguous_frac;
-            }
-            if x.ambiguous_frac > self.amb_max_cfg {
-                self.amb_high += 1.0;
-            }
-        }
         if d.events & event::KILL_SWITCH_ON != 0 {
             self.m.n_kill_switch += 1.0;
         }
         if in_position {
             self.in_pos_minutes += 1.0;
         }
+    }
+
+    /// The ambiguity statistics of the whole table (see `Prepared`), replacing the
+    /// per-minute accumulation of `minute`.
+    pub fn set_ambiguity(&mut self, sum: f64, n: f64, max: f64, high: f64) {
+        self.amb_sum = sum;
+        self.amb_n = n;
+        self.m.ambiguous_frac_max = max;
+        self.amb_high = high;
     }
 
     pub fn finish(mut self, final_equity: f64) -> Metrics {

@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::input::MinuteInput;
 use crate::params::{LimitPriceMode, OfThresholdMode, Params, QimbSource};
+use crate::prepared::PreMinute;
 use crate::reason::{event, sig, Reason};
 use crate::sizing::{size_position, tp1_steps, SizeReject};
 use at_types::AtError;
@@ -191,7 +192,7 @@ pub struct SeqTrack {
 }
 
 impl SeqTrack {
-    const NONE: SeqTrack = SeqTrack {
+    pub const NONE: SeqTrack = SeqTrack {
         count: 0,
         locked: None,
         extreme: 0.0,
@@ -311,6 +312,71 @@ fn fmin(a: f64, b: f64) -> f64 {
     a.min(b)
 }
 
+/// Whether the minute's value area is usable (valid and finite).
+#[inline]
+pub(crate) fn va_ok(x: &MinuteInput) -> bool {
+    x.va_valid && x.vah.is_finite() && x.val.is_finite() && x.poc.is_finite()
+}
+
+/// Advance both acceptance sequences by one minute with trades (SPEC §6.2/§6.3). Depends
+/// only on the minute and the crossing distance `dc`, never on the position or on other
+/// parameters: the batch runner computes it once per table (`prepare_minutes`). Returns
+/// the poke extremes of sequences reset by this bar (NaN when none was).
+#[inline]
+pub(crate) fn advance_acceptance(
+    a: &mut SeqTrack,
+    b: &mut SeqTrack,
+    x: &MinuteInput,
+    va_ok: bool,
+    dc: f64,
+) -> (f64, f64) {
+    let mut above_reset_extreme = f64::NAN;
+    let mut below_reset_extreme = f64::NAN;
+    match a.locked {
+        Some(l) => {
+            if x.close > l {
+                a.count += 1;
+                a.extreme = fmax(a.extreme, x.high);
+            } else {
+                above_reset_extreme = fmax(a.extreme, x.high);
+                *a = SeqTrack::NONE;
+            }
+        }
+        None => {
+            if va_ok && x.close > x.vah && x.crossed_within(x.vah, dc) {
+                *a = SeqTrack {
+                    count: 1,
+                    locked: Some(x.vah),
+                    extreme: x.high,
+                    fired: false,
+                };
+            }
+        }
+    }
+    match b.locked {
+        Some(l) => {
+            if x.close < l {
+                b.count += 1;
+                b.extreme = fmin(b.extreme, x.low);
+            } else {
+                below_reset_extreme = fmin(b.extreme, x.low);
+                *b = SeqTrack::NONE;
+            }
+        }
+        None => {
+            if va_ok && x.close < x.val && x.crossed_within(x.val, dc) {
+                *b = SeqTrack {
+                    count: 1,
+                    locked: Some(x.val),
+                    extreme: x.low,
+                    fired: false,
+                };
+            }
+        }
+    }
+    (above_reset_extreme, below_reset_extreme)
+}
+
 /// An entry plan before sizing: side, setup, reason, boundary (limit price in boundary
 /// mode), stop, TP1, TP2, close-inside exit level.
 type Plan = (
@@ -326,7 +392,7 @@ type Plan = (
 
 /// Which initiative thresholds a check uses.
 #[derive(Clone, Copy)]
-enum Family {
+pub(crate) enum Family {
     Entry,
     Breakout,
     Fail,
@@ -568,7 +634,7 @@ impl Kernel {
     /// Initiative confirmation (SPEC §6.4 rule 4, §5.7 high-ambiguity dual confirmation).
     /// `side` is the trade direction; thresholds are mirrored for shorts (entry/breakout) and
     /// for longs (fail, whose thresholds are written for the short side).
-    fn initiative(&self, x: &MinuteInput, side: i8, fam: Family) -> bool {
+    pub(crate) fn initiative(&self, x: &MinuteInput, side: i8, fam: Family) -> bool {
         let p = &self.p;
         let q = match p.qimb_source {
             QimbSource::Close => x.qimb_close,
@@ -615,7 +681,7 @@ impl Kernel {
         }
     }
 
-    fn spread_dist(&self, x: &MinuteInput, mult: f64) -> f64 {
+    pub(crate) fn spread_dist(&self, x: &MinuteInput, mult: f64) -> f64 {
         let s = if x.spread_avg.is_finite() && x.spread_avg > 0.0 {
             x.spread_avg
         } else {
@@ -705,6 +771,138 @@ impl Kernel {
     /// `on_minute` writing into a caller-owned decision (the backtester's hot loop reuses
     /// one, avoiding a large copy per minute).
     pub fn decide(&mut self, x: &MinuteInput, d: &mut Decision) {
+        let (has, mtm) = self.begin_minute(x, d);
+
+        // ---- acceptance (independent of the position)
+        let dc = self.spread_dist(x, self.p.crossing_spread_mult);
+        let va_ok = va_ok(x);
+        let mut above_reset_extreme = f64::NAN;
+        let mut below_reset_extreme = f64::NAN;
+        // A bar strictly inside the VA with no sequence or retest running can neither move
+        // acceptance nor fire a setup (every trigger needs a print or close beyond a
+        // boundary): skip straight to position management. Pure speed-up, same decisions.
+        let quiet = self.is_quiet(x, has, va_ok);
+        if has && !quiet {
+            (above_reset_extreme, below_reset_extreme) =
+                advance_acceptance(&mut self.s.above, &mut self.s.below, x, va_ok, dc);
+        }
+
+        // ---- setups at this bar
+        if has && va_ok && !quiet {
+            let k = self.p.accept_outside_k;
+            if x.low < x.val
+                && x.close > x.val
+                && x.crossed_within(x.val, dc)
+                && self.initiative(x, 1, Family::Entry)
+            {
+                d.signals |= sig::BREAKIN_LONG;
+            }
+            if x.high > x.vah
+                && x.close < x.vah
+                && x.crossed_within(x.vah, dc)
+                && self.initiative(x, -1, Family::Entry)
+            {
+                d.signals |= sig::BREAKIN_SHORT;
+            }
+            if x.high > x.vah && x.close < x.vah && self.initiative(x, -1, Family::Fail) {
+                d.signals |= sig::FAILBREAK_SHORT;
+            }
+            if x.low < x.val && x.close > x.val && self.initiative(x, 1, Family::Fail) {
+                d.signals |= sig::FAILBREAK_LONG;
+            }
+            if self.s.above.count >= k
+                && !self.s.above.fired
+                && x.close > x.vah
+                && self.initiative(x, 1, Family::Breakout)
+            {
+                d.signals |= sig::BREAKOUT_LONG;
+                self.s.above.fired = true;
+            }
+            if self.s.below.count >= k
+                && !self.s.below.fired
+                && x.close < x.val
+                && self.initiative(x, -1, Family::Breakout)
+            {
+                d.signals |= sig::BREAKOUT_SHORT;
+                self.s.below.fired = true;
+            }
+        }
+        self.act(
+            x,
+            d,
+            va_ok,
+            has,
+            quiet,
+            above_reset_extreme,
+            below_reset_extreme,
+            mtm,
+        );
+    }
+
+    /// `decide` with the parameter-free and set-invariant part of the minute precomputed
+    /// (`pre`, from `prepare_minutes` with parameters that share this kernel's
+    /// `SignalKey`): the acceptance sequences are loaded instead of advanced and the
+    /// breakin / failed-breakout signals are read instead of evaluated. Only the breakout
+    /// signal (which needs `accept_outside_k` and whether this sequence already fired)
+    /// and everything after the setups run here. Same decisions as `decide`, bit for bit
+    /// (the backtester's tests compare both paths).
+    #[inline]
+    pub fn decide_prepared(&mut self, x: &MinuteInput, pre: &PreMinute, d: &mut Decision) {
+        let (has, mtm) = self.begin_minute(x, d);
+        let va_ok = pre.flags & PreMinute::VA_OK != 0;
+        let quiet = self.is_quiet(x, has, va_ok);
+        // A sequence that was locked before and is not now was reset by this bar's close:
+        // its poke extreme (incl. this bar) is the failed-breakout stop.
+        let above_reset_extreme = if self.s.above.locked.is_some() && pre.above_locked.is_nan() {
+            fmax(self.s.above.extreme, x.high)
+        } else {
+            f64::NAN
+        };
+        let below_reset_extreme = if self.s.below.locked.is_some() && pre.below_locked.is_nan() {
+            fmin(self.s.below.extreme, x.low)
+        } else {
+            f64::NAN
+        };
+        self.s.above = pre.above(self.s.above.fired);
+        self.s.below = pre.below(self.s.below.fired);
+        let mut s = pre.bits & PreMinute::STATIC_SIGNALS;
+        let k = self.p.accept_outside_k;
+        if pre.bits & sig::BREAKOUT_LONG != 0 && self.s.above.count >= k && !self.s.above.fired {
+            s |= sig::BREAKOUT_LONG;
+            self.s.above.fired = true;
+        }
+        if pre.bits & sig::BREAKOUT_SHORT != 0 && self.s.below.count >= k && !self.s.below.fired
+        {
+            s |= sig::BREAKOUT_SHORT;
+            self.s.below.fired = true;
+        }
+        d.signals = s;
+        self.act(
+            x,
+            d,
+            va_ok,
+            has,
+            quiet,
+            above_reset_extreme,
+            below_reset_extreme,
+            mtm,
+        );
+    }
+
+    #[inline]
+    fn is_quiet(&self, x: &MinuteInput, has: bool, va_ok: bool) -> bool {
+        has && va_ok
+            && x.low > x.val
+            && x.high < x.vah
+            && self.s.above.locked.is_none()
+            && self.s.below.locked.is_none()
+            && self.s.retest.is_none()
+    }
+
+    /// Start of every minute: reset the decision, marks, the UTC day and the kill switch.
+    /// Returns (minute has trades, mark-to-market equity).
+    #[inline]
+    fn begin_minute(&mut self, x: &MinuteInput, d: &mut Decision) -> (bool, f64) {
         // Field by field: assigning a whole new `Decision` compiles to a memcpy per minute.
         d.ts_min = x.ts_min;
         d.action = Action::Hold;
@@ -751,110 +949,23 @@ impl Kernel {
             self.s.kill = true;
             d.events |= event::KILL_SWITCH_ON;
         }
+        (has, mtm)
+    }
 
-        // ---- acceptance (independent of the position)
-        let dc = self.spread_dist(x, self.p.crossing_spread_mult);
-        let va_ok = x.va_valid && x.vah.is_finite() && x.val.is_finite() && x.poc.is_finite();
-        let mut above_reset_extreme = f64::NAN;
-        let mut below_reset_extreme = f64::NAN;
-        // A bar strictly inside the VA with no sequence or retest running can neither move
-        // acceptance nor fire a setup (every trigger needs a print or close beyond a
-        // boundary): skip straight to position management. Pure speed-up, same decisions.
-        let quiet = has
-            && va_ok
-            && x.low > x.val
-            && x.high < x.vah
-            && self.s.above.locked.is_none()
-            && self.s.below.locked.is_none()
-            && self.s.retest.is_none();
-        if has && !quiet {
-            let a = &mut self.s.above;
-            match a.locked {
-                Some(l) => {
-                    if x.close > l {
-                        a.count += 1;
-                        a.extreme = fmax(a.extreme, x.high);
-                    } else {
-                        above_reset_extreme = fmax(a.extreme, x.high);
-                        *a = SeqTrack::NONE;
-                    }
-                }
-                None => {
-                    if va_ok && x.close > x.vah && x.crossed_within(x.vah, dc) {
-                        *a = SeqTrack {
-                            count: 1,
-                            locked: Some(x.vah),
-                            extreme: x.high,
-                            fired: false,
-                        };
-                    }
-                }
-            }
-            let b = &mut self.s.below;
-            match b.locked {
-                Some(l) => {
-                    if x.close < l {
-                        b.count += 1;
-                        b.extreme = fmin(b.extreme, x.low);
-                    } else {
-                        below_reset_extreme = fmin(b.extreme, x.low);
-                        *b = SeqTrack::NONE;
-                    }
-                }
-                None => {
-                    if va_ok && x.close < x.val && x.crossed_within(x.val, dc) {
-                        *b = SeqTrack {
-                            count: 1,
-                            locked: Some(x.val),
-                            extreme: x.low,
-                            fired: false,
-                        };
-                    }
-                }
-            }
-        }
-
-        // ---- setups at this bar
-        if has && va_ok && !quiet {
-            let k = self.p.accept_outside_k;
-            if x.low < x.val
-                && x.close > x.val
-                && x.crossed_within(x.val, dc)
-                && self.initiative(x, 1, Family::Entry)
-            {
-                d.signals |= sig::BREAKIN_LONG;
-            }
-            if x.high > x.vah
-                && x.close < x.vah
-                && x.crossed_within(x.vah, dc)
-                && self.initiative(x, -1, Family::Entry)
-            {
-                d.signals |= sig::BREAKIN_SHORT;
-            }
-            if x.high > x.vah && x.close < x.vah && self.initiative(x, -1, Family::Fail) {
-                d.signals |= sig::FAILBREAK_SHORT;
-            }
-            if x.low < x.val && x.close > x.val && self.initiative(x, 1, Family::Fail) {
-                d.signals |= sig::FAILBREAK_LONG;
-            }
-            if self.s.above.count >= k
-                && !self.s.above.fired
-                && x.close > x.vah
-                && self.initiative(x, 1, Family::Breakout)
-            {
-                d.signals |= sig::BREAKOUT_LONG;
-                self.s.above.fired = true;
-            }
-            if self.s.below.count >= k
-                && !self.s.below.fired
-                && x.close < x.val
-                && self.initiative(x, -1, Family::Breakout)
-            {
-                d.signals |= sig::BREAKOUT_SHORT;
-                self.s.below.fired = true;
-            }
-        }
-
+    /// Everything after the setups: kill switch, entry candidate, position management.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn act(
+        &mut self,
+        x: &MinuteInput,
+        d: &mut Decision,
+        va_ok: bool,
+        has: bool,
+        quiet: bool,
+        above_reset_extreme: f64,
+        below_reset_extreme: f64,
+        mtm: f64,
+    ) {
         // ---- kill switch: flatten and stand aside
         if self.s.kill {
             d.reason = Reason::KillSwitchActive;

@@ -8,6 +8,7 @@
 pub mod input;
 pub mod kernel;
 pub mod params;
+pub mod prepared;
 pub mod reason;
 pub mod sizing;
 
@@ -16,6 +17,7 @@ pub use kernel::{
     Action, Decision, EntryOrder, ExitKind, ExitOrder, Kernel, KernelState, Mode, Position, Retest,
     SeqTrack, Setup,
 };
+pub use prepared::{prepare_minutes, signal_key, PreMinute, SignalKey};
 pub use params::{LimitPriceMode, OfThresholdMode, Params, QimbSource, StopFillMode};
 pub use reason::{event, sig, Reason};
 
