@@ -87,7 +87,15 @@ def coerce_table(table: dict[str, Any]) -> Table:
 
             raise InputError(f"feature table: missing column `{k}`")
         out[k] = np.ascontiguousarray(table[k], dtype=dt)
-    for k, dt in (("tick_ts", np.int64), ("tick_price", np.float64), ("tick_start", np.uint32)):
+    optional = (
+        ("tick_ts", np.int64),
+        ("tick_price", np.float64),
+        ("tick_start", np.uint32),
+        # funding history (funding_source: history): instants (ms) and rates (fractions)
+        ("funding_ts", np.int64),
+        ("funding_rate", np.float64),
+    )
+    for k, dt in optional:
         if k in table:
             out[k] = np.ascontiguousarray(table[k], dtype=dt)
     return out

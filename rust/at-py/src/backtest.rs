@@ -5,6 +5,7 @@
 //! `at_core/_core.pyi` (`MINUTE_TABLE_COLUMNS` in `at_core.backtest`).
 
 use at_backtest::synth::synthetic_table;
+use at_backtest::table::FundingHistory;
 use at_backtest::{run, run_batch, BacktestResult, Metrics, MinuteTable, OwnedTable, TickPath};
 use at_strategy::Action;
 use at_types::AtError;
@@ -78,6 +79,8 @@ struct Cols<'py> {
     i: Vec<PyReadonlyArray1<'py, i64>>,
     valid: PyReadonlyArray1<'py, bool>,
     tick_start: Option<PyReadonlyArray1<'py, u32>>,
+    /// Optional funding history (`funding_ts` int64 ms, `funding_rate` fraction).
+    funding: Option<(PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, f64>)>,
 }
 
 impl<'py> Cols<'py> {
@@ -102,11 +105,22 @@ impl<'py> Cols<'py> {
         } else {
             None
         };
+        let funding = match (d.contains("funding_ts")?, d.contains("funding_rate")?) {
+            (true, true) => Some((arr::<i64>(d, "funding_ts")?, arr::<f64>(d, "funding_rate")?)),
+            (false, false) => None,
+            _ => {
+                return Err(bad(
+                    "feature table",
+                    "funding history needs both `funding_ts` and `funding_rate`".into(),
+                ))
+            }
+        };
         Ok(Self {
             f,
             i,
             valid: arr::<bool>(d, "va_valid")?,
             tick_start,
+            funding,
         })
     }
 
@@ -146,6 +160,13 @@ impl<'py> Cols<'py> {
             low_ts: i(2)?,
             high_ts: i(3)?,
             ticks,
+            funding: match &self.funding {
+                Some((ts, rate)) => Some(FundingHistory {
+                    ts: sl(ts, "funding_ts")?,
+                    rate: sl(rate, "funding_rate")?,
+                }),
+                None => None,
+            },
         })
     }
 }
