@@ -128,4 +128,18 @@ class Ob500Decoder:
     @property
     def depth(self) -> tuple[int, int]: ...
 
+# Multi-threaded fast path of the hot CSV formats (rust/at-ingest/src/csv.rs). data: uint8 view
+# of the whole file; parses data[start:] (physical line first_line first) with ncols fields per
+# line; fields: (column index, kind) with kind in ts_s | ts_ms | f64 | i64 | str | side | maker |
+# same. Returns (rows, columns) - int64 / float64 / int8 arrays, (offsets int32, data uint8) for
+# str, bytes for same - or "line N: reason" when the file is not clean enough for it.
+def parse_csv_fast(
+    data: NDArray[Any],
+    start: int,
+    first_line: int,
+    ncols: int,
+    fields: list[tuple[int, str]],
+    threads: int = 2,
+) -> tuple[int, list[Any]] | str: ...
+
 # --- end ingest ---

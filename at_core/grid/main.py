@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from at_core.grid.evaluate import evaluate_point, stage1_for
     from at_core.grid.runner import run_sweep
 
-    db_dir = resolve_db_dir(getattr(args, "db_dir", None))
+    db_dir = resolve_db_dir(getattr(args, "db_dir", None)).resolve()
     base_path = getattr(args, "base_config", None) or getattr(args, "config", None)
     base = load_settings(base_path, getattr(args, "set", []) or [])
     spec = load_grid(args.grid, base)

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from at_core.errors import InputError
+from at_core.ingest import fastcsv
 from at_core.ingest import timestamps as tsmod
 from at_core.ingest.csvread import ColType, CsvData, Reject, read_csv, read_header
 
@@ -169,6 +170,37 @@ def _parsed(
     )
 
 
+def _fast_parsed(
+    fast: fastcsv.FastCsv,
+    kind: str,
+    cols: dict[str, pa.Array | np.ndarray],
+    notes: list[str],
+    names: dict[str, str],
+    opts: Options,
+    unit: str,
+    checked: list[str],
+) -> Parsed:
+    """What ``_parsed`` returns for the same clean file read by the general path (the
+    per-field masks of the columns it checks, all clear)."""
+    n = fast.rows
+    return Parsed(
+        kinds={
+            kind: KindRows(
+                cols,
+                fast.lines,
+                np.zeros(n, dtype=bool),
+                names,
+                {f: np.zeros(n, dtype=bool) for f in checked},
+            )
+        },
+        rejects=[],
+        rows_read=n,
+        blank_lines=0,
+        ts=tsmod.Detection(unit, "given" if opts.ts_unit else "format"),
+        notes=notes,
+    )
+
+
 # ---- Bybit public trade archive ---------------------------------------------------------
 BYBIT_SIDES: dict[str, int | None] = {"buy": 1, "sell": -1}
 
@@ -177,6 +209,36 @@ def parse_bybit(data: pa.Buffer, name: str, opts: Options) -> Parsed:
     """``public.bybit.com/trading/<SYM>/<SYM><date>.csv.gz``: timestamp in epoch seconds
     with a fraction (parsed exactly), ``side`` = taker side, ``trdMatchID`` = trade id,
     optional trailing ``RPI`` column (ignored). Old files are newest-first."""
+    if opts.ts_unit in (None, "s"):
+        fast = fastcsv.read(
+            data,
+            name,
+            {
+                "timestamp": "ts_s",
+                "symbol": "same",
+                "side": "side",
+                "size": "f64",
+                "price": "f64",
+                "trdMatchID": "str",
+            },
+        )
+        if fast is not None:
+            c = fast.columns
+            lines = fast.lines
+            ts = c["timestamp"]
+            ok = np.zeros(fast.rows, dtype=bool)
+            seq, order = line_seq(lines, ts, ok)
+            cols: dict[str, pa.Array | np.ndarray] = {
+                "ts_ms": ts,
+                "price": c["price"],
+                "size": c["size"],
+                "exchange_side": c["side"],
+                "trade_id": c["trdMatchID"],
+                "seq": seq,
+            }
+            return _fast_parsed(
+                fast, "trades", cols, [f"order: {order}"], {}, opts, "s", ["timestamp", "side"]
+            )
     usecols: dict[str, ColType] = {
         "timestamp": "ts",
         "symbol": "dict",
@@ -216,6 +278,42 @@ BOOL_MAKER: dict[str, int | None] = {"true": -1, "false": 1, "1": -1, "0": 1}
 def parse_binance_trades(data: pa.Buffer, name: str, opts: Options) -> Parsed:
     """``local_ts,trade_time_ms,event_time_ms,symbol,trade_id,price,qty,is_buyer_maker,type``;
     time = ``trade_time_ms`` (T), seq = trade id, side from ``is_buyer_maker``."""
+    if opts.ts_unit in (None, "ms"):
+        fast = fastcsv.read(
+            data,
+            name,
+            {
+                "trade_time_ms": "ts_ms",
+                "symbol": "same",
+                "trade_id": "i64",
+                "price": "f64",
+                "qty": "f64",
+                "is_buyer_maker": "maker",
+            },
+        )
+        if fast is not None:
+            c = fast.columns
+            ids = pa.array(c["trade_id"], pa.int64())
+            cols = {
+                "ts_ms": c["trade_time_ms"],
+                "price": c["price"],
+                "size": c["qty"],
+                "exchange_side": c["is_buyer_maker"],
+                "trade_id": pc.cast(ids, pa.string()),
+                "seq": c["trade_id"],
+            }
+            out = _fast_parsed(
+                fast,
+                "trades",
+                cols,
+                [],
+                {"size": "qty"},
+                opts,
+                "ms",
+                ["trade_time_ms", "is_buyer_maker"],
+            )
+            out.seq_is_trade_id = True
+            return out
     usecols: dict[str, ColType] = {
         "trade_time_ms": "ts",
         "symbol": "dict",
@@ -252,6 +350,34 @@ def parse_binance_trades(data: pa.Buffer, name: str, opts: Options) -> Parsed:
 def parse_binance_bookticker(data: pa.Buffer, name: str, opts: Options) -> Parsed:
     """``local_ts,transaction_time_ms,event_time_ms,symbol,update_id,bid_price,bid_qty,
     ask_price,ask_qty``; time = ``transaction_time_ms`` (T), seq = update id (u)."""
+    names = {"bid_px": "bid_price", "bid_sz": "bid_qty", "ask_px": "ask_price", "ask_sz": "ask_qty"}
+    if opts.ts_unit in (None, "ms"):
+        fast = fastcsv.read(
+            data,
+            name,
+            {
+                "transaction_time_ms": "ts_ms",
+                "symbol": "same",
+                "update_id": "i64",
+                "bid_price": "f64",
+                "bid_qty": "f64",
+                "ask_price": "f64",
+                "ask_qty": "f64",
+            },
+        )
+        if fast is not None:
+            c = fast.columns
+            qcols: dict[str, pa.Array | np.ndarray] = {
+                "ts_ms": c["transaction_time_ms"],
+                "bid_px": c["bid_price"],
+                "bid_sz": c["bid_qty"],
+                "ask_px": c["ask_price"],
+                "ask_sz": c["ask_qty"],
+                "seq": c["update_id"],
+            }
+            return _fast_parsed(
+                fast, "quotes", qcols, [], names, opts, "ms", ["transaction_time_ms"]
+            )
     usecols: dict[str, ColType] = {
         "transaction_time_ms": "ts",
         "symbol": "dict",
@@ -278,7 +404,6 @@ def parse_binance_bookticker(data: pa.Buffer, name: str, opts: Options) -> Parse
         "ask_sz": csv.columns["ask_qty"],
         "seq": csv.columns["update_id"],
     }
-    names = {"bid_px": "bid_price", "bid_sz": "bid_qty", "ask_px": "ask_price", "ask_sz": "ask_qty"}
     return _parsed(csv, "quotes", cols, [], names)
 
 
@@ -683,7 +808,13 @@ def parse_bybit_ob(data: pa.Buffer, name: str, opts: Options) -> Parsed:
     bad = np.isin(lines, np.array(sorted({r.line for r in rejects}), dtype=np.int64))
     from at_core.ingest.orderbook import notes as ob_notes
 
-    names = {"bid_px": "data.b", "bid_sz": "data.b", "ask_px": "data.a", "ask_sz": "data.a", "seq": "data.u"}
+    names = {
+        "bid_px": "data.b",
+        "bid_sz": "data.b",
+        "ask_px": "data.a",
+        "ask_sz": "data.a",
+        "seq": "data.u",
+    }
     return Parsed(
         kinds={"quotes": KindRows(dict(q), lines, bad, names)},
         rejects=rejects,

@@ -20,6 +20,7 @@ import datetime as dt
 import gzip
 import hashlib
 import sys
+import threading
 import time
 import zipfile
 import zlib
@@ -126,6 +127,33 @@ def content_id(data: pa.Buffer) -> str:
     return hashlib.sha256(memoryview(data)).hexdigest()[:32]
 
 
+# files at least this big are hashed on a second thread while they are parsed
+OVERLAP_HASH_BYTES = 16 << 20
+
+
+class _Hasher:
+    """``content_id(data)`` on a background thread (hashlib releases the GIL)."""
+
+    def __init__(self, data: pa.Buffer) -> None:
+        self._data = data
+        self._out: list[str] = []
+        self._err: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, name="import-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._out.append(content_id(self._data))
+        except BaseException as exc:  # re-raised in the caller's thread
+            self._err.append(exc)
+
+    def result(self) -> str:
+        self._thread.join()
+        if self._err:
+            raise self._err[0]
+        return self._out[0]
+
+
 def parse_mapping(text: str | None) -> dict[str, str] | None:
     """``ts=time,price=px`` -> {"ts": "time", "price": "px"}."""
     if not text:
@@ -218,21 +246,42 @@ def import_file(
     parser = FORMATS[fmt]
     data = read_source(path)
     step = progress or (lambda _f: None)
-    # hash first: an already imported file is skipped without being parsed
-    source_id = content_id(data)
-    t_hash = time.perf_counter()
+    t_read = time.perf_counter()
+    parsed: Parsed | None = None
+    failure: InputError | None = None
+    if data.size >= OVERLAP_HASH_BYTES:
+        # A big file is hashed on a second thread while it is parsed (SHA-256 of a few
+        # hundred MB costs as much as the parse). The skip check waits for the hash; a
+        # parse error only counts when the file was not already imported.
+        hasher = _Hasher(data)
+        try:
+            parsed = parser(data, str(path), opts)
+        except InputError as exc:
+            failure = exc
+        t_parsed = time.perf_counter()
+        source_id = hasher.result()
+        t_hash = time.perf_counter()
+        timings = {"read+hash": (t_read - t0) + (t_hash - t_parsed), "parse": t_parsed - t_read}
+    else:
+        # hash first: an already imported file is skipped without being parsed
+        source_id = content_id(data)
+        t_hash = time.perf_counter()
+        timings = {"read+hash": t_hash - t0}
     prior = lake.imported(source_id)
     report = ImportReport(path=str(path), fmt=fmt, source_id=source_id)
-    report.timings["read+hash"] = t_hash - t0
+    report.timings.update(timings)
     if prior is not None and not force:
         report.status = "skipped"
         report.seconds = time.perf_counter() - t0
         step(1.0)
         return report
+    if failure is not None:
+        raise failure
     step(0.1)
-    parsed: Parsed = parser(data, str(path), opts)
-    t_parsed = time.perf_counter()
-    report.timings["parse"] = t_parsed - t_hash
+    if parsed is None:
+        parsed = parser(data, str(path), opts)
+        t_parsed = time.perf_counter()
+        report.timings["parse"] = t_parsed - t_hash
     step(0.6)
     report.rows_read = parsed.rows_read
     report.blank_lines = parsed.blank_lines

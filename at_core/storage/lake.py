@@ -134,11 +134,7 @@ class Lake:
                 ddir.mkdir(parents=True, exist_ok=True)
                 final = ddir / f"part-{source_id}.parquet"
                 tmp = ddir / f".part-{source_id}.parquet.tmp-{os.getpid()}"
-                # trade ids are (almost) all distinct: a dictionary page would only be discarded
-                no_dict = [c for c in part.column_names if c != "trade_id"]
-                pq.write_table(
-                    part, tmp, compression="zstd", row_group_size=1 << 20, use_dictionary=no_dict
-                )
+                pq.write_table(part, tmp, **_parquet_options(part.column_names))
                 staged.append((tmp, final))
                 report.rows_by_day[day] = part.num_rows
         except BaseException:
@@ -220,6 +216,32 @@ class Lake:
         with closing(self._manifest()) as con:
             con.row_factory = sqlite3.Row
             return [dict(r) for r in con.execute("SELECT * FROM imports ORDER BY imported_at")]
+
+
+# (ts_ms, seq) are sorted within a part: delta encoding stores them in a few bits per row
+_DELTA_COLUMNS = ("ts_ms", "seq")
+# trade ids are (almost) all distinct: a dictionary page would only be discarded
+_PLAIN_COLUMNS = ("trade_id",)
+
+
+def _parquet_options(columns: list[str]) -> dict[str, object]:
+    """Parquet settings of a lake part, chosen by measurement (3 M Bybit trades, see
+    benches/bench_import.py): zstd level 1 with delta-encoded ts_ms/seq and dictionaries
+    for prices, sizes and sides writes ~30 % faster than the default zstd level with
+    dictionaries everywhere, makes the file ~35 % smaller and reads back faster (pyarrow and
+    DuckDB both read these standard encodings). Values and types read back are identical;
+    trade_id has no statistics (DuckDB's ``trade_id IS NOT NULL`` scan does not need them).
+    """
+    delta = [c for c in columns if c in _DELTA_COLUMNS]
+    return {
+        "compression": "zstd",
+        "compression_level": 1,
+        "row_group_size": 1 << 20,
+        "use_dictionary": [c for c in columns if c not in _DELTA_COLUMNS + _PLAIN_COLUMNS],
+        "column_encoding": dict.fromkeys(delta, "DELTA_BINARY_PACKED"),
+        # min/max of random trade-id strings prune nothing and cost ~10 % of the write
+        "write_statistics": [c for c in columns if c not in _PLAIN_COLUMNS],
+    }
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -141,7 +141,12 @@ def test_ray_job_submit(market: Path, tmp_path: Path, cluster: object) -> None:
     cmd = [RAY, "job", "submit", "--address", cluster.dashboard_url, "--working-dir", str(REPO),  # type: ignore[attr-defined]
            "--", "python", "tune/grid.py", "--config", "configs/grid/smoke.yaml", "--db-dir", str(market),
            "--run-id", "job1", "--no-mlflow", "--json"]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
+    deadline = time.time() + 120
+    while True:  # the head's job agent registers a few seconds after `ray start` returns
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
+        if out.returncode == 0 or "No available agent" not in out.stderr or time.time() > deadline:
+            break
+        time.sleep(3)
     assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
     assert "succeeded" in (out.stdout + out.stderr).lower()
     assert len(ResultStore(market).results("job1")) == 8

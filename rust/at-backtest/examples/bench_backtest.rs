@@ -1,7 +1,9 @@
 //! Quick Rust-side timing of one 30-day backtest and of the batch runner (the official
 //! benchmark is `benches/bench_backtest.py`). `cargo run --release --example bench_backtest`
 use at_backtest::synth::synthetic_table;
-use at_backtest::{run_batch, run_metrics};
+use at_backtest::{
+    run, run_batch, run_metrics, run_metrics_prepared, run_prepared, run_reference, Prepared,
+};
 use at_strategy::Params;
 use std::time::Instant;
 
@@ -30,23 +32,49 @@ fn main() {
         }
         return;
     }
-    let mut best = f64::INFINITY;
-    let mut trades = 0.0;
     let iters: usize = std::env::var("ITERS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50);
-    for _ in 0..iters {
-        let s = Instant::now();
-        let m = run_metrics(&v, &rows, p).unwrap();
-        best = best.min(s.elapsed().as_secs_f64());
-        trades = m.n_trades;
-    }
-    println!(
-        "single 30d backtest: {:.3} ms ({:.1} M bar-steps/s), {trades} trades",
-        best * 1e3,
-        (days * 1440) as f64 / best / 1e6
+    let n = (days * 1440) as f64;
+    let report = |name: &str, best: f64| {
+        println!(
+            "{name}: {:.3} ms ({:.1} M bar-steps/s)",
+            best * 1e3,
+            n / best / 1e6
+        )
+    };
+    let time = |f: &dyn Fn() -> f64| {
+        let mut best = f64::INFINITY;
+        let mut r = 0.0;
+        for _ in 0..iters {
+            let s = Instant::now();
+            r = f();
+            best = best.min(s.elapsed().as_secs_f64());
+        }
+        (best, r)
+    };
+    let (b, trades) = time(&|| run_metrics(&v, &rows, p).unwrap().n_trades);
+    report(
+        &format!("single 30d, reference path, metrics only ({trades} trades)"),
+        b,
     );
+    let mut prep = Prepared::with_rows(&v);
+    prep.add(&v, &p).unwrap();
+    let (b, _) = time(&|| run_metrics_prepared(&v, &prep, p).unwrap().n_trades);
+    report("single 30d, prepared path, metrics only (prep excluded)", b);
+    let (b, _) = time(&|| {
+        let mut pr = Prepared::new(&v);
+        pr.add(&v, &p).unwrap();
+        pr.ambiguity.n
+    });
+    report("  prepare (minutes + idle plan)", b);
+    let (b, _) = time(&|| run_reference(&v, p).unwrap().metrics.n_trades);
+    report("single 30d full output, reference (run_reference)", b);
+    let (b, _) = time(&|| run(&v, p).unwrap().metrics.n_trades);
+    report("single 30d full output (run)", b);
+    let (b, _) = time(&|| run_prepared(&v, &prep, p).unwrap().metrics.n_trades);
+    report("single 30d full output, prepared table (prep excluded)", b);
     if std::env::var("NOBATCH").is_ok() {
         return;
     }
@@ -137,5 +165,8 @@ fn calibrate(rows: &[at_strategy::MinuteInput]) {
         }
         best = best.min(s.elapsed().as_secs_f64());
     }
-    println!("calibration loop (one branch per row): {:.1} us ({acc:.0})", best * 1e6);
+    println!(
+        "calibration loop (one branch per row): {:.1} us ({acc:.0})",
+        best * 1e6
+    );
 }

@@ -2,7 +2,8 @@
 //!
 //! Per minute row `m`, in time order:
 //! 1. funding at every 00:00 / 08:00 / 16:00 UTC instant up to `ts_min[m]` on the position
-//!    opened before it (fixed rate, marked at the last mid; SPEC §12.3);
+//!    opened before it (fixed rate, marked at the last mid; SPEC §12.3), or at the instants
+//!    and rates of `MinuteTable::funding` when a history is given;
 //! 2. orders decided at the close of row `j < m` fill against row `j`'s fill reference, the
 //!    first quote strictly after that close: market buy at `ask + slippage`, sell at
 //!    `bid - slippage`, taker fee (SPEC §12.2). Exits before entries (a flip is two trades).
@@ -24,16 +25,18 @@
 //! against its stop (conservative).
 
 use at_strategy::{
-    Action, Decision, EntryOrder, ExitKind, Kernel, MinuteInput, Params, Reason, Setup,
+    Action, Decision, EntryOrder, ExitKind, Kernel, MinuteInput, Params, PreMinute, Reason, Setup,
     StopFillMode,
 };
 use at_types::AtError;
 
 use crate::metrics::{Metrics, MetricsAcc};
+use crate::prepared::{engine_mark, kernel_mark, last_mark, AmbiguityStats, IdlePlan, Prepared};
 use crate::table::MinuteTable;
 
 const MINUTE: i64 = 60_000;
 const FUNDING_PERIOD: i64 = 8 * 3_600_000;
+const DAY: i64 = 86_400_000;
 
 /// One closed position (a flip yields two).
 #[derive(Debug, Clone, PartialEq)]
@@ -153,6 +156,13 @@ pub struct Engine<'t, 'a> {
     t: &'t MinuteTable<'a>,
     /// The kernel inputs as rows, built once per table and shared by every run.
     rows: &'t [MinuteInput],
+    /// Precomputed minutes (`Prepared`) or empty for the straightforward path.
+    pre: &'t [PreMinute],
+    /// Table-level ambiguity statistics and the high-ambiguity count for this set
+    /// (prepared path), added once at the end.
+    amb: Option<(&'t AmbiguityStats, f64)>,
+    /// The prepared table and this set's idle plan (prepared path only).
+    prep: Option<(&'t Prepared, &'t IdlePlan)>,
     p: Params,
     k: Kernel,
     keep: bool,
@@ -194,6 +204,9 @@ impl<'t, 'a> Engine<'t, 'a> {
         Ok(Self {
             t,
             rows,
+            pre: &[],
+            amb: None,
+            prep: None,
             k,
             keep,
             entry: None,
@@ -216,12 +229,42 @@ impl<'t, 'a> Engine<'t, 'a> {
                 a
             },
             d: Decision::hold(first),
-            next_funding: (first.div_euclid(FUNDING_PERIOD) + 1) * FUNDING_PERIOD,
+            next_funding: match &t.funding {
+                Some(h) => h.next_after(first),
+                None => (first.div_euclid(FUNDING_PERIOD) + 1) * FUNDING_PERIOD,
+            },
             last_mark: f64::NAN,
             slip_entry: p.slippage_ticks_entry * p.tick_size,
             slip_exit: p.slippage_ticks_exit * p.tick_size,
             p,
         })
+    }
+
+    /// The fast path: rows, precomputed minutes and ambiguity statistics from `prep`
+    /// (which must hold `p`'s signal key, see `Prepared::add`). Same results as `new`.
+    pub fn with_prepared(
+        t: &'t MinuteTable<'a>,
+        prep: &'t Prepared,
+        p: Params,
+        keep: bool,
+    ) -> Result<Self, AtError> {
+        let (pre, amb_high) = prep.minutes(&p).ok_or_else(|| AtError::InvalidInput {
+            location: "prepared table".into(),
+            message: "no precomputed minutes for this parameter set's signal key".into(),
+        })?;
+        assert!(
+            pre.len() == t.len(),
+            "prepared data must come from this table"
+        );
+        let plan = prep.plan(&p).ok_or_else(|| AtError::InvalidInput {
+            location: "prepared table".into(),
+            message: "no idle plan for this parameter set".into(),
+        })?;
+        let mut e = Self::new(t, &prep.rows, p, keep)?;
+        e.pre = pre;
+        e.amb = Some((&prep.ambiguity, amb_high));
+        e.prep = Some((prep, plan));
+        Ok(e)
     }
 
     pub fn kernel(&self) -> &Kernel {
@@ -624,16 +667,109 @@ impl<'t, 'a> Engine<'t, 'a> {
     fn funding(&mut self, upto: i64) {
         while self.next_funding <= upto {
             let f = self.next_funding;
-            self.next_funding += FUNDING_PERIOD;
+            // fraction of notional at this instant: the history's, or the fixed 8h rate
+            // (rate, divisor): the fixed rate keeps its exact `* bps / 1e4` arithmetic
+            let (rate, div) = match &self.t.funding {
+                Some(h) => {
+                    let (r, next) = h.at(f);
+                    self.next_funding = next;
+                    (r, 1.0)
+                }
+                None => {
+                    self.next_funding += FUNDING_PERIOD;
+                    (self.p.funding_rate_8h_bps, 1e4)
+                }
+            };
             if let Some(pos) = self.k.position().copied() {
                 if pos.open_ts_ms < f && self.last_mark.is_finite() {
                     let notional = pos.qty_steps as f64 * self.p.qty_step * self.last_mark;
                     // Longs pay a positive rate, shorts receive it.
-                    let amount = -(pos.side as f64) * notional * self.p.funding_rate_8h_bps / 1e4;
+                    let amount = -(pos.side as f64) * notional * rate / div;
                     self.k.on_funding(amount);
                     self.acc.funding(amount);
                 }
             }
+        }
+    }
+
+    /// Process row `m` and possibly more; returns the next row to process. On the prepared
+    /// path, when nothing is open, working or pending and the kernel is idle, the rows up
+    /// to the next one where a setup fires (`IdlePlan::next_event`) cannot change anything
+    /// but clocks, marks and the minute count: they are skipped in bulk (`skip_idle`).
+    /// Otherwise (and always on the straightforward path) this is `step(m)`.
+    #[inline]
+    pub fn advance(&mut self, m: usize) -> usize {
+        if let Some((_, plan)) = self.prep {
+            if self.exit.is_none() && self.entry.is_none() && self.k.is_idle() {
+                let e = plan.next_event[m] as usize;
+                if e > m {
+                    self.skip_idle(m, e);
+                    return e;
+                }
+            }
+        }
+        self.step(m);
+        m + 1
+    }
+
+    /// Rows `m..e`: idle, no setup fires. The first row of every UTC day among them runs
+    /// through `step` (day roll, kill switch, daily returns, funding clock); the rest of
+    /// that day repeats it exactly and is applied at once.
+    fn skip_idle(&mut self, m: usize, e: usize) {
+        let (_, plan) = self.prep.expect("prepared path");
+        let t = self.t;
+        let ts = t.ts_min;
+        let mut j = m;
+        while j < e {
+            self.step(j);
+            let day_end = (ts[j].div_euclid(DAY) + 1) * DAY;
+            let end = j + 1 + ts[j + 1..e].partition_point(|&t| t < day_end);
+            if end > j + 1 {
+                let last = end - 1;
+                let (above, below) = plan.tracks(self.pre, last);
+                let kpx = last_mark(t, j + 1, last, kernel_mark);
+                self.k
+                    .skip_idle_minutes((end - j - 1) as u64, ts[last], kpx, above, below);
+                if let Some(px) = last_mark(t, j + 1, last, engine_mark) {
+                    self.last_mark = px;
+                }
+                if ts[last] >= self.next_funding {
+                    self.funding(ts[last]);
+                }
+                self.acc.repeat_minutes(end - j - 1);
+                if self.keep {
+                    self.keep_idle_rows(j + 1, end);
+                }
+            }
+            j = end;
+        }
+    }
+
+    /// Full output for skipped idle rows: the decision each would have produced (flat, no
+    /// signal, no day roll, equity = cash, heat 0).
+    fn keep_idle_rows(&mut self, a: usize, b: usize) {
+        let kill = self.k.state().kill;
+        let eq = self.d.equity;
+        for m in a..b {
+            let x = self.t.input(m);
+            let reason = if kill {
+                Reason::KillSwitchActive
+            } else if !x.has_trades() {
+                Reason::NoTrades
+            } else if !(x.va_valid && x.vah.is_finite() && x.val.is_finite() && x.poc.is_finite()) {
+                Reason::VaInvalid
+            } else {
+                Reason::NoSignal
+            };
+            self.equity.push(eq);
+            self.decisions.push(DecisionRow {
+                ts_min: x.ts_min,
+                action: Action::Hold,
+                reason,
+                signals: 0,
+                events: 0,
+                heat: 0.0,
+            });
         }
     }
 
@@ -653,12 +789,19 @@ impl<'t, 'a> Engine<'t, 'a> {
         if self.entry.is_some() {
             self.expire_limit(m);
         }
-        let x = if self.rows.is_empty() {
-            t.input(m)
+        let rows = self.rows;
+        let owned;
+        let x: &MinuteInput = if rows.is_empty() {
+            owned = t.input(m);
+            &owned
         } else {
-            self.rows[m]
+            &rows[m]
         };
-        self.k.decide(&x, &mut self.d);
+        if self.pre.is_empty() {
+            self.k.decide(x, &mut self.d);
+        } else {
+            self.k.decide_prepared(x, &self.pre[m], &mut self.d);
+        }
         if x.mid_close.is_finite() {
             self.last_mark = x.mid_close;
         } else if x.close.is_finite() {
@@ -686,7 +829,12 @@ impl<'t, 'a> Engine<'t, 'a> {
                 self.acc.flip();
             }
         }
-        self.acc.minute(&x, &self.d, self.k.position().is_some());
+        if self.amb.is_some() {
+            self.acc
+                .minute_core(x.ts_min, &self.d, self.k.position().is_some());
+        } else {
+            self.acc.minute(x, &self.d, self.k.position().is_some());
+        }
         if self.keep {
             self.equity.push(self.d.equity);
             self.decisions.push(DecisionRow {
@@ -724,6 +872,9 @@ impl<'t, 'a> Engine<'t, 'a> {
             }
         }
         let eq = self.k.equity_at(self.last_mark);
+        if let Some((a, high)) = self.amb {
+            self.acc.set_ambiguity(a.sum, a.n, a.max, high);
+        }
         let metrics = self.acc.finish(eq);
         BacktestResult {
             metrics,
@@ -758,8 +909,31 @@ impl<'t, 'a> Engine<'t, 'a> {
     }
 }
 
-/// Run one backtest with full output.
+/// Run one backtest with full output. One run gains nothing from preparing the table
+/// (the preparation costs about what it saves), so this is the straightforward path;
+/// `run_prepared` is the same over a `Prepared` table shared by many runs.
 pub fn run(t: &MinuteTable, p: Params) -> Result<BacktestResult, AtError> {
+    run_reference(t, p)
+}
+
+/// Full output over a prepared table (`prep` must hold `p`'s signal key and plan, see
+/// `Prepared::add`; `t` validated by the caller). Bit-identical to `run_reference`.
+pub fn run_prepared(
+    t: &MinuteTable,
+    prep: &Prepared,
+    p: Params,
+) -> Result<BacktestResult, AtError> {
+    let mut e = Engine::with_prepared(t, prep, p, true)?;
+    let mut m = 0;
+    while m < t.len() {
+        m = e.advance(m);
+    }
+    Ok(e.finish())
+}
+
+/// `run` the straightforward way: every minute through `Kernel::decide` read from the
+/// columns, nothing precomputed. The reference the prepared path is tested against.
+pub fn run_reference(t: &MinuteTable, p: Params) -> Result<BacktestResult, AtError> {
     t.validate()?;
     let mut e = Engine::new(t, &[], p, true)?;
     for m in 0..t.len() {
@@ -768,7 +942,7 @@ pub fn run(t: &MinuteTable, p: Params) -> Result<BacktestResult, AtError> {
     Ok(e.finish())
 }
 
-/// Metrics only (the grid's inner loop). `rows` = `t.rows()` or empty; `t` validated by
+/// Metrics only, straightforward path. `rows` = `t.rows()` or empty; `t` validated by
 /// the caller.
 pub fn run_metrics(t: &MinuteTable, rows: &[MinuteInput], p: Params) -> Result<Metrics, AtError> {
     let mut e = Engine::new(t, rows, p, false)?;
@@ -778,31 +952,56 @@ pub fn run_metrics(t: &MinuteTable, rows: &[MinuteInput], p: Params) -> Result<M
     Ok(e.finish().metrics)
 }
 
-/// Many parameter sets over one table, sharing it (never copied). `threads <= 1` runs on the calling thread; otherwise sets are
-/// split into contiguous chunks over scoped threads. Results are in input order and
-/// independent of the thread count; an invalid set gets its error in its slot.
+/// Metrics only over a prepared table (the grid's inner loop); `prep` must hold `p`'s
+/// signal key (`Prepared::add`) and `t` be validated by the caller.
+pub fn run_metrics_prepared(
+    t: &MinuteTable,
+    prep: &Prepared,
+    p: Params,
+) -> Result<Metrics, AtError> {
+    let mut e = Engine::with_prepared(t, prep, p, false)?;
+    let mut m = 0;
+    while m < t.len() {
+        m = e.advance(m);
+    }
+    Ok(e.finish().metrics)
+}
+
+/// Many parameter sets over one table, sharing it (never copied) and its per-table work
+/// (`Prepared`: computed once per call, per distinct signal key). `threads <= 1` runs on
+/// the calling thread; otherwise sets are split into contiguous chunks over scoped
+/// threads. Results are in input order and independent of the thread count; an invalid
+/// set gets its error in its slot.
 pub fn run_batch(
     t: &MinuteTable,
     params: &[Params],
     threads: usize,
 ) -> Result<Vec<Result<Metrics, AtError>>, AtError> {
     t.validate()?;
-    let rows: &[MinuteInput] = &[];
+    let mut prep = Prepared::with_rows(t);
+    // Invalid sets are skipped here; their run reports the validation error.
+    let valid: Vec<bool> = params
+        .iter()
+        .map(|p| p.validate().is_ok() && prep.add(t, p).is_ok())
+        .collect();
+    let prep = &prep;
+    let one = |(p, ok): (&Params, &bool)| {
+        if *ok {
+            run_metrics_prepared(t, prep, *p)
+        } else {
+            run_metrics(t, &prep.rows, *p)
+        }
+    };
     if threads <= 1 || params.len() < 2 {
-        return Ok(params.iter().map(|p| run_metrics(t, rows, *p)).collect());
+        return Ok(params.iter().zip(&valid).map(one).collect());
     }
     let chunk = params.len().div_ceil(threads);
     let mut out: Vec<Result<Metrics, AtError>> = Vec::with_capacity(params.len());
     std::thread::scope(|s| {
         let handles: Vec<_> = params
             .chunks(chunk)
-            .map(|c| {
-                s.spawn(move || {
-                    c.iter()
-                        .map(|p| run_metrics(t, rows, *p))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .zip(valid.chunks(chunk))
+            .map(|(c, v)| s.spawn(move || c.iter().zip(v).map(one).collect::<Vec<_>>()))
             .collect();
         for h in handles {
             out.extend(h.join().expect("backtest worker panicked"));

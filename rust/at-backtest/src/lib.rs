@@ -7,11 +7,16 @@
 
 pub mod engine;
 pub mod metrics;
+pub mod prepared;
 pub mod synth;
 pub mod table;
 
-pub use engine::{run, run_batch, run_metrics, BacktestResult, DecisionRow, Engine, TradeRecord};
+pub use engine::{
+    run, run_batch, run_metrics, run_metrics_prepared, run_prepared, run_reference, BacktestResult,
+    DecisionRow, Engine, TradeRecord,
+};
 pub use metrics::Metrics;
+pub use prepared::Prepared;
 pub use table::{MinuteTable, OwnedTable, TickPath};
 
 #[cfg(test)]

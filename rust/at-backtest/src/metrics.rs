@@ -304,6 +304,13 @@ impl MetricsAcc {
         }
     }
 
+    /// `count` more minutes exactly like the previous one (same day, same equity, flat,
+    /// no event): only the minute count moves.
+    #[inline]
+    pub fn repeat_minutes(&mut self, count: usize) {
+        self.m.n_minutes += count as f64;
+    }
+
     /// The ambiguity statistics of the whole table (see `Prepared`), replacing the
     /// per-minute accumulation of `minute`.
     pub fn set_ambiguity(&mut self, sum: f64, n: f64, max: f64, high: f64) {

@@ -14,6 +14,35 @@ pub struct TickPath<'a> {
     pub start: &'a [u32],
 }
 
+/// Funding history (`funding_source: history`): the venue's funding instants and rates,
+/// replacing the fixed `funding_rate_8h_bps` at 00/08/16 UTC (SPEC §12.3). `rate` is a
+/// fraction of the position's notional per instant (0.0001 = 1 bp), paid by longs to
+/// shorts when positive. Instants strictly increase.
+#[derive(Debug, Clone, Copy)]
+pub struct FundingHistory<'a> {
+    pub ts: &'a [i64],
+    pub rate: &'a [f64],
+}
+
+impl FundingHistory<'_> {
+    /// First funding instant strictly after `t` (`i64::MAX` when none).
+    #[inline]
+    pub fn next_after(&self, t: i64) -> i64 {
+        let i = self.ts.partition_point(|&x| x <= t);
+        self.ts.get(i).copied().unwrap_or(i64::MAX)
+    }
+
+    /// Rate at instant `t` (which must be one of `ts`) and the instant after it.
+    #[inline]
+    pub fn at(&self, t: i64) -> (f64, i64) {
+        let i = self.ts.partition_point(|&x| x < t);
+        (
+            self.rate.get(i).copied().unwrap_or(0.0),
+            self.ts.get(i + 1).copied().unwrap_or(i64::MAX),
+        )
+    }
+}
+
 /// One feature table: kernel inputs (see `at_strategy::MinuteInput` for each field's
 /// meaning) and fill references. Row `m` is minute `ts_min[m]`; rows strictly increase.
 ///
@@ -50,6 +79,8 @@ pub struct MinuteTable<'a> {
     pub low_ts: &'a [i64],
     pub high_ts: &'a [i64],
     pub ticks: Option<TickPath<'a>>,
+    /// Funding history; `None` = the fixed rate of the parameters.
+    pub funding: Option<FundingHistory<'a>>,
 }
 
 impl<'a> MinuteTable<'a> {
@@ -125,6 +156,28 @@ impl<'a> MinuteTable<'a> {
                         t + 59_999
                     ),
                 });
+            }
+        }
+        if let Some(fh) = &self.funding {
+            if fh.ts.len() != fh.rate.len() {
+                return Err(AtError::InvalidInput {
+                    location: "funding history".into(),
+                    message: format!("ts has {} rows, rate has {}", fh.ts.len(), fh.rate.len()),
+                });
+            }
+            for i in 0..fh.ts.len() {
+                if i > 0 && fh.ts[i] <= fh.ts[i - 1] {
+                    return Err(AtError::OutOfOrder {
+                        location: format!("funding history row {i} column `ts`"),
+                        message: format!("{} does not follow {}", fh.ts[i], fh.ts[i - 1]),
+                    });
+                }
+                if !fh.rate[i].is_finite() {
+                    return Err(AtError::InvalidInput {
+                        location: format!("funding history row {i} column `rate`"),
+                        message: format!("{} is not a finite rate", fh.rate[i]),
+                    });
+                }
             }
         }
         if let Some(tp) = &self.ticks {
@@ -284,6 +337,7 @@ impl OwnedTable {
             } else {
                 None
             },
+            funding: None,
         }
     }
 }

@@ -314,6 +314,52 @@ fn funding_paid_at_eight_utc_on_open_positions() {
 }
 
 #[test]
+fn funding_history_replaces_the_fixed_rate() {
+    use crate::table::FundingHistory;
+    // History instants: 07:58:30 (no position yet: nothing paid) and 08:00 at 3 bp. The
+    // fixed 1 bp of the parameters must not be charged on top.
+    let p = Params {
+        funding_rate_8h_bps: 1.0,
+        ..params()
+    };
+    let t = table(&[
+        (signal_bar(), 49_950.0, 49_951.0),
+        (
+            bar(1, 49_952.0, 49_960.0, 49_940.0, 49_955.0),
+            49_955.0,
+            49_956.0,
+        ),
+        (
+            bar(2, 49_955.0, 49_960.0, 49_940.0, 49_950.0),
+            49_950.0,
+            49_951.0,
+        ),
+    ]);
+    let fts = [T0 + 30_000, T0 + 2 * M];
+    let frate = [0.01, 0.0003];
+    let mut v = t.view();
+    v.funding = Some(FundingHistory {
+        ts: &fts,
+        rate: &frate,
+    });
+    let r = run(&v, p).unwrap();
+    let tr = &r.trades[0];
+    assert!(
+        close(tr.funding, -1.515 * 49_955.0 * 3e-4),
+        "{}",
+        tr.funding
+    );
+    assert!(close(r.metrics.funding, tr.funding));
+    // unordered instants are refused
+    let bad_ts = [T0 + 2 * M, T0 + 30_000];
+    v.funding = Some(FundingHistory {
+        ts: &bad_ts,
+        rate: &frate,
+    });
+    assert!(run(&v, p).is_err());
+}
+
+#[test]
 fn end_of_data_closes_at_last_mark() {
     let t = table(&[
         (signal_bar(), 49_950.0, 49_951.0),

@@ -6,8 +6,12 @@
 //! book in exact fixed-point integers and emits one L1 quote per top-of-book change,
 //! reporting every anomaly (u gap, crossed book, delta before snapshot, bad line) with its
 //! line number instead of papering over it.
+//!
+//! [`csv::parse`] is the multi-threaded fast path of the hot tick CSV formats (Bybit trade
+//! archives, Binance trades / bookTicker exports): clean files straight into typed columns.
 
 mod book;
+pub mod csv;
 mod ob500;
 mod scan;
 

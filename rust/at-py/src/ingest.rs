@@ -3,11 +3,71 @@
 //! `Ob500Decoder` wraps the streaming order-book decoder: Python feeds decompressed byte
 //! chunks (the GIL is released while a chunk is decoded) and takes the L1 quotes as NumPy
 //! arrays and the anomalies as (line, kind, field, detail) tuples.
+//!
+//! `parse_csv_fast` is the multi-threaded fast path of the hot CSV formats: a uint8 view of
+//! the whole decompressed file in, typed NumPy columns out (or the line and reason why the
+//! file is not clean enough for it, so Python runs its general parser instead).
 
+use at_ingest::csv::{self, Column, FieldKind};
 use at_ingest::ObDecoder;
-use numpy::IntoPyArray;
+use numpy::{IntoPyArray, PyReadonlyArray1};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict};
+
+/// Parse the data lines of a clean CSV (`data[start..]`, physical line `first_line` first):
+/// `fields` are (column index, kind) with kind in ts_s | ts_ms | f64 | i64 | str | side |
+/// maker | same. Returns `(rows, [column...])` where a column is an int64 / float64 / int8
+/// array, a `(offsets int32, data uint8)` pair for str, or `bytes` for same; or
+/// `(line, reason)` as a str when the fast path declines the file.
+#[pyfunction]
+#[pyo3(signature = (data, start, first_line, ncols, fields, threads=2))]
+fn parse_csv_fast<'py>(
+    py: Python<'py>,
+    data: PyReadonlyArray1<'py, u8>,
+    start: usize,
+    first_line: u64,
+    ncols: usize,
+    fields: Vec<(usize, String)>,
+    threads: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let bytes = data
+        .as_slice()
+        .map_err(|_| PyValueError::new_err("data must be a contiguous uint8 array"))?;
+    if start > bytes.len() {
+        return Err(PyValueError::new_err("start beyond the end of data"));
+    }
+    let mut spec = Vec::with_capacity(fields.len());
+    for (i, k) in &fields {
+        let kind = FieldKind::from_name(k)
+            .ok_or_else(|| PyValueError::new_err(format!("unknown field kind {k:?}")))?;
+        spec.push((*i, kind));
+    }
+    let body = &bytes[start..];
+    let res = py.detach(|| csv::parse(body, first_line, ncols, &spec, threads));
+    match res {
+        Err(d) => Ok(format!("line {}: {}", d.line, d.reason)
+            .into_pyobject(py)?
+            .into_any()),
+        Ok(p) => {
+            let mut cols: Vec<Bound<'py, PyAny>> = Vec::with_capacity(p.columns.len());
+            for c in p.columns {
+                cols.push(match c {
+                    Column::I64(v) => v.into_pyarray(py).into_any(),
+                    Column::F64(v) => v.into_pyarray(py).into_any(),
+                    Column::I8(v) => v.into_pyarray(py).into_any(),
+                    Column::Str { offsets, data } => {
+                        (offsets.into_pyarray(py), data.into_pyarray(py))
+                            .into_pyobject(py)?
+                            .into_any()
+                    }
+                    Column::Same(v) => PyBytes::new(py, &v).into_any(),
+                });
+            }
+            Ok((p.rows, cols).into_pyobject(py)?.into_any())
+        }
+    }
+}
 
 /// Streaming decoder of Bybit ob500 order-book archives into L1 quotes.
 #[pyclass(name = "Ob500Decoder", module = "at_core._core")]
@@ -92,5 +152,6 @@ impl PyOb500Decoder {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyOb500Decoder>()?;
+    m.add_function(wrap_pyfunction!(parse_csv_fast, m)?)?;
     Ok(())
 }

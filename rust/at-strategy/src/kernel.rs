@@ -871,8 +871,7 @@ impl Kernel {
             s |= sig::BREAKOUT_LONG;
             self.s.above.fired = true;
         }
-        if pre.bits & sig::BREAKOUT_SHORT != 0 && self.s.below.count >= k && !self.s.below.fired
-        {
+        if pre.bits & sig::BREAKOUT_SHORT != 0 && self.s.below.count >= k && !self.s.below.fired {
             s |= sig::BREAKOUT_SHORT;
             self.s.below.fired = true;
         }
@@ -887,6 +886,35 @@ impl Kernel {
             below_reset_extreme,
             mtm,
         );
+    }
+
+    /// Flat, no working entry, no pending retest: a minute without a setup signal changes
+    /// nothing but the clocks and the marks (what the backtester's idle skip relies on).
+    #[inline]
+    pub fn is_idle(&self) -> bool {
+        self.s.position.is_none() && self.s.working.is_none() && self.s.retest.is_none()
+    }
+
+    /// Advance over `count` minutes, the last starting at `last_ts_min`, that are known to
+    /// be no-ops while idle (no setup signal, no UTC day roll, see at-backtest
+    /// `Engine::advance`): the books only move their clocks, the last finite mark
+    /// (`last_price`, if any in those minutes) and the acceptance sequences (precomputed).
+    pub fn skip_idle_minutes(
+        &mut self,
+        count: u64,
+        last_ts_min: i64,
+        last_price: Option<f64>,
+        above: SeqTrack,
+        below: SeqTrack,
+    ) {
+        debug_assert!(self.is_idle());
+        self.s.minutes_seen += count;
+        self.s.last_ts_min = Some(last_ts_min);
+        if let Some(px) = last_price {
+            self.s.last_price = px;
+        }
+        self.s.above = above;
+        self.s.below = below;
     }
 
     #[inline]
@@ -990,7 +1018,18 @@ impl Kernel {
         }
 
         // ---- candidate entry by priority: break-in > failed breakout > breakout (§6.7)
+        let retest_live =
+            self.s.position.is_none() && self.s.working.is_none() && self.s.retest.is_some();
         let cand = if quiet {
+            None
+        } else if d.signals == 0 && !retest_live {
+            // No setup fired and no retest to resolve: `candidate` could only set the
+            // hold reason (the same result, without its bookkeeping).
+            if !has {
+                d.reason = Reason::NoTrades;
+            } else if !va_ok {
+                d.reason = Reason::VaInvalid;
+            }
             None
         } else {
             self.candidate(

@@ -17,8 +17,8 @@ pub use kernel::{
     Action, Decision, EntryOrder, ExitKind, ExitOrder, Kernel, KernelState, Mode, Position, Retest,
     SeqTrack, Setup,
 };
-pub use prepared::{prepare_minutes, signal_key, PreMinute, SignalKey};
 pub use params::{LimitPriceMode, OfThresholdMode, Params, QimbSource, StopFillMode};
+pub use prepared::{prepare_minutes, signal_key, PreMinute, SignalKey};
 pub use reason::{event, sig, Reason};
 
 #[cfg(test)]
