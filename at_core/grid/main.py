@@ -17,7 +17,9 @@ from at_core.grid.tracking import default_tracking_uri
 
 def add_run_arguments(p: argparse.ArgumentParser, config_alias: bool = True) -> None:
     names = ["--grid", "--config"] if config_alias else ["--grid"]
-    p.add_argument(*names, dest="grid", required=True, help="grid file, e.g. configs/grid/demo.yaml")
+    p.add_argument(
+        *names, dest="grid", required=True, help="grid file, e.g. configs/grid/demo.yaml"
+    )
     p.add_argument("--run-id", default=None, help="resume this run (default: a new id)")
     p.add_argument(
         "--smoke-test", action="store_true", help="first 2 values of each swept key only"
@@ -129,7 +131,16 @@ def demo_step(db_dir: Path, config: str | None, overrides: list[str]) -> None:
     from at_core.config import REPO_ROOT
 
     ns = argparse.Namespace(
-        db_dir=str(db_dir), config=config, set=overrides, grid=str(REPO_ROOT / "configs" / "grid" / "demo.yaml"),
-        run_id=None, smoke_test=False, ray_address=None, mlflow_uri=None, no_mlflow=False, top=5, json=False,
+        db_dir=str(db_dir),
+        config=config,
+        set=overrides,
+        grid=str(REPO_ROOT / "configs" / "grid" / "demo.yaml"),
+        run_id=None,
+        smoke_test=False,
+        ray_address=None,
+        mlflow_uri=None,
+        no_mlflow=False,
+        top=5,
+        json=False,
     )
     run(ns)

@@ -49,24 +49,47 @@ def two_node_cluster() -> Iterator[Cluster]:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     env.pop("RAY_ADDRESS", None)
-    head = [RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-            "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=1",
-            f"--temp-dir={temp}", "--disable-usage-stats"]
-    worker = [RAY, "start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-              '--resources={"node2": 1}', "--disable-usage-stats"]
+    head = [
+        RAY,
+        "start",
+        "--head",
+        f"--port={port}",
+        "--node-ip-address=127.0.0.1",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dash}",
+        "--num-cpus=1",
+        f"--temp-dir={temp}",
+        "--disable-usage-stats",
+    ]
+    worker = [
+        RAY,
+        "start",
+        f"--address=127.0.0.1:{port}",
+        "--node-ip-address=127.0.0.1",
+        "--num-cpus=1",
+        '--resources={"node2": 1}',
+        "--disable-usage-stats",
+    ]
     try:
         subprocess.run(head, env=env, check=True, capture_output=True, timeout=120)
         subprocess.run(worker, env=env, check=True, capture_output=True, timeout=120)
         deadline = time.time() + 60
         while time.time() < deadline:
-            out = subprocess.run([RAY, "status", f"--address=127.0.0.1:{port}"], env=env,
-                                 capture_output=True, text=True, timeout=60)
+            out = subprocess.run(
+                [RAY, "status", f"--address=127.0.0.1:{port}"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             if out.stdout.count("node_") >= 2:
                 break
             time.sleep(1)
         else:
             raise RuntimeError(f"second Ray node did not join: {out.stdout}{out.stderr}")
-        yield Cluster(gcs_address=f"127.0.0.1:{port}", dashboard_url=f"http://127.0.0.1:{dash}", env=env)
+        yield Cluster(
+            gcs_address=f"127.0.0.1:{port}", dashboard_url=f"http://127.0.0.1:{dash}", env=env
+        )
     finally:
         subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
         shutil.rmtree(temp, ignore_errors=True)

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ray_cluster import RAY, two_node_cluster
 
 from at_core.config import load_settings
 from at_core.grid.results import ResultStore
-from ray_cluster import RAY, two_node_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -45,7 +45,16 @@ def _grid_file(tmp: Path, params: dict[str, object], name: str = "t") -> Path:
 
 
 def _grid_cmd(grid: Path, db: Path, *extra: str) -> list[str]:
-    return [sys.executable, str(REPO / "tune" / "grid.py"), "--config", str(grid), "--db-dir", str(db), "--json", *extra]
+    return [
+        sys.executable,
+        str(REPO / "tune" / "grid.py"),
+        "--config",
+        str(grid),
+        "--db-dir",
+        str(db),
+        "--json",
+        *extra,
+    ]
 
 
 def _env(**kw: str) -> dict[str, str]:
@@ -55,8 +64,17 @@ def _env(**kw: str) -> dict[str, str]:
 
 
 def test_local_grid_all_rows_mlflow_and_export(market: Path, tmp_path: Path) -> None:
-    grid = _grid_file(tmp_path, {"alpha_bin": [0.25, 0.4], "accept_outside_k": [2, 3, 4], "risk_pct": [0.01, 0.02]})
-    out = subprocess.run(_grid_cmd(grid, market, "--run-id", "local1"), env=_env(), capture_output=True, text=True, timeout=600)
+    grid = _grid_file(
+        tmp_path,
+        {"alpha_bin": [0.25, 0.4], "accept_outside_k": [2, 3, 4], "risk_pct": [0.01, 0.02]},
+    )
+    out = subprocess.run(
+        _grid_cmd(grid, market, "--run-id", "local1"),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["combinations"] == 12 and summary["trials"] == 2
@@ -84,10 +102,19 @@ def test_local_grid_all_rows_mlflow_and_export(market: Path, tmp_path: Path) -> 
 
 
 def test_resume_after_kill_loses_nothing_and_redoes_nothing(market: Path, tmp_path: Path) -> None:
-    grid = _grid_file(tmp_path, {"alpha_bin": [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55],
-                                 "accept_outside_k": list(range(1, 21)), "risk_pct": [0.01, 0.02, 0.03]}, "resume")
+    grid = _grid_file(
+        tmp_path,
+        {
+            "alpha_bin": [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55],
+            "accept_outside_k": list(range(1, 21)),
+            "risk_pct": [0.01, 0.02, 0.03],
+        },
+        "resume",
+    )
     cmd = _grid_cmd(grid, market, "--run-id", "resume1", "--no-mlflow")
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     db = market / "execution.db"
     done_at_kill = 0
     deadline = time.time() + 300
@@ -96,7 +123,9 @@ def test_resume_after_kill_loses_nothing_and_redoes_nothing(market: Path, tmp_pa
             if db.exists():
                 con = sqlite3.connect(db)
                 try:
-                    done_at_kill = con.execute("SELECT count(*) FROM grid_trials WHERE run_id='resume1'").fetchone()[0]
+                    done_at_kill = con.execute(
+                        "SELECT count(*) FROM grid_trials WHERE run_id='resume1'"
+                    ).fetchone()[0]
                 finally:
                     con.close()
                 if done_at_kill >= 1:
@@ -125,11 +154,26 @@ def cluster() -> Iterator[object]:
         yield c
 
 
-def test_two_node_cluster_runs_trials_on_both_nodes(market: Path, tmp_path: Path, cluster: object) -> None:
-    grid = _grid_file(tmp_path, {"alpha_bin": [0.2, 0.25, 0.3, 0.35, 0.4, 0.45], "accept_outside_k": list(range(1, 41)),
-                                 "risk_pct": [0.01, 0.02, 0.03, 0.04, 0.05]}, "cluster")
+def test_two_node_cluster_runs_trials_on_both_nodes(
+    market: Path, tmp_path: Path, cluster: object
+) -> None:
+    grid = _grid_file(
+        tmp_path,
+        {
+            "alpha_bin": [0.2, 0.25, 0.3, 0.35, 0.4, 0.45],
+            "accept_outside_k": list(range(1, 41)),
+            "risk_pct": [0.01, 0.02, 0.03, 0.04, 0.05],
+        },
+        "cluster",
+    )
     env = {**cluster.env, "RAY_ADDRESS": cluster.gcs_address}  # type: ignore[attr-defined]
-    out = subprocess.run(_grid_cmd(grid, market, "--run-id", "cl1", "--no-mlflow"), env=env, capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        _grid_cmd(grid, market, "--run-id", "cl1", "--no-mlflow"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(summary["nodes"]) == 2, summary["nodes"]
@@ -138,9 +182,26 @@ def test_two_node_cluster_runs_trials_on_both_nodes(market: Path, tmp_path: Path
 
 def test_ray_job_submit(market: Path, tmp_path: Path, cluster: object) -> None:
     env = dict(cluster.env)  # type: ignore[attr-defined]
-    cmd = [RAY, "job", "submit", "--address", cluster.dashboard_url, "--working-dir", str(REPO),  # type: ignore[attr-defined]
-           "--", "python", "tune/grid.py", "--config", "configs/grid/smoke.yaml", "--db-dir", str(market),
-           "--run-id", "job1", "--no-mlflow", "--json"]
+    cmd = [
+        RAY,
+        "job",
+        "submit",
+        "--address",
+        cluster.dashboard_url,
+        "--working-dir",
+        str(REPO),  # type: ignore[attr-defined]
+        "--",
+        "python",
+        "tune/grid.py",
+        "--config",
+        "configs/grid/smoke.yaml",
+        "--db-dir",
+        str(market),
+        "--run-id",
+        "job1",
+        "--no-mlflow",
+        "--json",
+    ]
     deadline = time.time() + 120
     while True:  # the head's job agent registers a few seconds after `ray start` returns
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=REPO)

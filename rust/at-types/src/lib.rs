@@ -106,7 +106,7 @@ mod tests {
         // The naive floor mis-bins this price by one tick.
         assert_eq!((50000.1f64 / 0.1).floor() as i64, 500_000);
         assert_eq!(g.to_ticks(50000.1), 500_001);
-        for t in [1i64, 499_999, 500_001, 1_000_000_7] {
+        for t in [1i64, 499_999, 500_001, 10_000_007] {
             assert_eq!(g.to_ticks(g.to_price(t)), t);
         }
         assert!(g.is_on_grid(50000.1));
