@@ -131,6 +131,7 @@ class ResultStore:
         rows: Sequence[tuple[dict[str, Any], dict[str, Any]]],
         best: dict[str, Any] | None = None,
         node: str | None = None,
+        kernel_s: float | None = None,
     ) -> None:
         """Write all rows of one trial and mark it finished, atomically (idempotent per trial)."""
         now = _now_ms()
@@ -151,13 +152,15 @@ class ResultStore:
                     ],
                 )
                 con.execute(
-                    "INSERT INTO grid_trials (run_id, trial_key, n_rows, best_json, node, finished_at) VALUES (?,?,?,?,?,?)",
+                    "INSERT INTO grid_trials (run_id, trial_key, n_rows, best_json, node, kernel_s, finished_at)"
+                    " VALUES (?,?,?,?,?,?,?)",
                     [
                         run_id,
                         trial_key,
                         len(rows),
                         json.dumps(best, sort_keys=True) if best else None,
                         node,
+                        kernel_s,
                         now,
                     ],
                 )

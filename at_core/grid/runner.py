@@ -139,10 +139,12 @@ def run_sweep(
             point = config["point"]
             settings = Settings.model_validate({**base_dump, **point})
             stage1 = ray.get(stage1_refs[_stage1_key(settings)])
+            t_kernel = time.perf_counter()
             rows = evaluate_fn(stage1, settings, strategy_points)
+            kernel_s = time.perf_counter() - t_kernel
             best = _best(rows, spec.metric, spec.mode)
             node = ray.get_runtime_context().get_node_id()
-            ray.get(sink.add.remote(point_key(point), rows, best, node))
+            ray.get(sink.add.remote(point_key(point), rows, best, node, kernel_s))
             return {
                 "score": (best or {}).get(spec.metric, float("nan")),
                 "n_rows": len(rows),
@@ -226,8 +228,9 @@ def _make_sink() -> Any:
             rows: list[tuple[dict[str, Any], dict[str, Any]]],
             best: dict[str, Any] | None,
             node: str,
+            kernel_s: float,
         ) -> int:
-            self.store.add_trial(self.run_id, trial_key, rows, best=best, node=node)
+            self.store.add_trial(self.run_id, trial_key, rows, best=best, node=node, kernel_s=kernel_s)
             return len(rows)
 
     return ResultSink

@@ -156,6 +156,7 @@ EXECUTION_DDL = [
     n_rows          INTEGER NOT NULL,
     best_json       TEXT,
     node            TEXT,
+    kernel_s        REAL,
     finished_at     INTEGER NOT NULL,
     PRIMARY KEY (run_id, trial_key)
 )""",
