@@ -77,6 +77,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    from at_core.config import REPO_ROOT
+    from at_core.grid.main import run as run_grid
+    from at_core.grid.report import sensitivity_report
+
+    if not args.grid:
+        args.grid = str(REPO_ROOT / "configs" / "grid" / "sensitivity.yaml")
+    rc = run_grid(args)
+    if rc:
+        return rc
+    db_dir = db_dir_from_args(args).resolve()
+    out_dir = db_dir / "reports" / f"sensitivity-{args.run_id}"
+    tables = sensitivity_report(db_dir, args.run_id, out_dir)
+    print("\nSPEC §21.3 sensitivity (median net_pnl per value over all other keys):")
+    for key, tab in tables.items():
+        print(f"  {key:<22} " + "  ".join(f"{r['value']}: {r['median']:.1f}" for r in tab))
+    print(f"report: {out_dir / 'sensitivity.md'} and {out_dir / 'sensitivity.png'}")
+    return 0
+
+
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "grid",
@@ -97,6 +117,19 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     add_run_arguments(q, config_alias=False)
     q.set_defaults(func=run_grid)
+    q = gsub.add_parser(
+        "sensitivity",
+        parents=[common],
+        help="SPEC §21.3 backtest validation sweep with a report (table + plot)",
+        description="Run configs/grid/sensitivity.yaml (alpha_bin, accept_outside_k, risk_pct, 0 vs 1 tick "
+        "slippage, taker vs maker entries) and write sensitivity.md and sensitivity.png.",
+    )
+    add_run_arguments(q, config_alias=False)
+    for a in q._actions:
+        if a.dest == "grid":
+            a.required = False
+            a.default = None
+    q.set_defaults(func=cmd_sensitivity)
     q = gsub.add_parser(
         "list",
         parents=[common],

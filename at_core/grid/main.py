@@ -72,6 +72,17 @@ def run(args: argparse.Namespace) -> int:
     )
     store = ResultStore(db_dir)
     top = store.top(summary.run_id, args.top, spec.metric, spec.mode)
+    args.run_id = summary.run_id
+    if mlflow_uri and summary.mlflow_run_id and top:
+        _log_top_equity(
+            db_dir,
+            mlflow_uri,
+            summary.mlflow_run_id,
+            summary.run_id,
+            top[:5],
+            list(spec.params),
+            spec.metric,
+        )
     if args.json:
         print(
             json.dumps(
@@ -111,6 +122,23 @@ def run(args: argparse.Namespace) -> int:
         f"all rows: `auction-trader grid export {summary.run_id} --csv results.csv --db-dir {db_dir}`"
     )
     return 0
+
+
+def _log_top_equity(
+    db_dir: Path, uri: str, parent: str, run_id: str, top: list[Any], swept: list[str], metric: str
+) -> None:
+    """Equity curves of the top sets, re-run on the driver, as an artifact of the sweep's run."""
+    import tempfile
+
+    import mlflow
+
+    from at_core.grid.report import top_equity_plot
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = top_equity_plot(
+            db_dir, top, swept, Path(tmp) / f"{run_id}-top{len(top)}-equity.png", metric
+        )
+        mlflow.MlflowClient(tracking_uri=uri).log_artifact(parent, str(path))
 
 
 def main(argv: list[str] | None = None) -> int:

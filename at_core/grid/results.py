@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from at_core.errors import StorageError
-from at_core.storage.stores import StorePaths, connect_sqlite, init_stores
+from at_core.storage.stores import StorePaths, connect_sqlite, init_execution_db
 
 
 def _now_ms() -> int:
@@ -27,12 +27,9 @@ class ResultStore:
     """Reads and writes sweep results in ``<db_dir>/execution.db``."""
 
     def __init__(self, db_dir: str | Path) -> None:
-        self.paths = (
-            init_stores(db_dir)
-            if not StorePaths(Path(db_dir)).execution.exists()
-            else StorePaths(Path(db_dir))
-        )
+        self.paths = StorePaths(Path(db_dir))
         self.path = self.paths.execution
+        init_execution_db(self.path)
 
     def _con(self) -> Any:
         return connect_sqlite(self.path)

@@ -230,7 +230,9 @@ def _make_sink() -> Any:
             node: str,
             kernel_s: float,
         ) -> int:
-            self.store.add_trial(self.run_id, trial_key, rows, best=best, node=node, kernel_s=kernel_s)
+            self.store.add_trial(
+                self.run_id, trial_key, rows, best=best, node=node, kernel_s=kernel_s
+            )
             return len(rows)
 
     return ResultSink

@@ -202,6 +202,12 @@ EXECUTION_DDL = [
 )""",
 ]
 
+# Columns added after a table's first release within the same schema version: created by
+# ALTER TABLE on stores that predate them (additive only, never a rename).
+SQLITE_ADDED_COLUMNS: list[tuple[str, str, str]] = [
+    ("grid_trials", "kernel_s", "REAL"),
+]
+
 # ---- Arrow schemas of the Parquet lake (same columns as the DuckDB raw tables) ---------
 TRADES_ARROW = pa.schema(
     [

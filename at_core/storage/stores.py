@@ -22,6 +22,7 @@ from at_core.storage.schema import (
     RAW_DDL,
     SCHEMA_VERSION,
     SIGNALS_DDL,
+    SQLITE_ADDED_COLUMNS,
 )
 
 RAW_DB = "raw.duckdb"
@@ -95,9 +96,23 @@ def _init_sqlite(path: Path, ddl: list[str]) -> None:
         with con:
             for stmt in ddl:
                 con.execute(stmt)
+            tables = {
+                r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            for table, column, sqltype in SQLITE_ADDED_COLUMNS:
+                if table in tables:
+                    have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+                    if column not in have:
+                        con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sqltype}")
             con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     finally:
         con.close()
+
+
+def init_execution_db(path: Path) -> None:
+    """Create or upgrade only ``execution.db`` (cheap; used by the grid result store)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _init_sqlite(path, EXECUTION_DDL)
 
 
 def init_stores(db_dir: str | Path) -> StorePaths:

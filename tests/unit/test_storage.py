@@ -168,3 +168,22 @@ def test_status_command(db_dir: Path, capsys: pytest.CaptureFixture[str]) -> Non
     out = json.loads(capsys.readouterr().out)
     assert out["tables"]["raw_trades"]["rows"] == 1
     assert StorePaths(db_dir).raw.exists()
+
+
+def test_added_columns_are_created_on_older_stores(db_dir: Path) -> None:
+    p = init_stores(db_dir)
+    con = sqlite3.connect(p.execution)
+    con.execute("DROP TABLE grid_trials")
+    con.execute(
+        "CREATE TABLE grid_trials (run_id TEXT NOT NULL, trial_key TEXT NOT NULL, n_rows INTEGER NOT NULL,"
+        " best_json TEXT, node TEXT, finished_at INTEGER NOT NULL, PRIMARY KEY (run_id, trial_key))"
+    )
+    con.execute("INSERT INTO grid_trials VALUES ('r', 'k', 1, NULL, NULL, 0)")
+    con.commit()
+    con.close()
+    init_stores(db_dir)
+    con = sqlite3.connect(p.execution)
+    cols = [r[1] for r in con.execute("PRAGMA table_info(grid_trials)")]
+    rows = con.execute("SELECT run_id, kernel_s FROM grid_trials").fetchall()
+    con.close()
+    assert "kernel_s" in cols and rows == [("r", None)]
