@@ -57,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
 
+    # Everything the driver reads from the working directory is loaded now. Under
+    # `ray job submit` that directory is the job's unpacked package, which Ray can delete
+    # while the job still runs (seen with several nodes on one machine sharing the session
+    # folder), after which Tune fails on os.getcwd(). Work from DATABASE_DIR from here on.
+    db_dir.mkdir(parents=True, exist_ok=True)
+    os.chdir(db_dir)
+
     def stage1_fn(s: Any) -> Any:
         return stage1_for(db_dir, s)
 
@@ -171,4 +178,8 @@ def demo_step(db_dir: Path, config: str | None, overrides: list[str]) -> None:
         top=5,
         json=False,
     )
-    run(ns)
+    cwd = os.getcwd()
+    try:
+        run(ns)
+    finally:
+        os.chdir(cwd)

@@ -14,7 +14,6 @@ A rerun with the same run id skips the trials already finished.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 import uuid
@@ -167,19 +166,7 @@ def run_sweep(
                 log_to_file=False,
             ),
         )
-        # Under `ray job submit` the driver's cwd is the job's unpacked working directory,
-        # which Ray may garbage-collect once the trial actors sharing it exit; Tune then
-        # fails resolving relative paths (os.getcwd() -> FileNotFoundError). Run the fit
-        # from the results directory, which outlives the sweep.
-        storage = Path(db_dir).resolve() / "ray_results"
-        storage.mkdir(parents=True, exist_ok=True)
-        prev_cwd = os.getcwd()
-        os.chdir(storage)
-        try:
-            results = tuner.fit()
-        finally:
-            with contextlib.suppress(OSError):  # the old cwd may be gone (see above)
-                os.chdir(prev_cwd)
+        results = tuner.fit()
         errors = [results[i].error for i in range(len(results)) if results[i].error is not None]
         if errors:
             store.finish_run(run_id, status="failed")
