@@ -266,3 +266,16 @@ def test_cli_download_and_features(
     assert agreement["quote_rule_compared"] == 300 and agreement["quote_rule_rate"] == 1.0, (
         agreement
     )
+    # ... and the backtest leg on the same downloaded data, with the downloaded funding
+    # history. The fixture days hold only minutes of book, far less than the 240-minute
+    # warm-up, so the contract here is a clean run with no trade, never a crash.
+    capsys.readouterr()
+    rc = cli_main(
+        ["backtest", "--db-dir", str(db), "--json", "--set", "funding_source=history", *sets]
+    )
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    import json as _json
+
+    res = _json.loads(out.out.strip().splitlines()[-1])
+    assert res["metrics"]["n_trades"] == 0 and res["trades"] == []
