@@ -153,6 +153,9 @@ def run_sweep(
         callbacks: list[Any] = [_ProgressCallback(len(pending), enabled=progress)]
         if tracker is not None:
             callbacks.append(tracker.callback())
+        # quiet console: the progress bar above is the driver's only output; Ray's newer
+        # output engine ignores verbose=0 and prints an experiment table per sweep
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         tuner = tune.Tuner(
             trainable,
             param_space={"point": tune.grid_search(pending)},
