@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -75,20 +76,18 @@ run_features(sys.argv[1], load_settings(), progress=False)
 def _tree_rss(root: psutil.Process) -> int:
     total = 0
     procs = [root]
-    try:
+    with contextlib.suppress(psutil.Error):
         procs += root.children(recursive=True)
-    except psutil.Error:
-        pass
     seen = {p.pid for p in procs}
     for p in psutil.process_iter(["cmdline"]):  # Ray daemons are not children of the driver
         cmd = " ".join(p.info.get("cmdline") or [])
-        if p.pid not in seen and ("ray::" in cmd or "/ray/" in cmd or "raylet" in cmd or "gcs_server" in cmd):
+        if p.pid not in seen and (
+            "ray::" in cmd or "/ray/" in cmd or "raylet" in cmd or "gcs_server" in cmd
+        ):
             procs.append(p)
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.Error):
             total += p.memory_info().rss
-        except psutil.Error:
-            pass
     return total
 
 
@@ -104,8 +103,17 @@ def run() -> list[dict[str, object]]:
         subprocess.run([sys.executable, "-c", PREP, str(db), str(DAYS)], check=True, env=_env())
         grid = Path(tmp) / "g.yaml"
         grid.write_text(yaml.safe_dump(GRID_10K))
-        cmd = [sys.executable, str(REPO / "tune" / "grid.py"), "--config", str(grid), "--db-dir", str(db),
-               "--run-id", "b10k", "--json"]
+        cmd = [
+            sys.executable,
+            str(REPO / "tune" / "grid.py"),
+            "--config",
+            str(grid),
+            "--db-dir",
+            str(db),
+            "--run-id",
+            "b10k",
+            "--json",
+        ]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env())
         peak = 0
@@ -128,26 +136,57 @@ def run() -> list[dict[str, object]]:
             raise RuntimeError(f"grid run failed ({proc.returncode})")
         summary = json.loads(out.decode().strip().splitlines()[-1])
         con = sqlite3.connect(db / "execution.db")
-        kernel = con.execute("SELECT sum(kernel_s) FROM grid_trials WHERE run_id='b10k'").fetchone()[0]
-        n_rows = con.execute("SELECT count(*) FROM grid_search_results WHERE run_id='b10k'").fetchone()[0]
+        kernel = con.execute(
+            "SELECT sum(kernel_s) FROM grid_trials WHERE run_id='b10k'"
+        ).fetchone()[0]
+        n_rows = con.execute(
+            "SELECT count(*) FROM grid_search_results WHERE run_id='b10k'"
+        ).fetchone()[0]
         con.close()
         cores = os.cpu_count() or 2
-        naive = json.loads(subprocess.run([sys.executable, "-c", NAIVE, str(db)], capture_output=True, text=True,
-                                          check=True, env=_env()).stdout.strip().splitlines()[-1])
+        naive = json.loads(
+            subprocess.run(
+                [sys.executable, "-c", NAIVE, str(db)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=_env(),
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
     ours_rate = naive["ours"]["n"] / naive["ours"]["s"]
     naive_rate = naive["naive"]["n"] / naive["naive"]["s"]
     return [
-        {"name": "grid_10k_wall_s", "value": round(wall, 2), "unit": "s",
-         "note": f"{summary['combinations']} combinations ({n_rows} rows stored), {DAYS} generated days, all-in; target <= 30 s"},
-        {"name": "grid_10k_overhead_ratio", "value": round(wall / (kernel / cores), 2), "unit": "x",
-         "baseline": round(kernel / cores, 2), "ratio": round(wall / (kernel / cores), 2),
-         "note": f"wall / (summed kernel time {kernel:.2f}s / {cores} cores)"},
-        {"name": "grid_10k_peak_rss", "value": round(peak / 2**20), "unit": "MB",
-         "note": "grid process + all Ray processes, sampled every 0.2 s; target <= 4096 MB"},
-        {"name": "grid_design_vs_naive", "value": round(ours_rate, 1), "unit": "combinations/s",
-         "baseline": round(naive_rate, 1), "ratio": round(ours_rate / naive_rate, 1),
-         "note": f"100 combinations: ours {naive['ours']['trials']} trial(s) in {naive['ours']['s']:.2f}s, "
-                 f"naive {naive['naive']['trials']} trials in {naive['naive']['s']:.2f}s; target ratio >= 100"},
+        {
+            "name": "grid_10k_wall_s",
+            "value": round(wall, 2),
+            "unit": "s",
+            "note": f"{summary['combinations']} combinations ({n_rows} rows stored), {DAYS} generated days, all-in; target <= 30 s",
+        },
+        {
+            "name": "grid_10k_overhead_ratio",
+            "value": round(wall / (kernel / cores), 2),
+            "unit": "x",
+            "baseline": round(kernel / cores, 2),
+            "ratio": round(wall / (kernel / cores), 2),
+            "note": f"wall / (summed kernel time {kernel:.2f}s / {cores} cores)",
+        },
+        {
+            "name": "grid_10k_peak_rss",
+            "value": round(peak / 2**20),
+            "unit": "MB",
+            "note": "grid process + all Ray processes, sampled every 0.2 s; target <= 4096 MB",
+        },
+        {
+            "name": "grid_design_vs_naive",
+            "value": round(ours_rate, 1),
+            "unit": "combinations/s",
+            "baseline": round(naive_rate, 1),
+            "ratio": round(ours_rate / naive_rate, 1),
+            "note": f"100 combinations: ours {naive['ours']['trials']} trial(s) in {naive['ours']['s']:.2f}s, "
+            f"naive {naive['naive']['trials']} trials in {naive['naive']['s']:.2f}s; target ratio >= 100",
+        },
     ]
 
 

@@ -208,6 +208,8 @@ def test_ray_job_submit(market: Path, tmp_path: Path, cluster: object) -> None:
         if out.returncode == 0 or "No available agent" not in out.stderr or time.time() > deadline:
             break
         time.sleep(3)
-    assert out.returncode == 0, f"rc={out.returncode}\nSTDOUT:\n{out.stdout[-4000:]}\nSTDERR:\n{out.stderr[-4000:]}"
+    assert out.returncode == 0, (
+        f"rc={out.returncode}\nSTDOUT:\n{out.stdout[-4000:]}\nSTDERR:\n{out.stderr[-4000:]}"
+    )
     assert "succeeded" in (out.stdout + out.stderr).lower()
     assert len(ResultStore(market).results("job1")) == 8
