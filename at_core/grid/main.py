@@ -50,8 +50,14 @@ def run(args: argparse.Namespace) -> int:
         if args.no_mlflow
         else (args.mlflow_uri or base.mlflow_tracking_uri or default_tracking_uri(db_dir))
     )
+    search = spec.search
+    trials = (
+        f"{spec.n_feature_points} feature points"
+        if search.algorithm == "grid"
+        else f"{spec.n_planned_trials} {search.algorithm}-search trials over {spec.n_feature_points} feature points"
+    )
     print(
-        f"grid {spec.name}: {spec.n_combinations:,} combinations = {spec.n_feature_points} feature points "
+        f"grid {spec.name}: {spec.n_combinations:,} combinations = {trials} "
         f"({', '.join(spec.feature_keys) or '-'}) x {spec.n_strategy_points} strategy points "
         f"({', '.join(spec.strategy_keys) or '-'})",
         flush=True,

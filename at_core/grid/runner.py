@@ -14,6 +14,8 @@ A rerun with the same run id skips the trials already finished.
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
 import os
 import time
 import uuid
@@ -84,8 +86,16 @@ def run_sweep(
     progress: bool = True,
     mlflow_uri: str | None = None,
     max_concurrent: int | None = None,
+    reuse_actors: bool = True,
+    use_tune: bool | None = None,
 ) -> SweepSummary:
-    """Run (or resume) a sweep; every strategy-grid row lands in ``grid_search_results``."""
+    """Run (or resume) a sweep; every strategy-grid row lands in ``grid_search_results``.
+
+    ``use_tune=None`` (auto) runs the trials through Ray Tune, except a grid or random sweep
+    with a single pending trial: there is nothing to schedule or search, and Tune's trial
+    actor start-up (measured ~2 s here) would be most of the sweep's time, so that one trial
+    runs as a plain Ray task with the same body, results path and MLflow logging.
+    """
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -98,96 +108,193 @@ def run_sweep(
         "metric": spec.metric,
         "mode": spec.mode,
         "source": spec.source,
+        "search": spec.search.as_dict(),
     }
     resumed = store.start_run(run_id, spec.name, spec.fingerprint(), grid_doc, spec.n_combinations)
     done = store.finished_trials(run_id)
-    points = spec.feature_points()
-    pending = [p for p in points if point_key(p) not in done]
+    adaptive = spec.search.algorithm == "optuna"
+    if adaptive:
+        candidates = spec.feature_points()  # for the stage-1 settings Optuna may pick
+        n_pending = max(spec.n_planned_trials - len(done), 0)
+        pending: list[dict[str, Any]] = []
+    else:
+        candidates = spec.planned_points()
+        pending = [p for p in candidates if point_key(p) not in done]
+        n_pending = len(pending)
     log.info(
         "sweep",
         run_id=run_id,
         resumed=resumed,
+        search=spec.search.algorithm,
         combinations=spec.n_combinations,
-        trials=len(points),
-        skipped=len(points) - len(pending),
+        trials=spec.n_planned_trials,
+        skipped=spec.n_planned_trials - n_pending,
     )
 
-    tracker = None
+    # MLflow's import and a new SQLite store's migrations take seconds of Python work, while
+    # ray.init mostly waits on the processes it starts: prepare the tracker in a thread
+    # meanwhile and join it before the first trial can finish.
+    tracker: Any = None
+    tracker_future: concurrent.futures.Future[Any] | None = None
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     if mlflow_uri is not None:
         from at_core.grid.tracking import SweepTracker
 
-        tracker = SweepTracker(mlflow_uri, spec, run_id, store)
+        tracker_future = pool.submit(SweepTracker, mlflow_uri, spec, run_id, store)
+    pool.shutdown(wait=False)
 
-    if pending:
+    def join_tracker() -> Any:
+        return tracker_future.result() if tracker_future is not None else None
+
+    if n_pending:
         ensure_ray(ray_address)
         # stage 1 once per distinct stage-1 setting, shared through the object store
         stage1_refs: dict[str, Any] = {}
-        for p in pending:
+        for p in pending or candidates:
             s = spec.base.model_copy(update=p)
             k = _stage1_key(s)
             if k not in stage1_refs:
                 stage1_refs[k] = ray.put(stage1_fn(s))
-        driver_node = ray.get_runtime_context().get_node_id()
-        sink = _ResultSink.options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=driver_node, soft=False)
-        ).remote(str(db_dir), run_id)
         strategy_points = spec.strategy_points()
         base_dump = spec.base.model_dump()
+        feature_keys = list(spec.feature_keys)
+        metric, mode = spec.metric, spec.mode
 
-        def trainable(config: dict[str, Any]) -> dict[str, Any]:
-            point = config["point"]
+        def compute(point: dict[str, Any]) -> tuple[str, list[Any], Any, str, float]:
+            """One trial's work: stage 2 + the whole strategy grid on the trial's node."""
             settings = Settings.model_validate({**base_dump, **point})
             stage1 = ray.get(stage1_refs[_stage1_key(settings)])
             t_kernel = time.perf_counter()
             rows = evaluate_fn(stage1, settings, strategy_points)
             kernel_s = time.perf_counter() - t_kernel
-            best = _best(rows, spec.metric, spec.mode)
             node = ray.get_runtime_context().get_node_id()
-            ray.get(sink.add.remote(point_key(point), rows, best, node, kernel_s))
-            return {
-                "score": (best or {}).get(spec.metric, float("nan")),
-                "n_rows": len(rows),
-                "node": node,
-            }
+            return point_key(point), rows, _best(rows, metric, mode), node, kernel_s
 
-        callbacks: list[Any] = [_ProgressCallback(len(pending), enabled=progress)]
-        if tracker is not None:
-            callbacks.append(tracker.callback())
-        # quiet console: the progress bar above is the driver's only output; Ray's newer
-        # output engine ignores verbose=0 and prints an experiment table per sweep
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"point": tune.grid_search(pending)},
-            tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=max_concurrent),
-            run_config=tune.RunConfig(
-                name=run_id,
-                storage_path=str(Path(db_dir).resolve() / "ray_results"),
-                verbose=0,
-                callbacks=callbacks,
-                progress_reporter=None,
-                log_to_file=False,
-            ),
-        )
-        results = tuner.fit()
-        errors = [results[i].error for i in range(len(results)) if results[i].error is not None]
-        if errors:
-            store.finish_run(run_id, status="failed")
-            raise RuntimeError(f"{len(errors)} trial(s) failed; first: {errors[0]}")
+        bar = _ProgressCallback(n_pending, enabled=progress)
+        direct = use_tune is False or (use_tune is None and not adaptive and n_pending == 1)
+        if direct:
+            # the rows come back to the driver as the task's result (through Ray) and are
+            # written here, in one transaction per trial, as the sink actor would
+            task = ray.remote(num_cpus=1)(compute)
+            for p in pending:
+                key, rows, best, node, kernel_s = ray.get(task.remote(p))
+                store.add_trial(run_id, key, rows, best=best, node=node, kernel_s=kernel_s)
+                tracker = join_tracker()
+                if tracker is not None:
+                    tracker.log_stored_trial(p)
+                bar.bar.update(1)
+            bar.bar.close()
+        else:
+            driver_node = ray.get_runtime_context().get_node_id()
+            sink = _ResultSink.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=driver_node, soft=False)
+            ).remote(str(db_dir), run_id)
+
+            def trainable(config: dict[str, Any]) -> dict[str, Any]:
+                if "point" in config:
+                    point = config["point"]
+                else:
+                    point = {k: config[k] for k in feature_keys}
+                if adaptive:
+                    found, known = ray.get(sink.lookup.remote(point_key(point)))
+                    if found:  # a repeat suggestion: answer from the stored result
+                        node = ray.get_runtime_context().get_node_id()
+                        return {
+                            "score": _score(known, metric),
+                            "n_rows": 0,
+                            "node": node,
+                            "repeat": 1,
+                        }
+                key, rows, best, node, kernel_s = compute(point)
+                ray.get(sink.add.remote(key, rows, best, node, kernel_s))
+                return {
+                    "score": _score(best, metric),
+                    "n_rows": len(rows),
+                    "node": node,
+                    "repeat": 0,
+                }
+
+            callbacks: list[Any] = [bar]
+            tracker = join_tracker()
+            if tracker is not None:
+                callbacks.append(tracker.callback())
+            # quiet console: the progress bar above is the driver's only output; Ray's newer
+            # output engine ignores verbose=0 and prints an experiment table per sweep
+            os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+            if adaptive:
+                param_space: dict[str, Any] = {k: tune.choice(spec.params[k]) for k in feature_keys}
+                tune_config = tune.TuneConfig(
+                    search_alg=_optuna_search(spec, store.trials(run_id)),
+                    num_samples=n_pending,
+                    metric="score",
+                    mode=mode,
+                    reuse_actors=reuse_actors,
+                    max_concurrent_trials=max_concurrent,
+                )
+            else:
+                param_space = {"point": tune.grid_search(pending)}
+                tune_config = tune.TuneConfig(
+                    reuse_actors=reuse_actors, max_concurrent_trials=max_concurrent
+                )
+            tuner = tune.Tuner(
+                trainable,
+                param_space=param_space,
+                tune_config=tune_config,
+                run_config=tune.RunConfig(
+                    name=run_id,
+                    storage_path=str(Path(db_dir).resolve() / "ray_results"),
+                    verbose=0,
+                    callbacks=callbacks,
+                    progress_reporter=None,
+                    log_to_file=False,
+                ),
+            )
+            results = tuner.fit()
+            errors = [results[i].error for i in range(len(results)) if results[i].error is not None]
+            if errors:
+                store.finish_run(run_id, status="failed")
+                raise RuntimeError(f"{len(errors)} trial(s) failed; first: {errors[0]}")
     trials = store.trials(run_id)
     nodes: dict[str, int] = {}
     for t in trials:
         nodes[t["node"] or "?"] = nodes.get(t["node"] or "?", 0) + 1
+    tracker = join_tracker()
     mlflow_id = tracker.finish() if tracker is not None else None
     store.finish_run(run_id, mlflow_run_id=mlflow_id)
     return SweepSummary(
         run_id=run_id,
         n_combinations=spec.n_combinations,
-        n_trials=len(points),
-        n_trials_skipped=len(points) - len(pending),
+        n_trials=len(trials) if adaptive else spec.n_planned_trials,
+        n_trials_skipped=spec.n_planned_trials - n_pending,
         wall_s=time.perf_counter() - t0,
         nodes=nodes,
         mlflow_run_id=mlflow_id,
+    )
+
+
+def _score(best: dict[str, Any] | None, metric: str) -> float:
+    value = (best or {}).get(metric)
+    return float(value) if value is not None else float("nan")
+
+
+def _optuna_search(spec: GridSpec, finished: list[dict[str, Any]]) -> Any:
+    """Optuna's TPE sampler over the feature grid, primed with the trials of a resumed run."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    prior: list[dict[str, Any]] = []
+    rewards: list[float] = []
+    for t in finished:
+        best = json.loads(t["best_json"]) if t.get("best_json") else None
+        score = _score(best, spec.metric)
+        if score == score:  # not NaN
+            prior.append(json.loads(t["trial_key"]))
+            rewards.append(score)
+    return OptunaSearch(
+        points_to_evaluate=prior or None,
+        evaluated_rewards=rewards or None,
+        seed=spec.search.seed,
     )
 
 
@@ -224,6 +331,13 @@ def _make_sink() -> Any:
                 self.run_id, trial_key, rows, best=best, node=node, kernel_s=kernel_s
             )
             return len(rows)
+
+        def lookup(self, trial_key: str) -> tuple[bool, dict[str, Any] | None]:
+            """(finished?, best row) of a trial: lets a repeated suggestion skip the work."""
+            for t in self.store.trials(self.run_id):
+                if t["trial_key"] == trial_key:
+                    return True, json.loads(t["best_json"]) if t["best_json"] else None
+            return False, None
 
     return ResultSink
 

@@ -8,12 +8,23 @@ A grid file (``configs/grid/*.yaml``) lists values for any configuration key::
       alpha_bin: [0.2, 0.25, 0.3]                  # a list
       accept_outside_k: {from: 2, to: 5, step: 1}  # an inclusive range with a step
     set: {taker_fee_bps: 5.5}                      # fixed overrides for the whole sweep
+    search: {algorithm: grid}                      # grid (default) | random | optuna
 
 Everything else comes from ``configs/default.yaml`` and ``--set``. Every value is validated
 through the same pydantic model as a config file, before any work starts, and the keys are
 split by the model's stage tags: *feature* keys (stage1/stage2, features must be recomputed)
 form the feature grid, one Ray Tune trial per point; *strategy* keys form the strategy grid run
 inside each trial by the Rust batch runner. The split is derived, never hand-listed.
+
+The search algorithm chooses which *feature* points become trials; the strategy grid inside a
+trial is always exhaustive (a whole strategy grid costs about as much as one Tune trial's
+overhead, so sampling it would save nothing). ``grid`` runs every feature point; ``random``
+runs ``num_samples`` distinct feature points drawn with ``seed`` (without replacement, so no
+trial is wasted on a repeat, and a resumed run draws the same points); ``optuna`` lets
+Optuna's TPE sampler (through Ray Tune's ``OptunaSearch``) pick ``num_samples`` trials
+adaptively from the trials already scored. Optuna may suggest a point twice; the repeat is
+answered from the stored result, not recomputed.
+
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import random
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -53,6 +65,50 @@ def _expand_range(key: str, spec: dict[str, Any], source: str) -> list[Any]:
     return [int(v) if as_int else float(v) for v in vals]
 
 
+SEARCH_ALGORITHMS = ("grid", "random", "optuna")
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """How feature points are chosen: ``grid`` (all), ``random`` or ``optuna`` (``num_samples``)."""
+
+    algorithm: str = "grid"
+    num_samples: int | None = None
+    seed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"algorithm": self.algorithm, "num_samples": self.num_samples, "seed": self.seed}
+
+
+def _parse_search(raw: Any, source: str) -> SearchSpec:
+    if raw is None:
+        return SearchSpec()
+    if isinstance(raw, str):
+        raw = {"algorithm": raw}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: search: expected a mapping like {{algorithm: grid}}")
+    unknown = set(raw) - {"algorithm", "num_samples", "seed"}
+    if unknown:
+        raise ConfigError(f"{source}: search: unknown key(s) {sorted(unknown)}")
+    algo = str(raw.get("algorithm", "grid"))
+    if algo not in SEARCH_ALGORITHMS:
+        raise ConfigError(
+            f"{source}: search.algorithm: {algo!r} is not one of {', '.join(SEARCH_ALGORITHMS)}"
+        )
+    n = raw.get("num_samples")
+    if algo == "grid":
+        if n is not None:
+            raise ConfigError(f"{source}: search.num_samples: only for random or optuna search")
+    elif not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ConfigError(
+            f"{source}: search.num_samples: {algo} search needs a positive integer, got {n!r}"
+        )
+    seed = raw.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"{source}: search.seed: expected an integer, got {seed!r}")
+    return SearchSpec(algo, n, seed)
+
+
 @dataclass
 class GridSpec:
     """A validated sweep: the base settings and the values of each swept key."""
@@ -65,6 +121,7 @@ class GridSpec:
     source: str = "<dict>"
     feature_keys: list[str] = field(default_factory=list)
     strategy_keys: list[str] = field(default_factory=list)
+    search: SearchSpec = field(default_factory=SearchSpec)
 
     @property
     def n_feature_points(self) -> int:
@@ -81,8 +138,35 @@ class GridSpec:
         return n
 
     @property
-    def n_combinations(self) -> int:
+    def n_grid_combinations(self) -> int:
+        """Size of the full grid (every feature point x every strategy point)."""
         return self.n_feature_points * self.n_strategy_points
+
+    @property
+    def n_planned_trials(self) -> int:
+        """Trials the search runs: every feature point for grid, ``num_samples`` otherwise
+        (random never repeats a point, so it is capped at the number of feature points)."""
+        if self.search.algorithm == "grid" or self.search.num_samples is None:
+            return self.n_feature_points
+        if self.search.algorithm == "random":
+            return min(self.search.num_samples, self.n_feature_points)
+        return self.search.num_samples
+
+    @property
+    def n_combinations(self) -> int:
+        """Combinations the search evaluates (an upper bound for optuna, which may repeat)."""
+        return self.n_planned_trials * self.n_strategy_points
+
+    def planned_points(self) -> list[dict[str, Any]]:
+        """The feature points a grid or random search runs, in a fixed order (resumable)."""
+        points = self.feature_points()
+        if self.search.algorithm == "random":
+            rng = random.Random(self.search.seed)
+            idx = sorted(rng.sample(range(len(points)), self.n_planned_trials))
+            points = [points[i] for i in idx]
+        elif self.search.algorithm != "grid":
+            raise ValueError(f"{self.search.algorithm} search picks its points adaptively")
+        return points
 
     def feature_points(self) -> list[dict[str, Any]]:
         keys = self.feature_keys
@@ -100,9 +184,10 @@ class GridSpec:
 
     def fingerprint(self) -> str:
         """Stable hash of everything that defines the sweep's results (for run ids/resume)."""
-        blob = json.dumps(
-            {"base": self.base.model_dump(mode="json"), "params": self.params}, sort_keys=True
-        )
+        doc: dict[str, Any] = {"base": self.base.model_dump(mode="json"), "params": self.params}
+        if self.search != SearchSpec():
+            doc["search"] = self.search.as_dict()
+        blob = json.dumps(doc, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -115,7 +200,7 @@ def parse_grid(data: dict[str, Any], base: Settings, source: str = "<dict>") -> 
     """Validate a grid mapping against the config model and split its keys by stage."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a grid file must be a mapping")
-    unknown = set(data) - {"name", "params", "metric", "mode", "set", "description"}
+    unknown = set(data) - {"name", "params", "metric", "mode", "set", "description", "search"}
     if unknown:
         raise ConfigError(f"{source}: unknown top-level key(s) {sorted(unknown)}")
     fixed = data.get("set") or {}
@@ -175,6 +260,7 @@ def parse_grid(data: dict[str, Any], base: Settings, source: str = "<dict>") -> 
         source=source,
         feature_keys=feature_keys,
         strategy_keys=strategy_keys,
+        search=_parse_search(data.get("search"), source),
     )
 
 

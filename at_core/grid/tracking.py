@@ -57,6 +57,9 @@ class SweepTracker:
             store.set_mlflow_run(run_id, self.parent_id)
             self.client.log_param(self.parent_id, "grid_name", spec.name)
             self.client.log_param(self.parent_id, "n_combinations", spec.n_combinations)
+            self.client.log_param(self.parent_id, "search", spec.search.algorithm)
+            if spec.search.num_samples is not None:
+                self.client.log_param(self.parent_id, "num_samples", spec.search.num_samples)
             self.client.log_param(
                 self.parent_id, "feature_keys", ",".join(spec.feature_keys) or "-"
             )
@@ -86,25 +89,30 @@ class SweepTracker:
         )
         self.client.set_terminated(rid)
 
+    def log_stored_trial(self, point: dict[str, Any]) -> None:
+        """One child run for a finished trial, from what the result sink stored."""
+        from at_core.grid.spec import point_key
+
+        key = point_key(point)
+        rows = [t for t in self.store.trials(self.run_id) if t["trial_key"] == key]
+        best = json.loads(rows[0]["best_json"]) if rows and rows[0]["best_json"] else None
+        self.log_trial(point, best, rows[0]["n_rows"] if rows else 0)
+
     def callback(self) -> Any:
         from ray import tune
 
         tracker = self
+        feature_keys = list(self.spec.feature_keys)
 
         class _MlflowCallback(tune.Callback):
             def on_trial_complete(
                 self, iteration: int, trials: list[Any], trial: Any, **info: Any
             ) -> None:
-                point = trial.config["point"]
-                from at_core.grid.spec import point_key
-
-                rows = [
-                    t
-                    for t in tracker.store.trials(tracker.run_id)
-                    if t["trial_key"] == point_key(point)
-                ]
-                best = json.loads(rows[0]["best_json"]) if rows and rows[0]["best_json"] else None
-                tracker.log_trial(point, best, rows[0]["n_rows"] if rows else 0)
+                if (trial.last_result or {}).get("repeat"):
+                    return  # an adaptive search's repeat: its trial is logged already
+                cfg = trial.config
+                point = cfg["point"] if "point" in cfg else {k: cfg[k] for k in feature_keys}
+                tracker.log_stored_trial(point)
 
         return _MlflowCallback()
 

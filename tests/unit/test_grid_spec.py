@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,72 @@ def test_fixed_overrides_and_fingerprint() -> None:
         parse_grid({"params": {"risk_pct": [0.01]}, "set": {"nope": 1}}, base)
 
 
-@pytest.mark.parametrize("name", ["demo", "smoke", "sensitivity"])
+@pytest.mark.parametrize("name", ["demo", "smoke", "sensitivity", "wide-optuna"])
 def test_shipped_grid_files_validate(name: str) -> None:
     g = load_grid(REPO / "configs" / "grid" / f"{name}.yaml", load_settings())
     assert g.n_combinations > 1 and g.feature_keys
+
+
+FEATURE6 = {"alpha_bin": [0.2, 0.25, 0.3], "va_fraction": [0.6, 0.7], "risk_pct": [0.01, 0.02]}
+
+
+def test_grid_search_is_the_default_and_runs_every_feature_point() -> None:
+    g = parse_grid({"params": FEATURE6}, load_settings())
+    assert g.search.algorithm == "grid" and g.n_planned_trials == 6
+    assert g.planned_points() == g.feature_points() and g.n_combinations == 12
+
+
+def test_random_search_draws_distinct_points_reproducibly() -> None:
+    doc = {"params": FEATURE6, "search": {"algorithm": "random", "num_samples": 4, "seed": 3}}
+    a = parse_grid(doc, load_settings())
+    b = parse_grid(doc, load_settings())
+    pts = a.planned_points()
+    assert len(pts) == 4 and len({json.dumps(p, sort_keys=True) for p in pts}) == 4
+    assert pts == b.planned_points()  # a resumed run draws the same points
+    assert all(p in a.feature_points() for p in pts)
+    assert a.n_combinations == 4 * 2
+    other = parse_grid({**doc, "search": {**doc["search"], "seed": 4}}, load_settings())
+    assert other.fingerprint() != a.fingerprint()
+    # more samples than points: every point once
+    big = parse_grid({**doc, "search": {"algorithm": "random", "num_samples": 50}}, load_settings())
+    assert big.n_planned_trials == 6 and len(big.planned_points()) == 6
+
+
+def test_optuna_search_plans_num_samples_and_is_adaptive() -> None:
+    g = parse_grid(
+        {"params": FEATURE6, "search": {"algorithm": "optuna", "num_samples": 5}}, load_settings()
+    )
+    assert g.n_planned_trials == 5 and g.n_combinations == 10
+    with pytest.raises(ValueError, match="adaptively"):
+        g.planned_points()
+
+
+@pytest.mark.parametrize(
+    ("search", "match"),
+    [
+        ({"algorithm": "bayes"}, r"search\.algorithm.*not one of"),
+        ({"algorithm": "random"}, r"search\.num_samples.*positive integer"),
+        ({"algorithm": "optuna", "num_samples": 0}, r"search\.num_samples"),
+        ({"algorithm": "grid", "num_samples": 3}, r"only for random or optuna"),
+        ({"algorithm": "random", "num_samples": 2, "seed": "x"}, r"search\.seed"),
+        ({"algorithm": "random", "num_samples": 2, "sampler": "tpe"}, r"unknown key"),
+    ],
+)
+def test_invalid_search_stops_before_work(search: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse_grid({"params": FEATURE6, "search": search}, load_settings(), "g.yaml")
+
+
+def test_optuna_searcher_is_primed_with_a_resumed_runs_trials() -> None:
+    from at_core.grid.runner import _optuna_search
+
+    g = parse_grid(
+        {"params": FEATURE6, "search": {"algorithm": "optuna", "num_samples": 5}}, load_settings()
+    )
+    finished = [
+        {"trial_key": '{"alpha_bin":0.2,"va_fraction":0.6}', "best_json": '{"net_pnl": 12.5}'},
+        {"trial_key": '{"alpha_bin":0.3,"va_fraction":0.7}', "best_json": None},  # no score
+    ]
+    algo = _optuna_search(g, finished)
+    assert algo._points_to_evaluate == [{"alpha_bin": 0.2, "va_fraction": 0.6}]
+    assert algo._evaluated_rewards == [12.5]
