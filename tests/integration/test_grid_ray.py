@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from ray_cluster import RAY, two_node_cluster
@@ -63,20 +64,38 @@ def _env(**kw: str) -> dict[str, str]:
     return env
 
 
-def test_local_grid_all_rows_mlflow_and_export(market: Path, tmp_path: Path) -> None:
-    grid = _grid_file(
-        tmp_path,
-        {"alpha_bin": [0.25, 0.4], "accept_outside_k": [2, 3, 4], "risk_pct": [0.01, 0.02]},
-    )
+def _run_grid(grid: Path, db: Path, run_id: str) -> dict[str, Any]:
+    """Run ``tune/grid.py`` to completion; its JSON summary."""
     out = subprocess.run(
-        _grid_cmd(grid, market, "--run-id", "local1"),
+        _grid_cmd(grid, db, "--run-id", run_id),
         env=_env(),
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    return cast(dict[str, Any], json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _mlflow_runs(db: Path, run_id: str) -> tuple[Any, list[Any], list[Any]]:
+    """(client, parent runs, child runs) of one sweep in the db's MLflow store."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("auction-trader-grid")
+    assert exp is not None
+    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.sweep_run_id = '{run_id}'")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+def test_local_grid_all_rows_mlflow_and_export(market: Path, tmp_path: Path) -> None:
+    grid = _grid_file(
+        tmp_path,
+        {"alpha_bin": [0.25, 0.4], "accept_outside_k": [2, 3, 4], "risk_pct": [0.01, 0.02]},
+    )
+    summary = _run_grid(grid, market, "local1")
     assert summary["combinations"] == 12 and summary["trials"] == 2
     store = ResultStore(market)
     rows = store.results("local1")
@@ -87,14 +106,7 @@ def test_local_grid_all_rows_mlflow_and_export(market: Path, tmp_path: Path) -> 
     assert all(len(p) >= 60 and p["va_fraction"] == 0.7 for p, _ in rows)
     assert all("net_pnl" in m and "n_trades" in m for _, m in rows)
     # MLflow: one parent, one child per trial, the result table as an artifact
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{market / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("auction-trader-grid")
-    assert exp is not None
-    runs = client.search_runs([exp.experiment_id], filter_string="tags.sweep_run_id = 'local1'")
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    client, parents, children = _mlflow_runs(market, "local1")
     assert len(parents) == 1 and len(children) == 2
     arts = [a.path for a in client.list_artifacts(parents[0].info.run_id)]
     assert "local1-results.csv" in arts and "grid.json" in arts
@@ -150,28 +162,15 @@ def test_resume_after_kill_loses_nothing_and_redoes_nothing(market: Path, tmp_pa
 def test_single_feature_point_runs_as_one_ray_task(market: Path, tmp_path: Path) -> None:
     """One pending trial skips Tune (nothing to schedule); same rows, node and MLflow child."""
     grid = _grid_file(tmp_path, {"risk_pct": [0.01, 0.02], "accept_outside_k": [2, 3]}, "one")
-    out = subprocess.run(
-        _grid_cmd(grid, market, "--run-id", "one1"),
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    summary = _run_grid(grid, market, "one1")
     assert summary["combinations"] == 4 and summary["trials"] == 1
     store = ResultStore(market)
     assert len(store.results("one1")) == 4
     (trial,) = store.trials("one1")
     assert trial["node"] and trial["kernel_s"] > 0
     assert not (market / "ray_results" / "one1").exists()  # Tune was not involved
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{market / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("auction-trader-grid")
-    assert exp is not None
-    runs = client.search_runs([exp.experiment_id], filter_string="tags.sweep_run_id = 'one1'")
-    assert sum("mlflow.parentRunId" in r.data.tags for r in runs) == 1
+    _, parents, children = _mlflow_runs(market, "one1")
+    assert len(parents) == 1 and len(children) == 1
 
 
 def test_random_and_optuna_search_over_the_feature_grid(market: Path, tmp_path: Path) -> None:
@@ -185,14 +184,7 @@ def test_random_and_optuna_search_over_the_feature_grid(market: Path, tmp_path: 
         grid = tmp_path / f"{algo}.yaml"
         doc = {"name": algo, "params": params, "search": {"algorithm": algo, "num_samples": n}}
         grid.write_text(yaml.safe_dump(doc))
-        out = subprocess.run(
-            _grid_cmd(grid, market, "--run-id", f"s-{algo}"),
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert out.returncode == 0, out.stderr[-3000:]
+        _run_grid(grid, market, f"s-{algo}")
         trials = store.trials(f"s-{algo}")
         keys = [t["trial_key"] for t in trials]
         assert len(keys) == len(set(keys))  # a point is never computed twice
@@ -207,16 +199,7 @@ def test_random_and_optuna_search_over_the_feature_grid(market: Path, tmp_path: 
             )
         else:  # Optuna may repeat a suggestion; repeats are answered from the store
             assert 1 <= len(trials) <= n
-        import mlflow
-
-        client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{market / 'mlflow.db'}")
-        exp = client.get_experiment_by_name("auction-trader-grid")
-        assert exp is not None
-        runs = client.search_runs(
-            [exp.experiment_id], filter_string=f"tags.sweep_run_id = 's-{algo}'"
-        )
-        children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-        parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+        _, (parent,), children = _mlflow_runs(market, f"s-{algo}")
         assert len(children) == len(trials) and parent.data.params["search"] == algo
 
 
