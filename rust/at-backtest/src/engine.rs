@@ -23,16 +23,24 @@
 //! time of the minute's first trade at its low or high (an upper bound), but never before
 //! the entry fill; in the minute an entry fills, the whole minute's extremes are checked
 //! against its stop (conservative).
+//!
+//! Speed (none of it changes a result; tests compare every path bit for bit with
+//! `run_reference`, which steps every row): the kernel reads each row in place through
+//! `at_strategy::Bar` (only the columns its checks reach; gathering all 18 columns of a
+//! row costs more than deciding it, the columns being far apart in memory). While nothing
+//! is open, working or pending and the kernel is idle, rows where no setup fires change
+//! nothing but clocks, marks and the acceptance sequences: `run` scans them lazily
+//! (`Kernel::idle_scan`), `run_batch` jumps over them with a per-table plan (`Prepared`).
 
 use at_strategy::{
-    Action, Decision, EntryOrder, ExitKind, Kernel, MinuteInput, Params, PreMinute, Reason, Setup,
-    StopFillMode,
+    Action, Bar, Decision, EntryOrder, ExitKind, IdleCols, Kernel, MinuteInput, Params, PreMinute,
+    Reason, Setup, StopFillMode,
 };
 use at_types::AtError;
 
 use crate::metrics::{Metrics, MetricsAcc};
 use crate::prepared::{engine_mark, kernel_mark, last_mark, AmbiguityStats, IdlePlan, Prepared};
-use crate::table::MinuteTable;
+use crate::table::{HotRow, MinuteTable, Row};
 
 const MINUTE: i64 = 60_000;
 const FUNDING_PERIOD: i64 = 8 * 3_600_000;
@@ -85,6 +93,81 @@ pub struct DecisionRow {
     pub heat: f64,
 }
 
+/// The per-minute decisions of a full backtest as columns (what the bindings hand to
+/// NumPy as they are): `action` holds `Action as u8`, `reason` holds `Reason::code()`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Decisions {
+    pub ts_min: Vec<i64>,
+    pub action: Vec<u8>,
+    pub reason: Vec<u8>,
+    pub signals: Vec<u8>,
+    pub events: Vec<u16>,
+    pub heat: Vec<f64>,
+}
+
+fn action_of(code: u8) -> Action {
+    [
+        Action::Hold,
+        Action::EnterLong,
+        Action::EnterShort,
+        Action::Exit,
+    ][code as usize]
+}
+
+impl Decisions {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            ts_min: Vec::with_capacity(n),
+            action: Vec::with_capacity(n),
+            reason: Vec::with_capacity(n),
+            signals: Vec::with_capacity(n),
+            events: Vec::with_capacity(n),
+            heat: Vec::with_capacity(n),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ts_min.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ts_min.is_empty()
+    }
+
+    /// Row `i` as a record.
+    pub fn row(&self, i: usize) -> DecisionRow {
+        DecisionRow {
+            ts_min: self.ts_min[i],
+            action: action_of(self.action[i]),
+            reason: Reason::from_code(self.reason[i]).expect("stored reason code"),
+            signals: self.signals[i],
+            events: self.events[i],
+            heat: self.heat[i],
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, d: &Decision) {
+        self.ts_min.push(d.ts_min);
+        self.action.push(d.action as u8);
+        self.reason.push(d.reason.code());
+        self.signals.push(d.signals);
+        self.events.push(d.events);
+        self.heat.push(d.heat);
+    }
+
+    /// Idle rows `ts` (HOLD, no signal or event, heat 0) whose reasons are already there.
+    fn extend_idle(&mut self, ts: &[i64]) {
+        let n = self.ts_min.len() + ts.len();
+        self.ts_min.extend_from_slice(ts);
+        self.action.resize(n, Action::Hold as u8);
+        self.signals.resize(n, 0);
+        self.events.resize(n, 0);
+        self.heat.resize(n, 0.0);
+        debug_assert_eq!(self.reason.len(), n);
+    }
+}
+
 /// Full output of one backtest.
 #[derive(Debug, Clone)]
 pub struct BacktestResult {
@@ -93,7 +176,7 @@ pub struct BacktestResult {
     /// Mark-to-market equity at every minute close.
     pub equity: Vec<f64>,
     /// Per-minute decisions (action, reason, signals) for reports and `signals_1m`-like output.
-    pub decisions: Vec<DecisionRow>,
+    pub decisions: Decisions,
 }
 
 #[derive(Clone, Copy)]
@@ -159,10 +242,14 @@ pub struct Engine<'t, 'a> {
     /// Precomputed minutes (`Prepared`) or empty for the straightforward path.
     pre: &'t [PreMinute],
     /// Table-level ambiguity statistics and the high-ambiguity count for this set
-    /// (prepared path), added once at the end.
-    amb: Option<(&'t AmbiguityStats, f64)>,
+    /// (prepared and scan paths), added once at the end.
+    amb: Option<(AmbiguityStats, f64)>,
     /// The prepared table and this set's idle plan (prepared path only).
     prep: Option<(&'t Prepared, &'t IdlePlan)>,
+    /// Skip idle stretches by scanning them lazily (`scan_idle`; single runs).
+    scan: bool,
+    /// `scan_idle`'s rows with setups reported under the kill switch (reused buffer).
+    fired: Vec<(usize, u8)>,
     p: Params,
     k: Kernel,
     keep: bool,
@@ -171,13 +258,28 @@ pub struct Engine<'t, 'a> {
     open: Option<OpenTrade>,
     pub trades: Vec<TradeRecord>,
     pub equity: Vec<f64>,
-    pub decisions: Vec<DecisionRow>,
+    pub decisions: Decisions,
     acc: MetricsAcc,
     d: Decision,
     next_funding: i64,
     last_mark: f64,
     slip_entry: f64,
     slip_exit: f64,
+}
+
+/// The first row after `m` at or after `day_end` (the next UTC day), or `ts.len()`.
+/// Rows strictly increase on minute boundaries, so the day holds at most
+/// `(day_end - ts[m]) / MINUTE` rows from `m` on: with no gap, that row is the answer.
+#[inline]
+fn day_end_row(ts: &[i64], m: usize, day_end: i64) -> usize {
+    let k = ((day_end - ts[m]) / MINUTE) as usize;
+    match ts.get(m + k) {
+        Some(&x) if x == day_end => m + k,
+        _ => {
+            let hi = ts.len().min(m + k + 1);
+            m + 1 + ts[m + 1..hi].partition_point(|&x| x < day_end)
+        }
+    }
 }
 
 #[inline]
@@ -207,6 +309,8 @@ impl<'t, 'a> Engine<'t, 'a> {
             pre: &[],
             amb: None,
             prep: None,
+            scan: false,
+            fired: Vec::new(),
             k,
             keep,
             entry: None,
@@ -219,9 +323,9 @@ impl<'t, 'a> Engine<'t, 'a> {
                 Vec::new()
             },
             decisions: if keep {
-                Vec::with_capacity(t.len())
+                Decisions::with_capacity(t.len())
             } else {
-                Vec::new()
+                Decisions::default()
             },
             acc: {
                 let mut a = MetricsAcc::new(p.initial_equity);
@@ -262,8 +366,20 @@ impl<'t, 'a> Engine<'t, 'a> {
         })?;
         let mut e = Self::new(t, &prep.rows, p, keep)?;
         e.pre = pre;
-        e.amb = Some((&prep.ambiguity, amb_high));
+        e.amb = Some((prep.ambiguity.clone(), amb_high));
         e.prep = Some((prep, plan));
+        Ok(e)
+    }
+
+    /// The single-run fast path: the straightforward `new` with idle stretches skipped
+    /// by a lazy scan (`advance`, `scan_idle`), and the ambiguity statistics from the
+    /// validation pass over the table (not in the scan: every column the scan loop reads
+    /// at once costs). Validates `t`. Same results as `new`; nothing per table is kept.
+    pub fn with_scan(t: &'t MinuteTable<'a>, p: Params, keep: bool) -> Result<Self, AtError> {
+        let amb = AmbiguityStats::validate_with_high(t, p.ambiguous_trade_frac_max)?;
+        let mut e = Self::new(t, &[], p, keep)?;
+        e.amb = Some(amb);
+        e.scan = true;
         Ok(e)
     }
 
@@ -695,21 +811,115 @@ impl<'t, 'a> Engine<'t, 'a> {
     /// Process row `m` and possibly more; returns the next row to process. On the prepared
     /// path, when nothing is open, working or pending and the kernel is idle, the rows up
     /// to the next one where a setup fires (`IdlePlan::next_event`) cannot change anything
-    /// but clocks, marks and the minute count: they are skipped in bulk (`skip_idle`).
-    /// Otherwise (and always on the straightforward path) this is `step(m)`.
+    /// but clocks, marks and the minute count: they are skipped in bulk (`skip_idle`). On
+    /// the scan path (`with_scan`) the same rows are found by scanning ahead
+    /// (`scan_idle`). Otherwise (and always on the straightforward path) this is `step(m)`.
     #[inline]
     pub fn advance(&mut self, m: usize) -> usize {
-        if let Some((_, plan)) = self.prep {
-            if self.exit.is_none() && self.entry.is_none() && self.k.is_idle() {
+        if self.idle() {
+            if let Some((_, plan)) = self.prep {
                 let e = plan.next_event[m] as usize;
                 if e > m {
                     self.skip_idle(m, e);
                     return e;
                 }
+            } else if self.scan {
+                return self.scan_idle(m);
             }
         }
         self.step(m);
         m + 1
+    }
+
+    /// Nothing open, working or pending, and the kernel idle.
+    #[inline]
+    fn idle(&self) -> bool {
+        self.exit.is_none() && self.entry.is_none() && self.k.is_idle()
+    }
+
+    /// The scan path's idle skip: row `m` runs through `step`; if everything is still idle
+    /// after it, the following rows of the same UTC day are scanned with
+    /// `Kernel::idle_scan` (acceptance sequences only, most minutes reading a handful of
+    /// columns) up to the first where a setup fires that the kernel could act on, and the
+    /// rows before it are applied at once as in `skip_idle`. Returns the next row to
+    /// process.
+    fn scan_idle(&mut self, m: usize) -> usize {
+        self.step(m);
+        if !self.idle() {
+            return m + 1;
+        }
+        let t = self.t;
+        let ts = t.ts_min;
+        let day_end = (ts[m].div_euclid(DAY) + 1) * DAY;
+        let end = day_end_row(ts, m, day_end);
+        let a = m + 1;
+        let keep = self.keep;
+        let base = self.decisions.reason.len();
+        let reasons = &mut self.decisions.reason;
+        // The hold reason `Kernel::decide` gives an idle minute without a setup to act
+        // on, indexed by has trades + (has trades and a usable VA).
+        let codes = if self.k.state().kill {
+            [Reason::KillSwitchActive.code(); 3]
+        } else {
+            [
+                Reason::NoTrades.code(),
+                Reason::VaInvalid.code(),
+                Reason::NoSignal.code(),
+            ]
+        };
+        // Setups reported while the kill switch is on (see `Kernel::idle_scan`).
+        let mut fired = std::mem::take(&mut self.fired);
+        fired.clear();
+        let cols = IdleCols {
+            close: t.close,
+            high: t.high,
+            low: t.low,
+            vah: t.vah,
+            val: t.val,
+            poc: t.poc,
+            va_valid: t.va_valid,
+        };
+        let j = self.k.idle_scan(
+            cols,
+            a,
+            end,
+            |j| HotRow::new(t, j),
+            |j, has, va, sig| {
+                if keep {
+                    reasons.push(codes[usize::from(has) + usize::from(has && va)]);
+                    if sig != 0 {
+                        fired.push((j, sig));
+                    }
+                }
+            },
+        );
+        debug_assert!(!keep || self.decisions.reason.len() == base + (j - a));
+        if j > a {
+            let last = j - 1;
+            let s = self.k.state();
+            let (above, below) = (s.above, s.below);
+            let kpx = last_mark(t, a, last, kernel_mark);
+            self.k
+                .skip_idle_minutes((j - a) as u64, ts[last], kpx, above, below);
+            if let Some(px) = last_mark(t, a, last, engine_mark) {
+                self.last_mark = px;
+            }
+            if ts[last] >= self.next_funding {
+                self.funding(ts[last]);
+            }
+            self.acc.repeat_minutes(j - a);
+            if keep {
+                let eq = self.d.equity;
+                self.equity.resize(self.equity.len() + (j - a), eq);
+                let base = self.decisions.len();
+                self.decisions.extend_idle(&ts[a..j]);
+                for &(r, sig) in &fired {
+                    self.decisions.signals[base + r - a] = sig;
+                }
+            }
+        }
+        self.fired = fired;
+        j
     }
 
     /// Rows `m..e`: idle, no setup fires. The first row of every UTC day among them runs
@@ -751,26 +961,24 @@ impl<'t, 'a> Engine<'t, 'a> {
         let kill = self.k.state().kill;
         let eq = self.d.equity;
         for m in a..b {
-            let x = self.t.input(m);
+            let x = Row { t: self.t, m };
             let reason = if kill {
                 Reason::KillSwitchActive
             } else if !x.has_trades() {
                 Reason::NoTrades
-            } else if !(x.va_valid && x.vah.is_finite() && x.val.is_finite() && x.poc.is_finite()) {
+            } else if !(x.va_valid()
+                && x.vah().is_finite()
+                && x.val().is_finite()
+                && x.poc().is_finite())
+            {
                 Reason::VaInvalid
             } else {
                 Reason::NoSignal
             };
             self.equity.push(eq);
-            self.decisions.push(DecisionRow {
-                ts_min: x.ts_min,
-                action: Action::Hold,
-                reason,
-                signals: 0,
-                events: 0,
-                heat: 0.0,
-            });
+            self.decisions.reason.push(reason.code());
         }
+        self.decisions.extend_idle(&self.t.ts_min[a..b]);
     }
 
     /// Process row `m` (steps 1–4); the kernel's decision is returned by reference.
@@ -790,22 +998,28 @@ impl<'t, 'a> Engine<'t, 'a> {
             self.expire_limit(m);
         }
         let rows = self.rows;
-        let owned;
-        let x: &MinuteInput = if rows.is_empty() {
-            owned = t.input(m);
-            &owned
+        if rows.is_empty() {
+            // Read in place: the kernel touches only the columns its checks reach.
+            self.decide(&Row { t, m }, m);
         } else {
-            &rows[m]
-        };
+            self.decide(&rows[m], m);
+        }
+        &self.d
+    }
+
+    /// Step 4 of row `m` (input `x`) and its bookkeeping.
+    #[inline]
+    fn decide<B: Bar>(&mut self, x: &B, m: usize) {
         if self.pre.is_empty() {
             self.k.decide(x, &mut self.d);
         } else {
             self.k.decide_prepared(x, &self.pre[m], &mut self.d);
         }
-        if x.mid_close.is_finite() {
-            self.last_mark = x.mid_close;
-        } else if x.close.is_finite() {
-            self.last_mark = x.close;
+        let (mid, close) = (x.mid_close(), x.close());
+        if mid.is_finite() {
+            self.last_mark = mid;
+        } else if close.is_finite() {
+            self.last_mark = close;
         }
         let d = &self.d;
         if d.cancel_entry {
@@ -823,7 +1037,7 @@ impl<'t, 'a> Engine<'t, 'a> {
                 resting,
                 checked_quote: !resting,
                 cap_hit: d.events & at_strategy::event::LEVERAGE_CAP_HIT != 0,
-                ambiguous: x.ambiguous_frac,
+                ambiguous: x.ambiguous_frac(),
             });
             if d.exit.is_some() {
                 self.acc.flip();
@@ -831,22 +1045,14 @@ impl<'t, 'a> Engine<'t, 'a> {
         }
         if self.amb.is_some() {
             self.acc
-                .minute_core(x.ts_min, &self.d, self.k.position().is_some());
+                .minute_core(x.ts_min(), &self.d, self.k.position().is_some());
         } else {
             self.acc.minute(x, &self.d, self.k.position().is_some());
         }
         if self.keep {
             self.equity.push(self.d.equity);
-            self.decisions.push(DecisionRow {
-                ts_min: self.d.ts_min,
-                action: self.d.action,
-                reason: self.d.reason,
-                signals: self.d.signals,
-                events: self.d.events,
-                heat: self.d.heat,
-            });
+            self.decisions.push(&self.d);
         }
-        &self.d
     }
 
     /// Close what is still open at the last mark (reason END_OF_DATA) and finish.
@@ -872,8 +1078,8 @@ impl<'t, 'a> Engine<'t, 'a> {
             }
         }
         let eq = self.k.equity_at(self.last_mark);
-        if let Some((a, high)) = self.amb {
-            self.acc.set_ambiguity(a.sum, a.n, a.max, high);
+        if let Some((a, high)) = &self.amb {
+            self.acc.set_ambiguity(a.sum, a.n, a.max, *high);
         }
         let metrics = self.acc.finish(eq);
         BacktestResult {
@@ -910,10 +1116,16 @@ impl<'t, 'a> Engine<'t, 'a> {
 }
 
 /// Run one backtest with full output. One run gains nothing from preparing the table
-/// (the preparation costs about what it saves), so this is the straightforward path;
-/// `run_prepared` is the same over a `Prepared` table shared by many runs.
+/// (the preparation costs about what it saves), so this is the straightforward path with
+/// idle stretches skipped by a lazy scan (`Engine::with_scan`); `run_prepared` is the same
+/// over a `Prepared` table shared by many runs. Bit-identical to `run_reference`.
 pub fn run(t: &MinuteTable, p: Params) -> Result<BacktestResult, AtError> {
-    run_reference(t, p)
+    let mut e = Engine::with_scan(t, p, true)?;
+    let mut m = 0;
+    while m < t.len() {
+        m = e.advance(m);
+    }
+    Ok(e.finish())
 }
 
 /// Full output over a prepared table (`prep` must hold `p`'s signal key and plan, see

@@ -13,11 +13,11 @@ pub mod table;
 
 pub use engine::{
     run, run_batch, run_metrics, run_metrics_prepared, run_prepared, run_reference, BacktestResult,
-    DecisionRow, Engine, TradeRecord,
+    DecisionRow, Decisions, Engine, TradeRecord,
 };
 pub use metrics::Metrics;
 pub use prepared::Prepared;
-pub use table::{MinuteTable, OwnedTable, TickPath};
+pub use table::{MinuteTable, OwnedTable, Row, TickPath};
 
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,7 @@
 //! - ambiguous fraction: over minutes with trades, mean, max and the share above
 //!   `ambiguous_trade_frac_max`; and the mean at entry decisions.
 
-use at_strategy::{event, Decision, MinuteInput};
+use at_strategy::{event, Bar, Decision};
 
 use crate::engine::TradeRecord;
 
@@ -255,15 +255,22 @@ impl MetricsAcc {
     }
 
     #[inline]
-    pub fn minute(&mut self, x: &MinuteInput, d: &Decision, in_position: bool) {
-        self.minute_core(x.ts_min, d, in_position);
-        if x.has_trades() && x.ambiguous_frac.is_finite() {
-            self.amb_sum += x.ambiguous_frac;
+    pub fn minute<B: Bar>(&mut self, x: &B, d: &Decision, in_position: bool) {
+        self.minute_core(x.ts_min(), d, in_position);
+        self.ambiguity(x.has_trades(), x.ambiguous_frac());
+    }
+
+    /// The ambiguity statistics of one minute (`has`: it had trades; `amb`: its ambiguous
+    /// fraction), in row order.
+    #[inline]
+    pub fn ambiguity(&mut self, has: bool, amb: f64) {
+        if has && amb.is_finite() {
+            self.amb_sum += amb;
             self.amb_n += 1.0;
-            if x.ambiguous_frac > self.m.ambiguous_frac_max {
-                self.m.ambiguous_frac_max = x.ambiguous_frac;
+            if amb > self.m.ambiguous_frac_max {
+                self.m.ambiguous_frac_max = amb;
             }
-            if x.ambiguous_frac > self.amb_max_cfg {
+            if amb > self.amb_max_cfg {
                 self.amb_high += 1.0;
             }
         }

@@ -52,6 +52,15 @@ impl AmbiguityStats {
     }
 }
 
+impl AmbiguityStats {
+    /// `t.validate()`, then the statistics and the number of counted minutes strictly
+    /// above `threshold` (what `count_above` gives), from the same pass over the table.
+    pub fn validate_with_high(t: &MinuteTable, threshold: f64) -> Result<(Self, f64), AtError> {
+        let (sum, n, max, above) = t.validate_with_ambiguity(threshold)?;
+        Ok((AmbiguityStats { sum, n, max }, above as f64))
+    }
+}
+
 /// Number of counted minutes whose fraction is strictly above `threshold`.
 fn count_above(t: &MinuteTable, threshold: f64) -> f64 {
     (0..t.len())
@@ -237,7 +246,7 @@ impl Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{run_batch, run_metrics, run_prepared, run_reference, BacktestResult};
+    use crate::engine::{run, run_batch, run_metrics, run_prepared, run_reference, BacktestResult};
     use crate::synth::synthetic_table;
     use at_strategy::{LimitPriceMode, OfThresholdMode, QimbSource, StopFillMode};
 
@@ -326,6 +335,12 @@ mod tests {
                     "seed {seed}: no trades, weak test"
                 );
                 assert_eq!(fingerprint(&a), fingerprint(&b), "seed {seed} params {p:?}");
+                let c = run(&v, *p).unwrap();
+                assert_eq!(
+                    fingerprint(&a),
+                    fingerprint(&c),
+                    "scan path, seed {seed} {p:?}"
+                );
                 let m = run_metrics(&v, &[], *p).unwrap();
                 assert_eq!(
                     a.metrics.values().map(f64::to_bits),
@@ -347,6 +362,53 @@ mod tests {
     }
 
     #[test]
+    fn scan_path_with_funding_history_and_gaps_matches_reference() {
+        use crate::table::FundingHistory;
+        let mut t = synthetic_table(5 * 1440, 11, 1_704_067_200_000, 0);
+        // A gap of a few hours (the idle scan's day ends must still land on UTC days).
+        for v in [
+            &mut t.ts_min,
+            &mut t.next_quote_ts,
+            &mut t.low_ts,
+            &mut t.high_ts,
+        ] {
+            for x in v.iter_mut().skip(2_000) {
+                *x += 4 * 3_600_000;
+            }
+        }
+        let fts: Vec<i64> = (1..16)
+            .map(|i| 1_704_067_200_000 + i * 28_860_000)
+            .collect();
+        let rate: Vec<f64> = (0..15).map(|i| (i as f64 - 6.0) * 1e-4).collect();
+        let mut v = t.view();
+        v.funding = Some(FundingHistory {
+            ts: &fts,
+            rate: &rate,
+        });
+        for p in sets() {
+            let a = run_reference(&v, p).unwrap();
+            assert!(a.metrics.n_trades > 0.0);
+            assert_eq!(fingerprint(&a), fingerprint(&run(&v, p).unwrap()), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn decision_rows_read_back() {
+        let t = synthetic_table(2 * 1440, 5, 1_704_067_200_000, 0);
+        let r = run(&t.view(), Params::default()).unwrap();
+        let d = &r.decisions;
+        assert_eq!(d.len(), t.ts_min.len());
+        let entries = (0..d.len())
+            .map(|i| d.row(i))
+            .filter(|row| row.action != at_strategy::Action::Hold)
+            .count();
+        assert!(entries > 0);
+        let row = d.row(7);
+        assert_eq!(row.ts_min, t.ts_min[7]);
+        assert_eq!(row.reason.code(), d.reason[7]);
+    }
+
+    #[test]
     fn kill_switch_idle_days_match_reference() {
         let t = synthetic_table(10 * 1440, 3, 1_704_067_200_000, 0);
         let v = t.view();
@@ -362,6 +424,7 @@ mod tests {
         let b = run_prepared(&v, &prep, p).unwrap();
         assert!(a.metrics.n_kill_switch > 0.0);
         assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_eq!(fingerprint(&a), fingerprint(&run(&v, p).unwrap()));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The backtester's input: the feature table as borrowed columns (no copy per run) plus the
 //! per-minute fill references produced by stage 1 of the feature pipeline.
 
-use at_strategy::MinuteInput;
+use at_strategy::{Bar, MinuteInput};
 use at_types::AtError;
 
 /// Trade ticks for the optional tick-path stop/target resolution.
@@ -93,6 +93,14 @@ impl<'a> MinuteTable<'a> {
 
     /// Check lengths and time order; errors name the column and the row.
     pub fn validate(&self) -> Result<(), AtError> {
+        self.validate_lengths()?;
+        if !self.rows_ok() {
+            self.row_error()?;
+        }
+        self.validate_extras()
+    }
+
+    fn validate_lengths(&self) -> Result<(), AtError> {
         let n = self.len();
         let f64s: [(&str, &[f64]); 17] = [
             ("open", self.open),
@@ -133,6 +141,86 @@ impl<'a> MinuteTable<'a> {
                 return Err(bad_len(name, len));
             }
         }
+        Ok(())
+    }
+
+    /// `validate`, and in the same pass over the rows (the summation order is the row
+    /// order, as everywhere): over minutes with trades and a finite ambiguous fraction,
+    /// the sum, count and max of that fraction, and how many exceed `threshold`.
+    pub(crate) fn validate_with_ambiguity(
+        &self,
+        threshold: f64,
+    ) -> Result<(f64, f64, f64, usize), AtError> {
+        self.validate_lengths()?;
+        let n = self.len();
+        let (ts, nb, nq) = (
+            &self.ts_min[..n],
+            &self.next_bid[..n],
+            &self.next_quote_ts[..n],
+        );
+        let (close, high, low, amb) = (
+            &self.close[..n],
+            &self.high[..n],
+            &self.low[..n],
+            &self.ambiguous_frac[..n],
+        );
+        let (mut sum, mut cnt, mut max, mut above) = (0.0, 0.0, 0.0, 0usize);
+        let mut ok = match ts.first() {
+            Some(t) => t.rem_euclid(60_000) == 0,
+            None => true,
+        };
+        for m in 0..n {
+            let t = ts[m];
+            if m > 0 {
+                let prev = ts[m - 1];
+                ok &= t > prev && (t.wrapping_sub(prev) == 60_000 || t.rem_euclid(60_000) == 0);
+            }
+            ok &= !(nb[m].is_finite() && nq[m] < t + 60_000);
+            let v = amb[m];
+            if close[m].is_finite() && high[m].is_finite() && low[m].is_finite() && v.is_finite() {
+                sum += v;
+                cnt += 1.0;
+                if v > max {
+                    max = v;
+                }
+                above += usize::from(v > threshold);
+            }
+        }
+        if !ok {
+            self.row_error()?;
+        }
+        self.validate_extras()?;
+        Ok((sum, cnt, max, above))
+    }
+
+    /// Whether every row passes the checks of `row_error`: one pass without early exits
+    /// or divisions in the usual case (consecutive minutes), for speed.
+    fn rows_ok(&self) -> bool {
+        let n = self.len();
+        let (ts, nb, nq) = (
+            &self.ts_min[..n],
+            &self.next_bid[..n],
+            &self.next_quote_ts[..n],
+        );
+        let Some(&first) = ts.first() else {
+            return true;
+        };
+        let mut ok = first.rem_euclid(60_000) == 0;
+        for m in 1..n {
+            // Increasing, and on a minute boundary (the previous row is): the next minute,
+            // or a later one checked in full.
+            let (t, prev) = (ts[m], ts[m - 1]);
+            ok &= t > prev && (t.wrapping_sub(prev) == 60_000 || t.rem_euclid(60_000) == 0);
+        }
+        for m in 0..n {
+            ok &= !(nb[m].is_finite() && nq[m] < ts[m] + 60_000);
+        }
+        ok
+    }
+
+    /// The first row that fails a check, as an error.
+    fn row_error(&self) -> Result<(), AtError> {
+        let n = self.len();
         for m in 0..n {
             let t = self.ts_min[m];
             if t.rem_euclid(60_000) != 0 {
@@ -158,6 +246,12 @@ impl<'a> MinuteTable<'a> {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// Funding history and tick path checks.
+    fn validate_extras(&self) -> Result<(), AtError> {
+        let n = self.len();
         if let Some(fh) = &self.funding {
             if fh.ts.len() != fh.rate.len() {
                 return Err(AtError::InvalidInput {
@@ -234,6 +328,115 @@ impl<'a> MinuteTable<'a> {
         }
     }
 }
+
+/// Row `m` of a table read in place: the kernel's view of the minute without gathering
+/// its 18 columns (`at_strategy::Bar`; the kernel reads only the fields it needs, and
+/// columns are far apart in memory, so a full gather per minute is what costs).
+#[derive(Clone, Copy)]
+pub struct Row<'t, 'a> {
+    pub t: &'t MinuteTable<'a>,
+    pub m: usize,
+}
+
+macro_rules! row_fields {
+    ($($f:ident: $t:ty),* $(,)?) => {
+        impl Bar for Row<'_, '_> {
+            $(
+                #[inline(always)]
+                fn $f(&self) -> $t {
+                    self.t.$f[self.m]
+                }
+            )*
+        }
+    };
+}
+
+row_fields!(
+    ts_min: i64,
+    open: f64,
+    high: f64,
+    low: f64,
+    close: f64,
+    volume: f64,
+    max_trade_gap: f64,
+    mid_close: f64,
+    spread_avg: f64,
+    poc: f64,
+    vah: f64,
+    val: f64,
+    va_valid: bool,
+    of_1m: f64,
+    of_norm_1m: f64,
+    qimb_close: f64,
+    qimb_ema: f64,
+    ambiguous_frac: f64,
+);
+
+/// Row `m` with the fields every minute's acceptance check reads already loaded (the
+/// backtester's idle scan has them in registers); the rest read in place like `Row`.
+#[derive(Clone, Copy)]
+pub struct HotRow<'t, 'a> {
+    pub close: f64,
+    pub high: f64,
+    pub low: f64,
+    pub vah: f64,
+    pub val: f64,
+    pub poc: f64,
+    pub va_valid: bool,
+    pub t: &'t MinuteTable<'a>,
+    pub m: usize,
+}
+
+impl<'t, 'a> HotRow<'t, 'a> {
+    #[inline(always)]
+    pub fn new(t: &'t MinuteTable<'a>, m: usize) -> Self {
+        Self {
+            close: t.close[m],
+            high: t.high[m],
+            low: t.low[m],
+            vah: t.vah[m],
+            val: t.val[m],
+            poc: t.poc[m],
+            va_valid: t.va_valid[m],
+            t,
+            m,
+        }
+    }
+}
+
+macro_rules! hot_fields {
+    (hot: $($h:ident: $ht:ty),*; cold: $($f:ident: $t:ty),* $(,)?) => {
+        impl Bar for HotRow<'_, '_> {
+            $(
+                #[inline(always)]
+                fn $h(&self) -> $ht {
+                    self.$h
+                }
+            )*
+            $(
+                #[inline(always)]
+                fn $f(&self) -> $t {
+                    self.t.$f[self.m]
+                }
+            )*
+        }
+    };
+}
+
+hot_fields!(
+    hot: close: f64, high: f64, low: f64, vah: f64, val: f64, poc: f64, va_valid: bool;
+    cold: ts_min: i64,
+    open: f64,
+    volume: f64,
+    max_trade_gap: f64,
+    mid_close: f64,
+    spread_avg: f64,
+    of_1m: f64,
+    of_norm_1m: f64,
+    qimb_close: f64,
+    qimb_ema: f64,
+    ambiguous_frac: f64,
+);
 
 /// Owned columns (tests, benchmarks, the synthetic series); `view()` borrows them.
 #[derive(Debug, Clone, Default)]

@@ -383,6 +383,21 @@ fn bad_tables_are_rejected_with_column_and_row() {
     t.ts_min[1] = t.ts_min[0];
     let e = run(&t.view(), params()).unwrap_err().to_string();
     assert!(e.contains("row 1") && e.contains("ts_min"), "{e}");
+    // A gap is fine; a row off the minute grid after it is not.
+    let mut t = table(&[
+        (signal_bar(), 49_950.0, 49_951.0),
+        (bar(1, 1.0, 1.0, 1.0, 1.0), 1.0, 1.0),
+        (bar(2, 1.0, 1.0, 1.0, 1.0), 1.0, 1.0),
+    ]);
+    t.ts_min[1] += 120_000;
+    t.ts_min[2] += 120_000;
+    t.next_quote_ts[1] += 120_000;
+    t.next_quote_ts[2] += 120_000;
+    assert!(run(&t.view(), params()).is_ok());
+    t.ts_min[2] += 30_000;
+    t.next_quote_ts[2] += 30_000;
+    let e = run(&t.view(), params()).unwrap_err().to_string();
+    assert!(e.contains("row 2") && e.contains("minute boundary"), "{e}");
     let mut t = table(&[(signal_bar(), 49_950.0, 49_951.0)]);
     t.next_quote_ts[0] = T0 + 59_999; // at the close, not after it
     let e = run(&t.view(), params()).unwrap_err().to_string();

@@ -226,51 +226,15 @@ fn result_dict<'py>(py: Python<'py>, r: BacktestResult) -> PyResult<Bound<'py, P
     )?;
     out.set_item("trades", tr)?;
     out.set_item("equity", r.equity.into_pyarray(py))?;
-    let ds = &r.decisions;
-    let dd = PyDict::new(py);
-    dd.set_item(
-        "ts_min",
-        ds.iter()
-            .map(|d| d.ts_min)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
     // Codes, not strings: 43,200 Python strings per month would dominate a backtest.
-    dd.set_item(
-        "action",
-        ds.iter()
-            .map(|d| d.action as u8)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
-    dd.set_item(
-        "reason",
-        ds.iter()
-            .map(|d| d.reason.code())
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
-    dd.set_item(
-        "signals",
-        ds.iter()
-            .map(|d| d.signals)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
-    dd.set_item(
-        "events",
-        ds.iter()
-            .map(|d| d.events)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
-    dd.set_item(
-        "heat",
-        ds.iter()
-            .map(|d| d.heat)
-            .collect::<Vec<_>>()
-            .into_pyarray(py),
-    )?;
+    let ds = r.decisions;
+    let dd = PyDict::new(py);
+    dd.set_item("ts_min", ds.ts_min.into_pyarray(py))?;
+    dd.set_item("action", ds.action.into_pyarray(py))?;
+    dd.set_item("reason", ds.reason.into_pyarray(py))?;
+    dd.set_item("signals", ds.signals.into_pyarray(py))?;
+    dd.set_item("events", ds.events.into_pyarray(py))?;
+    dd.set_item("heat", ds.heat.into_pyarray(py))?;
     out.set_item("decisions", dd)?;
     Ok(out)
 }

@@ -47,6 +47,97 @@ pub struct MinuteInput {
     pub ambiguous_frac: f64,
 }
 
+/// Read access to one minute's kernel inputs, field by field (the fields of
+/// `MinuteInput`, same meanings). The kernel reads a minute only through this trait, so a
+/// caller holding the minutes as columns (the backtester) can hand it a row view instead of
+/// gathering all 18 fields of every minute: the kernel touches only the fields its checks
+/// reach (most minutes need a handful).
+pub trait Bar {
+    fn ts_min(&self) -> i64;
+    fn open(&self) -> f64;
+    fn high(&self) -> f64;
+    fn low(&self) -> f64;
+    fn close(&self) -> f64;
+    fn volume(&self) -> f64;
+    fn max_trade_gap(&self) -> f64;
+    fn mid_close(&self) -> f64;
+    fn spread_avg(&self) -> f64;
+    fn poc(&self) -> f64;
+    fn vah(&self) -> f64;
+    fn val(&self) -> f64;
+    fn va_valid(&self) -> bool;
+    fn of_1m(&self) -> f64;
+    fn of_norm_1m(&self) -> f64;
+    fn qimb_close(&self) -> f64;
+    fn qimb_ema(&self) -> f64;
+    fn ambiguous_frac(&self) -> f64;
+
+    /// Whether the minute had at least one trade.
+    #[inline]
+    fn has_trades(&self) -> bool {
+        self.close().is_finite() && self.high().is_finite() && self.low().is_finite()
+    }
+
+    /// SPEC §6.3: did a trade of this minute print within `dist` of `level`?
+    ///
+    /// Only the trade range and the largest trade-to-trade jump are needed: if `level` lies
+    /// outside `[low, high]`, the nearest trade is exactly `low` or `high`; if it lies
+    /// inside, two consecutive trades straddle it and the nearer one is at most half their
+    /// jump away, so `max_trade_gap / 2 <= dist` proves the crossing. A minute whose largest
+    /// jump is wider than `2 * dist` is treated as not proving it (conservative: that jump
+    /// may be the one over the level; real BTC minutes trade tick by tick, so this is rare).
+    #[inline]
+    fn crossed_within(&self, level: f64, dist: f64) -> bool {
+        if !(self.has_trades() && level.is_finite()) {
+            return false;
+        }
+        let (low, high) = (self.low(), self.high());
+        if level < low {
+            low - level <= dist
+        } else if level > high {
+            level - high <= dist
+        } else {
+            let gap = self.max_trade_gap();
+            let gap = if gap.is_finite() { gap } else { 0.0 };
+            gap * 0.5 <= dist
+        }
+    }
+}
+
+macro_rules! bar_fields {
+    ($($f:ident: $t:ty),* $(,)?) => {
+        impl Bar for MinuteInput {
+            $(
+                #[inline(always)]
+                fn $f(&self) -> $t {
+                    self.$f
+                }
+            )*
+        }
+    };
+}
+
+bar_fields!(
+    ts_min: i64,
+    open: f64,
+    high: f64,
+    low: f64,
+    close: f64,
+    volume: f64,
+    max_trade_gap: f64,
+    mid_close: f64,
+    spread_avg: f64,
+    poc: f64,
+    vah: f64,
+    val: f64,
+    va_valid: bool,
+    of_1m: f64,
+    of_norm_1m: f64,
+    qimb_close: f64,
+    qimb_ema: f64,
+    ambiguous_frac: f64,
+);
+
 impl MinuteInput {
     /// A minute with no trades and no valid VA (used to build test fixtures).
     pub fn empty(ts_min: i64) -> Self {
@@ -77,37 +168,16 @@ impl MinuteInput {
         serde_json::to_string(self).expect("minute serialises")
     }
 
-    /// Whether the minute had at least one trade.
+    /// Whether the minute had at least one trade (`Bar::has_trades`).
     #[inline]
     pub fn has_trades(&self) -> bool {
-        self.close.is_finite() && self.high.is_finite() && self.low.is_finite()
+        Bar::has_trades(self)
     }
 
-    /// SPEC §6.3: did a trade of this minute print within `dist` of `level`?
-    ///
-    /// Only the trade range and the largest trade-to-trade jump are needed: if `level` lies
-    /// outside `[low, high]`, the nearest trade is exactly `low` or `high`; if it lies
-    /// inside, two consecutive trades straddle it and the nearer one is at most half their
-    /// jump away, so `max_trade_gap / 2 <= dist` proves the crossing. A minute whose largest
-    /// jump is wider than `2 * dist` is treated as not proving it (conservative: that jump
-    /// may be the one over the level; real BTC minutes trade tick by tick, so this is rare).
+    /// SPEC §6.3 boundary crossing (`Bar::crossed_within`).
     #[inline]
     pub fn crossed_within(&self, level: f64, dist: f64) -> bool {
-        if !(self.has_trades() && level.is_finite()) {
-            return false;
-        }
-        if level < self.low {
-            self.low - level <= dist
-        } else if level > self.high {
-            level - self.high <= dist
-        } else {
-            let gap = if self.max_trade_gap.is_finite() {
-                self.max_trade_gap
-            } else {
-                0.0
-            };
-            gap * 0.5 <= dist
-        }
+        Bar::crossed_within(self, level, dist)
     }
 }
 

@@ -33,7 +33,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::input::MinuteInput;
+use crate::input::{Bar, MinuteInput};
 use crate::params::{LimitPriceMode, OfThresholdMode, Params, QimbSource};
 use crate::prepared::PreMinute;
 use crate::reason::{event, sig, Reason};
@@ -314,40 +314,55 @@ fn fmin(a: f64, b: f64) -> f64 {
 
 /// Whether the minute's value area is usable (valid and finite).
 #[inline]
-pub(crate) fn va_ok(x: &MinuteInput) -> bool {
-    x.va_valid && x.vah.is_finite() && x.val.is_finite() && x.poc.is_finite()
+pub(crate) fn va_ok<B: Bar>(x: &B) -> bool {
+    x.va_valid() && x.vah().is_finite() && x.val().is_finite() && x.poc().is_finite()
+}
+
+/// `mult` × the minute's average spread (the tick size when unknown): the distance of
+/// §6.3 (crossing) and §6.5 (pullback).
+#[inline]
+pub(crate) fn spread_dist<B: Bar>(x: &B, tick_size: f64, mult: f64) -> f64 {
+    let sp = x.spread_avg();
+    let s = if sp.is_finite() && sp > 0.0 {
+        sp
+    } else {
+        tick_size
+    };
+    // Half a tick of tolerance against float noise in prices that sit on the grid.
+    mult * s + 1e-9 * tick_size
 }
 
 /// Advance both acceptance sequences by one minute with trades (SPEC §6.2/§6.3). Depends
-/// only on the minute and the crossing distance `dc`, never on the position or on other
-/// parameters: the batch runner computes it once per table (`prepare_minutes`). Returns
-/// the poke extremes of sequences reset by this bar (NaN when none was).
+/// only on the minute and the crossing distance `dc()` (asked for only when a sequence may
+/// start), never on the position or on other parameters: the batch runner computes it
+/// once per table (`prepare_minutes`). Returns the poke extremes of sequences reset by
+/// this bar (NaN when none was).
 #[inline]
-pub(crate) fn advance_acceptance(
+pub(crate) fn advance_acceptance<B: Bar>(
     a: &mut SeqTrack,
     b: &mut SeqTrack,
-    x: &MinuteInput,
+    x: &B,
     va_ok: bool,
-    dc: f64,
+    dc: impl Fn() -> f64,
 ) -> (f64, f64) {
     let mut above_reset_extreme = f64::NAN;
     let mut below_reset_extreme = f64::NAN;
     match a.locked {
         Some(l) => {
-            if x.close > l {
+            if x.close() > l {
                 a.count += 1;
-                a.extreme = fmax(a.extreme, x.high);
+                a.extreme = fmax(a.extreme, x.high());
             } else {
-                above_reset_extreme = fmax(a.extreme, x.high);
+                above_reset_extreme = fmax(a.extreme, x.high());
                 *a = SeqTrack::NONE;
             }
         }
         None => {
-            if va_ok && x.close > x.vah && x.crossed_within(x.vah, dc) {
+            if va_ok && x.close() > x.vah() && x.crossed_within(x.vah(), dc()) {
                 *a = SeqTrack {
                     count: 1,
-                    locked: Some(x.vah),
-                    extreme: x.high,
+                    locked: Some(x.vah()),
+                    extreme: x.high(),
                     fired: false,
                 };
             }
@@ -355,20 +370,20 @@ pub(crate) fn advance_acceptance(
     }
     match b.locked {
         Some(l) => {
-            if x.close < l {
+            if x.close() < l {
                 b.count += 1;
-                b.extreme = fmin(b.extreme, x.low);
+                b.extreme = fmin(b.extreme, x.low());
             } else {
-                below_reset_extreme = fmin(b.extreme, x.low);
+                below_reset_extreme = fmin(b.extreme, x.low());
                 *b = SeqTrack::NONE;
             }
         }
         None => {
-            if va_ok && x.close < x.val && x.crossed_within(x.val, dc) {
+            if va_ok && x.close() < x.val() && x.crossed_within(x.val(), dc()) {
                 *b = SeqTrack {
                     count: 1,
-                    locked: Some(x.val),
-                    extreme: x.low,
+                    locked: Some(x.val()),
+                    extreme: x.low(),
                     fired: false,
                 };
             }
@@ -389,6 +404,19 @@ type Plan = (
     Option<f64>,
     Option<f64>,
 );
+
+/// The columns of a minute table that `Kernel::idle_scan` reads for every minute (fields
+/// of `MinuteInput`, same meanings; equal lengths).
+#[derive(Debug, Clone, Copy)]
+pub struct IdleCols<'a> {
+    pub close: &'a [f64],
+    pub high: &'a [f64],
+    pub low: &'a [f64],
+    pub vah: &'a [f64],
+    pub val: &'a [f64],
+    pub poc: &'a [f64],
+    pub va_valid: &'a [bool],
+}
 
 /// Which initiative thresholds a check uses.
 #[derive(Clone, Copy)]
@@ -612,7 +640,7 @@ impl Kernel {
     // ------------------------------------------------------------------ decisions
 
     #[inline]
-    fn of_pass(&self, x: &MinuteInput, raw: f64, norm: f64, dir: f64, strict: bool) -> bool {
+    fn of_pass<B: Bar>(&self, x: &B, raw: f64, norm: f64, dir: f64, strict: bool) -> bool {
         // dir = +1: value above threshold; -1: value below (thresholds mirrored by caller).
         let cmp = |v: f64, t: f64| -> bool {
             if strict {
@@ -621,8 +649,8 @@ impl Kernel {
                 dir * v >= dir * t
             }
         };
-        let r = x.of_1m.is_finite() && cmp(x.of_1m, raw);
-        let n = x.of_norm_1m.is_finite() && cmp(x.of_norm_1m, norm);
+        let r = x.of_1m().is_finite() && cmp(x.of_1m(), raw);
+        let n = x.of_norm_1m().is_finite() && cmp(x.of_norm_1m(), norm);
         match self.p.of_threshold_mode {
             OfThresholdMode::Raw => r,
             OfThresholdMode::Norm => n,
@@ -634,11 +662,11 @@ impl Kernel {
     /// Initiative confirmation (SPEC §6.4 rule 4, §5.7 high-ambiguity dual confirmation).
     /// `side` is the trade direction; thresholds are mirrored for shorts (entry/breakout) and
     /// for longs (fail, whose thresholds are written for the short side).
-    pub(crate) fn initiative(&self, x: &MinuteInput, side: i8, fam: Family) -> bool {
+    pub(crate) fn initiative<B: Bar>(&self, x: &B, side: i8, fam: Family) -> bool {
         let p = &self.p;
         let q = match p.qimb_source {
-            QimbSource::Close => x.qimb_close,
-            QimbSource::Ema => x.qimb_ema,
+            QimbSource::Close => x.qimb_close(),
+            QimbSource::Ema => x.qimb_ema(),
         };
         let (of_ok, q_ok) = match fam {
             Family::Entry | Family::Breakout => {
@@ -674,28 +702,22 @@ impl Kernel {
         if !p.use_qimb {
             return of_ok;
         }
-        if x.ambiguous_frac > p.ambiguous_trade_frac_max {
+        if x.ambiguous_frac() > p.ambiguous_trade_frac_max {
             of_ok && q_ok
         } else {
             of_ok || q_ok
         }
     }
 
-    pub(crate) fn spread_dist(&self, x: &MinuteInput, mult: f64) -> f64 {
-        let s = if x.spread_avg.is_finite() && x.spread_avg > 0.0 {
-            x.spread_avg
-        } else {
-            self.p.tick_size
-        };
-        // Half a tick of tolerance against float noise in prices that sit on the grid.
-        mult * s + 1e-9 * self.p.tick_size
+    pub(crate) fn spread_dist<B: Bar>(&self, x: &B, mult: f64) -> f64 {
+        spread_dist(x, self.p.tick_size, mult)
     }
 
     /// Build an entry order, sized on available margin `avail`.
     #[allow(clippy::too_many_arguments)]
-    fn build_entry(
+    fn build_entry<B: Bar>(
         &self,
-        x: &MinuteInput,
+        x: &B,
         side: i8,
         setup: Setup,
         reason: Reason,
@@ -709,13 +731,13 @@ impl Kernel {
         let p = &self.p;
         let limit = if p.use_limit_for_entry {
             Some(match p.limit_price_mode {
-                LimitPriceMode::Close => x.close,
+                LimitPriceMode::Close => x.close(),
                 LimitPriceMode::Boundary => boundary,
             })
         } else {
             None
         };
-        let ref_price = limit.unwrap_or(x.close);
+        let ref_price = limit.unwrap_or(x.close());
         let d = side as f64;
         let keep = |t: Option<f64>| t.filter(|v| v.is_finite() && d * (v - ref_price) > 0.0);
         let (tp1, tp2) = (keep(tp1), keep(tp2));
@@ -755,7 +777,7 @@ impl Kernel {
                 tp1,
                 tp2,
                 close_inside_level,
-                decision_ts_min: x.ts_min,
+                decision_ts_min: x.ts_min(),
             },
             sized.leverage_cap_hit,
         ))
@@ -769,12 +791,14 @@ impl Kernel {
     }
 
     /// `on_minute` writing into a caller-owned decision (the backtester's hot loop reuses
-    /// one, avoiding a large copy per minute).
-    pub fn decide(&mut self, x: &MinuteInput, d: &mut Decision) {
+    /// one, avoiding a large copy per minute), for any `Bar` (the backtester passes a view
+    /// of its columns).
+    pub fn decide<B: Bar>(&mut self, x: &B, d: &mut Decision) {
         let (has, mtm) = self.begin_minute(x, d);
 
         // ---- acceptance (independent of the position)
-        let dc = self.spread_dist(x, self.p.crossing_spread_mult);
+        let (tick, mult) = (self.p.tick_size, self.p.crossing_spread_mult);
+        let dc = || spread_dist(x, tick, mult);
         let va_ok = va_ok(x);
         let mut above_reset_extreme = f64::NAN;
         let mut below_reset_extreme = f64::NAN;
@@ -782,50 +806,25 @@ impl Kernel {
         // acceptance nor fire a setup (every trigger needs a print or close beyond a
         // boundary): skip straight to position management. Pure speed-up, same decisions.
         let quiet = self.is_quiet(x, has, va_ok);
-        if has && !quiet {
+        // Most other bars only continue the running sequences (`continue_sequences`).
+        let moved = has
+            && !quiet
+            && !self.continue_sequences(x.close(), x.high(), x.low(), x.vah(), x.val(), va_ok);
+        if moved {
             (above_reset_extreme, below_reset_extreme) =
                 advance_acceptance(&mut self.s.above, &mut self.s.below, x, va_ok, dc);
         }
 
         // ---- setups at this bar
-        if has && va_ok && !quiet {
-            let k = self.p.accept_outside_k;
-            if x.low < x.val
-                && x.close > x.val
-                && x.crossed_within(x.val, dc)
-                && self.initiative(x, 1, Family::Entry)
-            {
-                d.signals |= sig::BREAKIN_LONG;
-            }
-            if x.high > x.vah
-                && x.close < x.vah
-                && x.crossed_within(x.vah, dc)
-                && self.initiative(x, -1, Family::Entry)
-            {
-                d.signals |= sig::BREAKIN_SHORT;
-            }
-            if x.high > x.vah && x.close < x.vah && self.initiative(x, -1, Family::Fail) {
-                d.signals |= sig::FAILBREAK_SHORT;
-            }
-            if x.low < x.val && x.close > x.val && self.initiative(x, 1, Family::Fail) {
-                d.signals |= sig::FAILBREAK_LONG;
-            }
-            if self.s.above.count >= k
-                && !self.s.above.fired
-                && x.close > x.vah
-                && self.initiative(x, 1, Family::Breakout)
-            {
-                d.signals |= sig::BREAKOUT_LONG;
+        if moved && va_ok {
+            let s = self.setup_signals(x, dc, &self.s.above, &self.s.below);
+            if s & sig::BREAKOUT_LONG != 0 {
                 self.s.above.fired = true;
             }
-            if self.s.below.count >= k
-                && !self.s.below.fired
-                && x.close < x.val
-                && self.initiative(x, -1, Family::Breakout)
-            {
-                d.signals |= sig::BREAKOUT_SHORT;
+            if s & sig::BREAKOUT_SHORT != 0 {
                 self.s.below.fired = true;
             }
+            d.signals |= s;
         }
         self.act(
             x,
@@ -839,6 +838,183 @@ impl Kernel {
         );
     }
 
+    /// The `sig::*` bits of the setups that fire at bar `x` (which has trades and a usable
+    /// VA) given the acceptance sequences `a` (above) and `b` (below) after advancing them
+    /// over `x`, with crossing distance `dc()` (asked for only when a break-in may fire).
+    /// Pure: firing a breakout (marking its sequence `fired`) is up to the caller.
+    #[inline]
+    fn setup_signals<B: Bar>(&self, x: &B, dc: impl Fn() -> f64, a: &SeqTrack, b: &SeqTrack) -> u8 {
+        let k = self.p.accept_outside_k;
+        let mut s = 0;
+        if x.low() < x.val()
+            && x.close() > x.val()
+            && x.crossed_within(x.val(), dc())
+            && self.initiative(x, 1, Family::Entry)
+        {
+            s |= sig::BREAKIN_LONG;
+        }
+        if x.high() > x.vah()
+            && x.close() < x.vah()
+            && x.crossed_within(x.vah(), dc())
+            && self.initiative(x, -1, Family::Entry)
+        {
+            s |= sig::BREAKIN_SHORT;
+        }
+        if x.high() > x.vah() && x.close() < x.vah() && self.initiative(x, -1, Family::Fail) {
+            s |= sig::FAILBREAK_SHORT;
+        }
+        if x.low() < x.val() && x.close() > x.val() && self.initiative(x, 1, Family::Fail) {
+            s |= sig::FAILBREAK_LONG;
+        }
+        if a.count >= k
+            && !a.fired
+            && x.close() > x.vah()
+            && self.initiative(x, 1, Family::Breakout)
+        {
+            s |= sig::BREAKOUT_LONG;
+        }
+        if b.count >= k
+            && !b.fired
+            && x.close() < x.val()
+            && self.initiative(x, -1, Family::Breakout)
+        {
+            s |= sig::BREAKOUT_SHORT;
+        }
+        s
+    }
+
+    /// The backtester's lazy idle scan (`at_backtest::run`) over minutes `from..to`
+    /// (`row(j)` is minute `j`; `cols` holds the columns every minute's check reads,
+    /// indexed the same way). Call it only while idle (`is_idle`) and for minutes of the
+    /// same UTC day as the last decided one. There, a minute at which no setup fires
+    /// changes nothing but the clocks, the marks and the acceptance sequences; with the
+    /// kill switch on, neither does one at which setups fire (they are only reported, and
+    /// a breakout still marks its sequence fired). For each such minute in order, this
+    /// advances the sequences exactly as `decide` would and calls `seen(j, has_trades,
+    /// va_ok, signals)` (`signals`: the decision's `sig::*` bits; `va_ok`: VA valid and
+    /// VAH, VAL, POC finite). It stops at the first other minute (a setup fires and the
+    /// kill switch is off: that minute must go through `decide`, the state is as before
+    /// it) and returns its index, or `to`. The caller accounts for clocks and marks with
+    /// `skip_idle_minutes`.
+    #[inline]
+    pub fn idle_scan<B: Bar>(
+        &mut self,
+        cols: IdleCols<'_>,
+        from: usize,
+        to: usize,
+        row: impl Fn(usize) -> B,
+        mut seen: impl FnMut(usize, bool, bool, u8),
+    ) -> usize {
+        debug_assert!(self.is_idle());
+        let (close, high, low) = (&cols.close[..to], &cols.high[..to], &cols.low[..to]);
+        let (vah, val) = (&cols.vah[..to], &cols.val[..to]);
+        let (poc, valid) = (&cols.poc[..to], &cols.va_valid[..to]);
+        for j in from..to {
+            let (c, h, l, vh, vl) = (close[j], high[j], low[j], vah[j], val[j]);
+            let has = c.is_finite() & h.is_finite() & l.is_finite();
+            let va_ok = valid[j] & vh.is_finite() & vl.is_finite() & poc[j].is_finite();
+            if !has {
+                // Neither acceptance nor setups look at a minute without trades.
+                seen(j, false, va_ok, 0);
+                continue;
+            }
+            // Most minutes only continue the running sequences; the rest take the general
+            // path.
+            if self.continue_sequences(c, h, l, vh, vl, va_ok) {
+                seen(j, true, va_ok, 0);
+                continue;
+            }
+            match self.idle_minute(&row(j), va_ok) {
+                Some(sig) => seen(j, true, va_ok, sig),
+                None => return j,
+            }
+        }
+        to
+    }
+
+    /// Fast path of acceptance and setups (most minutes while a sequence runs) for a minute
+    /// with trades (close `c`, high `h`, low `l`, VAH `vh`, VAL `vl`, `va_ok` as in
+    /// `decide`): if the bar continues every running sequence, starts none, and no setup's
+    /// price condition holds, only counts and extremes move: apply that and return true
+    /// (no setup fires, no sequence was reset). Otherwise change nothing and return false.
+    /// The conditions are those of `advance_acceptance` and `setup_signals`, evaluated
+    /// without short-circuits: one well-predicted branch instead of a dozen
+    /// data-dependent ones. A false return leaves the minute to the general path, which
+    /// reaches the same result for the minutes accepted here.
+    #[inline]
+    fn continue_sequences(
+        &mut self,
+        c: f64,
+        h: f64,
+        l: f64,
+        vh: f64,
+        vl: f64,
+        va_ok: bool,
+    ) -> bool {
+        let k = self.p.accept_outside_k;
+        let (sa, sb) = (&mut self.s.above, &mut self.s.below);
+        let a_keeps = match sa.locked {
+            Some(lv) => c > lv,
+            None => !(va_ok & (c > vh)),
+        };
+        let b_keeps = match sb.locked {
+            Some(lv) => c < lv,
+            None => !(va_ok & (c < vl)),
+        };
+        // Counts after this bar (a running sequence continues).
+        let ca = sa.count + u32::from(sa.locked.is_some());
+        let cb = sb.count + u32::from(sb.locked.is_some());
+        let setup = va_ok
+            & (((l < vl) & (c > vl))
+                | ((h > vh) & (c < vh))
+                | ((c > vh) & (ca >= k) & !sa.fired)
+                | ((c < vl) & (cb >= k) & !sb.fired));
+        if !(a_keeps & b_keeps & !setup) {
+            return false;
+        }
+        if sa.locked.is_some() {
+            sa.count += 1;
+            sa.extreme = fmax(sa.extreme, h);
+        }
+        if sb.locked.is_some() {
+            sb.count += 1;
+            sb.extreme = fmin(sb.extreme, l);
+        }
+        true
+    }
+
+    /// The general path of `idle_scan` for one minute with trades: advance the sequences
+    /// over `x` as `decide` would and return the signal bits, or return None (state
+    /// untouched) when a setup fires and the kill switch is off.
+    fn idle_minute<B: Bar>(&mut self, x: &B, va_ok: bool) -> Option<u8> {
+        debug_assert!(x.has_trades());
+        debug_assert_eq!(va_ok, self::va_ok(x));
+        let (tick, mult) = (self.p.tick_size, self.p.crossing_spread_mult);
+        let dc = || spread_dist(x, tick, mult);
+        let (mut a, mut b) = (self.s.above, self.s.below);
+        advance_acceptance(&mut a, &mut b, x, va_ok, dc);
+        let s = if va_ok {
+            self.setup_signals(x, dc, &a, &b)
+        } else {
+            0
+        };
+        if s != 0 {
+            if !self.s.kill {
+                return None;
+            }
+            // As in `decide`.
+            if s & sig::BREAKOUT_LONG != 0 {
+                a.fired = true;
+            }
+            if s & sig::BREAKOUT_SHORT != 0 {
+                b.fired = true;
+            }
+        }
+        self.s.above = a;
+        self.s.below = b;
+        Some(s)
+    }
+
     /// `decide` with the parameter-free and set-invariant part of the minute precomputed
     /// (`pre`, from `prepare_minutes` with parameters that share this kernel's
     /// `SignalKey`): the acceptance sequences are loaded instead of advanced and the
@@ -847,19 +1023,19 @@ impl Kernel {
     /// and everything after the setups run here. Same decisions as `decide`, bit for bit
     /// (the backtester's tests compare both paths).
     #[inline]
-    pub fn decide_prepared(&mut self, x: &MinuteInput, pre: &PreMinute, d: &mut Decision) {
+    pub fn decide_prepared<B: Bar>(&mut self, x: &B, pre: &PreMinute, d: &mut Decision) {
         let (has, mtm) = self.begin_minute(x, d);
         let va_ok = pre.flags & PreMinute::VA_OK != 0;
         let quiet = self.is_quiet(x, has, va_ok);
         // A sequence that was locked before and is not now was reset by this bar's close:
         // its poke extreme (incl. this bar) is the failed-breakout stop.
         let above_reset_extreme = if self.s.above.locked.is_some() && pre.above_locked.is_nan() {
-            fmax(self.s.above.extreme, x.high)
+            fmax(self.s.above.extreme, x.high())
         } else {
             f64::NAN
         };
         let below_reset_extreme = if self.s.below.locked.is_some() && pre.below_locked.is_nan() {
-            fmin(self.s.below.extreme, x.low)
+            fmin(self.s.below.extreme, x.low())
         } else {
             f64::NAN
         };
@@ -918,10 +1094,10 @@ impl Kernel {
     }
 
     #[inline]
-    fn is_quiet(&self, x: &MinuteInput, has: bool, va_ok: bool) -> bool {
+    fn is_quiet<B: Bar>(&self, x: &B, has: bool, va_ok: bool) -> bool {
         has && va_ok
-            && x.low > x.val
-            && x.high < x.vah
+            && x.low() > x.val()
+            && x.high() < x.vah()
             && self.s.above.locked.is_none()
             && self.s.below.locked.is_none()
             && self.s.retest.is_none()
@@ -930,9 +1106,9 @@ impl Kernel {
     /// Start of every minute: reset the decision, marks, the UTC day and the kill switch.
     /// Returns (minute has trades, mark-to-market equity).
     #[inline]
-    fn begin_minute(&mut self, x: &MinuteInput, d: &mut Decision) -> (bool, f64) {
+    fn begin_minute<B: Bar>(&mut self, x: &B, d: &mut Decision) -> (bool, f64) {
         // Field by field: assigning a whole new `Decision` compiles to a memcpy per minute.
-        d.ts_min = x.ts_min;
+        d.ts_min = x.ts_min();
         d.action = Action::Hold;
         d.reason = Reason::NoSignal;
         d.signals = 0;
@@ -943,14 +1119,14 @@ impl Kernel {
         d.equity = 0.0;
         d.heat = 0.0;
         self.s.minutes_seen += 1;
-        self.s.last_ts_min = Some(x.ts_min);
+        self.s.last_ts_min = Some(x.ts_min());
         let has = x.has_trades();
 
         // ---- marks and the UTC day
-        let mark = if x.mid_close.is_finite() {
-            x.mid_close
+        let mark = if x.mid_close().is_finite() {
+            x.mid_close()
         } else if has {
-            x.close
+            x.close()
         } else {
             self.s.last_price
         };
@@ -958,8 +1134,8 @@ impl Kernel {
             self.s.last_price = mark;
         }
         let mtm = self.equity_at(self.s.last_price);
-        if x.ts_min >= self.s.day_end_ms || x.ts_min < self.s.day_end_ms.saturating_sub(DAY) {
-            let day = x.ts_min.div_euclid(DAY);
+        if x.ts_min() >= self.s.day_end_ms || x.ts_min() < self.s.day_end_ms.saturating_sub(DAY) {
+            let day = x.ts_min().div_euclid(DAY);
             self.s.day_end_ms = (day + 1) * DAY;
             if self.s.day != i64::MIN {
                 d.events |= event::DAY_ROLLED;
@@ -983,9 +1159,9 @@ impl Kernel {
     /// Everything after the setups: kill switch, entry candidate, position management.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn act(
+    fn act<B: Bar>(
         &mut self,
-        x: &MinuteInput,
+        x: &B,
         d: &mut Decision,
         va_ok: bool,
         has: bool,
@@ -1053,14 +1229,15 @@ impl Kernel {
             let side = pos.side as f64;
             let mut exit_reason = None;
             if let (Some(level), true) = (pos.close_inside_level, has) {
-                if side * (x.close - level) <= 0.0 {
+                if side * (x.close() - level) <= 0.0 {
                     exit_reason = Some(Reason::BreakoutCloseInside);
                 }
             }
             if exit_reason.is_none()
-                && x.ts_min + MINUTE - pos.timer_start_ms >= self.p.max_hold_minutes as i64 * MINUTE
+                && x.ts_min() + MINUTE - pos.timer_start_ms
+                    >= self.p.max_hold_minutes as i64 * MINUTE
             {
-                let px = if has { x.close } else { self.s.last_price };
+                let px = if has { x.close() } else { self.s.last_price };
                 let qty = pos.qty_steps as f64 * self.p.qty_step;
                 let est_exit = px * qty * self.p.taker_fee_bps / 1e4
                     + self.p.slippage_ticks_exit * self.p.tick_size * qty;
@@ -1153,9 +1330,9 @@ impl Kernel {
     /// Pick the entry this bar supports (if any), handling PENDING_RETEST; sets hold
     /// reasons on `d`. Returns the sized order and whether the leverage cap was hit.
     #[allow(clippy::too_many_arguments)]
-    fn candidate(
+    fn candidate<B: Bar>(
         &mut self,
-        x: &MinuteInput,
+        x: &B,
         d: &mut Decision,
         va_ok: bool,
         has: bool,
@@ -1170,7 +1347,7 @@ impl Kernel {
         let flat = self.s.position.is_none();
         let buf = self.p.stop_buffer_ticks as f64 * self.p.tick_size;
         let in_cooldown = match self.s.last_exit_min {
-            Some(e) => x.ts_min < e + self.p.cooldown_minutes as i64 * MINUTE,
+            Some(e) => x.ts_min() < e + self.p.cooldown_minutes as i64 * MINUTE,
             None => false,
         };
 
@@ -1180,18 +1357,21 @@ impl Kernel {
         if flat && self.s.working.is_none() {
             if let Some(mut r) = self.s.retest {
                 let side = r.side as f64;
-                if side * (x.close - r.level) <= 0.0 {
+                if side * (x.close() - r.level) <= 0.0 {
                     d.events |= event::RETEST_FAILED;
                     self.s.retest = None;
                     d.reason = Reason::RetestFailed;
                     let fside = -r.side;
                     if va_ok && self.initiative(x, fside, Family::Fail) {
                         let poke = if r.side > 0 {
-                            fmax(r.poke_extreme, x.high)
+                            fmax(r.poke_extreme, x.high())
                         } else {
-                            fmin(r.poke_extreme, x.low)
+                            fmin(r.poke_extreme, x.low())
                         };
-                        let (tp1, tp2) = (Some(x.poc), Some(if fside < 0 { x.val } else { x.vah }));
+                        let (tp1, tp2) = (
+                            Some(x.poc()),
+                            Some(if fside < 0 { x.val() } else { x.vah() }),
+                        );
                         let reason = if fside < 0 {
                             Reason::RetestFailedShort
                         } else {
@@ -1215,18 +1395,18 @@ impl Kernel {
                     }
                 } else {
                     r.pullback_extreme = if r.side > 0 {
-                        fmin(r.pullback_extreme, x.low)
+                        fmin(r.pullback_extreme, x.low())
                     } else {
-                        fmax(r.pullback_extreme, x.high)
+                        fmax(r.pullback_extreme, x.high())
                     };
                     r.poke_extreme = if r.side > 0 {
-                        fmax(r.poke_extreme, x.high)
+                        fmax(r.poke_extreme, x.high())
                     } else {
-                        fmin(r.poke_extreme, x.low)
+                        fmin(r.poke_extreme, x.low())
                     };
                     self.s.retest = Some(r);
-                    let near = if r.side > 0 { x.low } else { x.high };
-                    if x.ts_min > r.armed_ts_min
+                    let near = if r.side > 0 { x.low() } else { x.high() };
+                    if x.ts_min() > r.armed_ts_min
                         && side * (near - r.level)
                             <= self.spread_dist(x, self.p.pullback_spread_mult)
                     {
@@ -1273,10 +1453,10 @@ impl Kernel {
                     1,
                     Setup::BreakIn,
                     Reason::BreakinLong,
-                    x.val,
-                    x.low - buf,
-                    Some(x.poc),
-                    Some(x.vah),
+                    x.val(),
+                    x.low() - buf,
+                    Some(x.poc()),
+                    Some(x.vah()),
                     None,
                 )
             } else {
@@ -1284,10 +1464,10 @@ impl Kernel {
                     -1,
                     Setup::BreakIn,
                     Reason::BreakinShort,
-                    x.vah,
-                    x.high + buf,
-                    Some(x.poc),
-                    Some(x.val),
+                    x.vah(),
+                    x.high() + buf,
+                    Some(x.poc()),
+                    Some(x.val()),
                     None,
                 )
             });
@@ -1299,27 +1479,27 @@ impl Kernel {
                 return None;
             }
             plan = Some(if s & sig::FAILBREAK_SHORT != 0 {
-                let poke = fmax(x.high, above_reset_extreme);
+                let poke = fmax(x.high(), above_reset_extreme);
                 (
                     -1,
                     Setup::FailedBreakout,
                     Reason::FailbreakShort,
-                    x.vah,
+                    x.vah(),
                     poke + buf,
-                    Some(x.poc),
-                    Some(x.val),
+                    Some(x.poc()),
+                    Some(x.val()),
                     None,
                 )
             } else {
-                let poke = fmin(x.low, below_reset_extreme);
+                let poke = fmin(x.low(), below_reset_extreme);
                 (
                     1,
                     Setup::FailedBreakout,
                     Reason::FailbreakLong,
-                    x.val,
+                    x.val(),
                     poke - buf,
-                    Some(x.poc),
-                    Some(x.vah),
+                    Some(x.poc()),
+                    Some(x.vah()),
                     None,
                 )
             });
@@ -1335,7 +1515,7 @@ impl Kernel {
             } else {
                 (-1i8, self.s.below)
             };
-            let level = t.locked.unwrap_or(if side > 0 { x.vah } else { x.val });
+            let level = t.locked.unwrap_or(if side > 0 { x.vah() } else { x.val() });
             if self.p.enable_retest_mode {
                 // Arm a retest (only from FLAT with nothing working).
                 if flat && self.s.working.is_none() {
@@ -1343,8 +1523,8 @@ impl Kernel {
                         side,
                         level,
                         poke_extreme: t.extreme,
-                        pullback_extreme: if side > 0 { x.low } else { x.high },
-                        armed_ts_min: x.ts_min,
+                        pullback_extreme: if side > 0 { x.low() } else { x.high() },
+                        armed_ts_min: x.ts_min(),
                     });
                     d.events |= event::RETEST_ARMED;
                     d.reason = Reason::RetestArmed;

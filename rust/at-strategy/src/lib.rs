@@ -12,10 +12,10 @@ pub mod prepared;
 pub mod reason;
 pub mod sizing;
 
-pub use input::MinuteInput;
+pub use input::{Bar, MinuteInput};
 pub use kernel::{
-    Action, Decision, EntryOrder, ExitKind, ExitOrder, Kernel, KernelState, Mode, Position, Retest,
-    SeqTrack, Setup,
+    Action, Decision, EntryOrder, ExitKind, ExitOrder, IdleCols, Kernel, KernelState, Mode,
+    Position, Retest, SeqTrack, Setup,
 };
 pub use params::{LimitPriceMode, OfThresholdMode, Params, QimbSource, StopFillMode};
 pub use prepared::{prepare_minutes, signal_key, PreMinute, SignalKey};

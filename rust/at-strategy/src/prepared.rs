@@ -109,7 +109,7 @@ where
         let dc = k.spread_dist(x, p.crossing_spread_mult);
         let (a0, b0) = (a.locked.is_some(), b.locked.is_some());
         if has {
-            advance_acceptance(&mut a, &mut b, x, ok, dc);
+            advance_acceptance(&mut a, &mut b, x, ok, || dc);
         }
         let mut bits = 0u8;
         if has && ok {
