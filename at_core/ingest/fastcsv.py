@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,7 @@ class FastCsv:
     rows: int
     columns: dict[str, Any]  # np.ndarray, pa.StringArray, or bytes for "same" columns
 
-    @property
+    @cached_property
     def lines(self) -> np.ndarray:
         return np.arange(2, self.rows + 2, dtype=np.int64)
 

@@ -111,13 +111,13 @@ def line_seq(lines: np.ndarray, ts: np.ndarray, bad: np.ndarray) -> tuple[np.nda
     Old Bybit archives list the newest trade first: their line order is the reverse of
     the event order, so same-millisecond trades must get decreasing line numbers as seq.
     """
-    good = ts[~bad]
-    d = np.diff(good)
-    asc, desc = int((d > 0).sum()), int((d < 0).sum())
+    good = ts[~bad] if bad.any() else ts
+    later, earlier = good[1:], good[:-1]  # views: no per-row temporaries but two masks
+    asc, desc = int(np.count_nonzero(later > earlier)), int(np.count_nonzero(later < earlier))
     if desc > 0 and asc * 100 <= desc:  # (almost) every step goes back in time
         return (lines.max() + lines.min() - lines).astype(np.int64), "newest-first (reversed)"
     order = "ascending" if desc == 0 else f"mostly ascending ({desc} rows out of order, sorted)"
-    return lines.astype(np.int64), order
+    return lines.astype(np.int64, copy=False), order
 
 
 def all_int(arr: pa.Array) -> np.ndarray | None:

@@ -2,9 +2,10 @@
 
 Guarantees (DEVELOPERS.md):
 
-* Nothing half-written: a file is parsed and validated completely before the first
-  ``Lake.write`` call, and ``Lake.write`` itself renames its parts into place only after
-  all were written. In ``stop`` mode a file with any bad row writes nothing.
+* Nothing half-written: a file is parsed and validated completely before its first lake
+  part is written, parts are written under temporary names and renamed into place only
+  after all of them (every kind, every day) were written and the file is known not to be
+  imported yet. In ``stop`` mode a file with any bad row writes nothing.
 * No duplicates: the lake source id is the SHA-256 of the file's *decompressed* content,
   so re-importing a file (or its ``.gz`` / ``.zip`` twin) replaces its own parts; an
   already imported file is skipped unless ``force``. Trades carrying an exchange trade id
@@ -30,13 +31,14 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
 from at_core.errors import InputError
 from at_core.ingest.csvread import Reject
 from at_core.ingest.formats import FORMATS, Options, Parsed
 from at_core.ingest.validate import validate
-from at_core.storage.lake import KINDS, Lake
+from at_core.storage.lake import KINDS, Lake, StagedWrite, day_of_ms
 
 MAX_LISTED = 20
 # formats imported by streaming (at_core/ingest/orderbook.py), never read into memory whole
@@ -247,41 +249,62 @@ def import_file(
     data = read_source(path)
     step = progress or (lambda _f: None)
     t_read = time.perf_counter()
-    parsed: Parsed | None = None
+    report = ImportReport(path=str(path), fmt=fmt, source_id="")
+    hasher: _Hasher | None = None
+    prior: dict[str, object] | None = None
+    hash_wait = 0.0
+
+    def resolve() -> bool:
+        """Wait for the content hash; True when the file is to be skipped."""
+        nonlocal hasher, prior, hash_wait
+        if hasher is not None:
+            t = time.perf_counter()
+            report.source_id = hasher.result()
+            hash_wait += time.perf_counter() - t
+            hasher = None
+            prior = lake.imported(report.source_id)
+        return prior is not None and not force
+
+    def skipped() -> ImportReport:
+        rep = ImportReport(path=str(path), fmt=fmt, source_id=report.source_id, status="skipped")
+        rep.timings = {"read+hash": (t_read - t0) + hash_wait, **report.timings}
+        rep.seconds = time.perf_counter() - t0
+        step(1.0)
+        return rep
+
     failure: InputError | None = None
+    parsed: Parsed | None = None
     if data.size >= OVERLAP_HASH_BYTES:
-        # A big file is hashed on a second thread while it is parsed (SHA-256 of a few
-        # hundred MB costs as much as the parse). The skip check waits for the hash; a
-        # parse error only counts when the file was not already imported.
-        hasher = _Hasher(data)
+        # A big file is parsed first (on every core) and then hashed on a second thread
+        # while it is validated and its lake parts are written under temporary names
+        # (SHA-256 of a few hundred MB costs half as much as the parse, the Parquet writer
+        # is single-threaded). Every decision that depends on the hash (skip an already
+        # imported file, report a parse error, write rejects, make the parts visible)
+        # waits for it; a parse error only counts when the file was not imported yet.
         try:
             parsed = parser(data, str(path), opts)
         except InputError as exc:
             failure = exc
         t_parsed = time.perf_counter()
-        source_id = hasher.result()
-        t_hash = time.perf_counter()
-        timings = {"read+hash": (t_read - t0) + (t_hash - t_parsed), "parse": t_parsed - t_read}
+        report.timings["parse"] = t_parsed - t_read
+        hasher = _Hasher(data)
+        if failure is not None:
+            if resolve():
+                return skipped()
+            raise failure
     else:
         # hash first: an already imported file is skipped without being parsed
-        source_id = content_id(data)
+        report.source_id = content_id(data)
+        prior = lake.imported(report.source_id)
+        hash_wait = time.perf_counter() - t_read
+        if prior is not None and not force:
+            return skipped()
+        step(0.1)
         t_hash = time.perf_counter()
-        timings = {"read+hash": t_hash - t0}
-    prior = lake.imported(source_id)
-    report = ImportReport(path=str(path), fmt=fmt, source_id=source_id)
-    report.timings.update(timings)
-    if prior is not None and not force:
-        report.status = "skipped"
-        report.seconds = time.perf_counter() - t0
-        step(1.0)
-        return report
-    if failure is not None:
-        raise failure
-    step(0.1)
-    if parsed is None:
         parsed = parser(data, str(path), opts)
         t_parsed = time.perf_counter()
         report.timings["parse"] = t_parsed - t_hash
+    assert parsed is not None
     step(0.6)
     report.rows_read = parsed.rows_read
     report.blank_lines = parsed.blank_lines
@@ -295,12 +318,15 @@ def import_file(
         tables[kind] = table
     bad_lines = {r.line for r in rejects}
     bad_rows = len(bad_lines)
-    report.rejected_rows = bad_rows
     if rejects:
+        if resolve():
+            return skipped()
+        report.rejected_rows = bad_rows
         _attach_raw(data, rejects)
         report.rejects = rejects
         if on_error == "stop":
             report.status = "failed"
+            report.timings["read+hash"] = (t_read - t0) + hash_wait
             report.seconds = time.perf_counter() - t0
             raise ImportStopped(report, format_errors(str(path), rejects, bad_rows))
         dest = rejects_path or default_rejects_path(lake.db_dir, path)
@@ -319,16 +345,42 @@ def import_file(
     step(0.7)
     t_valid = time.perf_counter()
     report.timings["validate"] = t_valid - t_parsed
+    waited = hash_wait
+    # While the hash is still being computed the parts are staged (temporary names,
+    # invisible); they are committed only once the file is known not to be imported yet.
+    # Days that already hold parts (possibly this very file's) wait for the hash first,
+    # so re-importing a big file is skipped without writing it.
+    if hasher is not None and _touches_stored_days(lake, tables) and resolve():
+        return skipped()
+    staged: dict[str, StagedWrite] = {}
+    try:
+        for kind, table in tables.items():
+            staged[kind] = lake.stage(kind, table, report.source_id or None)  # type: ignore[arg-type]
+        if resolve():
+            for st in staged.values():
+                st.discard()
+            return skipped()
+        source_id = report.source_id
+        for kind, table in tables.items():
+            if f"part-{source_id}.parquet" in staged[kind].consulted:
+                # a forced re-import de-duplicated against its own old part: write again
+                staged[kind].discard()
+                staged[kind] = lake.stage(kind, table, source_id)  # type: ignore[arg-type]
+    except BaseException:
+        for st in staged.values():
+            st.discard()
+        raise
     days: set[dt.date] = set()
-    for kind, table in tables.items():
-        wr = lake.write(kind, table, source_id)  # type: ignore[arg-type]
+    for kind, st in staged.items():
+        wr = st.commit(source_id)
         report.imported[kind] = wr.rows
         report.duplicates_dropped += wr.duplicates_dropped
         days.update(wr.rows_by_day)
         if prior is not None:
             _drop_stale_parts(lake, kind, source_id, set(wr.rows_by_day))
     report.days = sorted(days)
-    report.timings["lake write"] = time.perf_counter() - t_valid
+    report.timings["lake write"] = time.perf_counter() - t_valid - (hash_wait - waited)
+    report.timings["read+hash"] = (t_read - t0) + hash_wait
     lake.record_import(
         source_id,
         str(path),
@@ -340,6 +392,23 @@ def import_file(
     step(1.0)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _touches_stored_days(lake: Lake, tables: dict[str, pa.Table]) -> bool:
+    """Does any day covered by ``tables`` already hold a part of the same kind?"""
+    for kind, table in tables.items():
+        if table.num_rows == 0:
+            continue
+        lo_hi = pc.min_max(table["ts_ms"])
+        lo, hi = (day_of_ms(int(lo_hi[k].as_py())) for k in ("min", "max"))
+        span = (hi - lo).days
+        if span <= 31:  # look at the few day directories, not the whole lake
+            days = [lo + dt.timedelta(days=d) for d in range(span + 1)]
+            if any(lake.parts(kind, d) for d in days):  # type: ignore[arg-type]
+                return True
+        elif any(lo <= d <= hi for d in lake.days(kind)):  # type: ignore[arg-type]
+            return True
+    return False
 
 
 def _drop_stale_parts(lake: Lake, kind: str, source_id: str, keep: set[dt.date]) -> None:

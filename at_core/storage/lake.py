@@ -20,7 +20,9 @@ all parts of the import have been written; readers only glob ``*.parquet``.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -51,6 +53,11 @@ def day_start_ms(day: dt.date) -> int:
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
 
 
+def _check_source_id(source_id: str) -> None:
+    if not source_id or "/" in source_id or source_id.startswith("."):
+        raise StorageError(f"invalid lake source id {source_id!r}")
+
+
 @dataclass
 class WriteReport:
     """What one ``Lake.write`` stored: rows per day and rows dropped as duplicates."""
@@ -63,6 +70,29 @@ class WriteReport:
     @property
     def rows(self) -> int:
         return sum(self.rows_by_day.values())
+
+
+@dataclass
+class StagedWrite:
+    """Parts written under temporary names by ``Lake.stage``, not yet visible."""
+
+    report: WriteReport
+    parts: list[tuple[Path, Path]] = field(default_factory=list)  # (temporary file, day dir)
+    consulted: set[str] = field(default_factory=set)  # other parts read to drop known ids
+
+    def commit(self, source_id: str) -> WriteReport:
+        """Rename the parts into place as ``part-<source_id>.parquet``."""
+        _check_source_id(source_id)
+        for tmp, ddir in self.parts:
+            os.replace(tmp, ddir / f"part-{source_id}.parquet")
+        self.parts = []
+        self.report.source_id = source_id
+        return self.report
+
+    def discard(self) -> None:
+        for tmp, _ in self.parts:
+            tmp.unlink(missing_ok=True)
+        self.parts = []
 
 
 class Lake:
@@ -102,56 +132,77 @@ class Lake:
         Rows are sorted by (ts_ms, seq) inside each day. Returns what was stored. Nothing
         becomes visible to readers until every day's part has been written.
         """
-        if not source_id or "/" in source_id or source_id.startswith("."):
-            raise StorageError(f"invalid lake source id {source_id!r}")
+        _check_source_id(source_id)
+        return self.stage(kind, table, source_id).commit(source_id)
+
+    def stage(self, kind: Kind, table: pa.Table, source_id: str | None = None) -> StagedWrite:
+        """Write the day parts of ``table`` under temporary names, invisible to readers;
+        ``commit(source_id)`` renames them into place, ``discard()`` removes them.
+
+        ``source_id`` may be left unknown (``None``) while the caller still computes it
+        (the importer hashes a big file while its parts are written): the de-duplication
+        of trade ids then consults every part of the day, and ``StagedWrite.consulted``
+        names the parts it read, so that the caller can tell whether one of them was this
+        source's own old part (a forced re-import) and stage again with the id.
+        """
+        if source_id is not None:
+            _check_source_id(source_id)
         schema = ARROW_SCHEMAS[kind]
         table = conform(table, schema)
-        report = WriteReport(kind=kind, source_id=source_id)
+        staged = StagedWrite(WriteReport(kind=kind, source_id=source_id or ""))
         if table.num_rows == 0:
-            return report
+            return staged
         # Sort once (skipped when the input is already in (ts_ms, seq) order, as importers
-        # and generators deliver it), then cut the sorted table at day boundaries.
+        # and generators deliver it; reversed when it is in strictly the opposite order, as
+        # newest-first archives are, which gives the very table a sort would), then cut the
+        # sorted table at day boundaries.
         ts = table["ts_ms"].to_numpy()
         seq = table["seq"].to_numpy()
-        if not bool(np.all((ts[1:] > ts[:-1]) | ((ts[1:] == ts[:-1]) & (seq[1:] >= seq[:-1])))):
-            table = table.sort_by([("ts_ms", "ascending"), ("seq", "ascending")])
+        t1, t0, s1, s0 = ts[1:], ts[:-1], seq[1:], seq[:-1]
+        if not bool(np.all((t1 > t0) | ((t1 == t0) & (s1 >= s0)))):
+            if bool(np.all((t1 < t0) | ((t1 == t0) & (s1 < s0)))):
+                table = table.take(pa.array(np.arange(len(ts) - 1, -1, -1)))
+            else:
+                table = table.sort_by([("ts_ms", "ascending"), ("seq", "ascending")])
             ts = table["ts_ms"].to_numpy()
-        days_ms = ts // DAY_MS
-        cuts = np.flatnonzero(np.diff(days_ms)) + 1
-        bounds = zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(ts)]]), strict=True)
-        staged: list[tuple[Path, Path]] = []
+        # day boundaries by binary search in the sorted times (no per-row temporaries)
+        first_day, last_day = int(ts[0]) // DAY_MS, int(ts[-1]) // DAY_MS
+        edges = np.arange(first_day + 1, last_day + 1, dtype=np.int64) * DAY_MS
+        cuts = [0, *np.searchsorted(ts, edges, side="left").tolist(), len(ts)]
+        tag = source_id or f"pending-{secrets.token_hex(8)}"
         try:
-            for start, end in bounds:
-                day = dt.date(1970, 1, 1) + dt.timedelta(days=int(days_ms[start]))
-                part = table.slice(int(start), int(end - start))
+            for i, (start, end) in enumerate(itertools.pairwise(cuts)):
+                if start == end:
+                    continue
+                day = dt.date(1970, 1, 1) + dt.timedelta(days=first_day + i)
+                part = table.slice(start, end - start)
                 if kind == "trades":
                     before = part.num_rows
-                    part = self._drop_known_trade_ids(day, part, source_id)
-                    report.duplicates_dropped += before - part.num_rows
+                    part = self._drop_known_trade_ids(day, part, source_id, staged.consulted)
+                    staged.report.duplicates_dropped += before - part.num_rows
                 if part.num_rows == 0:
                     continue
                 ddir = self.day_dir(kind, day)
                 ddir.mkdir(parents=True, exist_ok=True)
-                final = ddir / f"part-{source_id}.parquet"
-                tmp = ddir / f".part-{source_id}.parquet.tmp-{os.getpid()}"
+                tmp = ddir / f".part-{tag}.parquet.tmp-{os.getpid()}"
                 pq.write_table(part, tmp, **_parquet_options(part.column_names))
-                staged.append((tmp, final))
-                report.rows_by_day[day] = part.num_rows
+                staged.parts.append((tmp, ddir))
+                staged.report.rows_by_day[day] = part.num_rows
         except BaseException:
-            for tmp, _ in staged:
-                tmp.unlink(missing_ok=True)
+            staged.discard()
             raise
-        for tmp, final in staged:
-            os.replace(tmp, final)
-        return report
+        return staged
 
-    def _drop_known_trade_ids(self, day: dt.date, part: pa.Table, source_id: str) -> pa.Table:
+    def _drop_known_trade_ids(
+        self, day: dt.date, part: pa.Table, source_id: str | None, consulted: set[str]
+    ) -> pa.Table:
         ids = part["trade_id"]
         if ids.null_count == len(ids):
             return part
         others = [p for p in self.parts("trades", day) if p.name != f"part-{source_id}.parquet"]
         if not others:
             return part
+        consulted.update(p.name for p in others)
         with closing(duckdb.connect()) as con:
             known = con.sql(
                 "SELECT DISTINCT trade_id FROM read_parquet(?) WHERE trade_id IS NOT NULL",

@@ -1,0 +1,76 @@
+"""Lake.write orders each day by (ts_ms, seq) whatever the input order: already sorted
+input is kept, input in strictly the opposite order (newest-first archives) is reversed,
+anything else is sorted, and the stored parts are those of a plain sort in every case.
+Day cuts fall exactly on UTC midnight, empty days in between included."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from at_core.storage.lake import Lake, day_start_ms
+
+DAY = dt.date(2024, 1, 1)
+T0 = day_start_ms(DAY)
+DAY_MS = 86_400_000
+
+
+def _trades(ts: list[int], seq: list[int]) -> pa.Table:
+    n = len(ts)
+    return pa.table(
+        {
+            "ts_ms": pa.array(ts, pa.int64()),
+            "price": [42000.0 + i for i in range(n)],  # tells the rows apart
+            "size": [0.01] * n,
+            "exchange_side": pa.array([1] * n, pa.int8()),
+            "trade_id": pa.array([f"t{i}" for i in range(n)], pa.string()),
+            "seq": pa.array(seq, pa.int64()),
+        }
+    )
+
+
+def _stored(db: Path) -> dict[dt.date, pa.Table]:
+    lake = Lake(db)
+    return {d: pq.read_table(lake.parts("trades", d)[0]) for d in lake.days("trades")}
+
+
+def _by_sort(table: pa.Table) -> pa.Table:
+    return table.sort_by([("ts_ms", "ascending"), ("seq", "ascending")])
+
+
+@pytest.mark.parametrize(
+    ("ts", "seq"),
+    [
+        # ascending (kept as is)
+        ([T0 + 1, T0 + 1, T0 + 2, T0 + DAY_MS + 5], [1, 2, 0, 3]),
+        # newest-first: strictly descending in (ts_ms, seq) -> reversed
+        ([T0 + DAY_MS + 5, T0 + 2, T0 + 1, T0 + 1], [3, 2, 1, 0]),
+        # descending times but a tie in (ts_ms, seq): a stable sort, not a reversal
+        ([T0 + 9, T0 + 5, T0 + 5, T0 + 1], [3, 2, 2, 0]),
+        # mixed order
+        ([T0 + 5, T0 + 1, T0 + 9, T0 + 2 * DAY_MS], [0, 1, 2, 3]),
+        # three days apart: the empty day in between gets no part
+        ([T0 + 3 * DAY_MS, T0 + 2, T0 + 1], [2, 1, 0]),
+    ],
+)
+def test_day_parts_equal_a_plain_sort(tmp_path: Path, ts: list[int], seq: list[int]) -> None:
+    table = _trades(ts, seq)
+    rep = Lake(tmp_path).write("trades", table, "src")
+    want = _by_sort(table)
+    stored = _stored(tmp_path)
+    days = (np.array(want["ts_ms"].to_pylist()) // DAY_MS).tolist()
+    expected_days = sorted({dt.date(1970, 1, 1) + dt.timedelta(days=d) for d in days})
+    assert list(stored) == expected_days == sorted(rep.rows_by_day)
+    got = pa.concat_tables(stored[d] for d in expected_days)
+    assert got.select(want.column_names).equals(want.cast(got.select(want.column_names).schema))
+
+
+def test_midnight_belongs_to_the_new_day(tmp_path: Path) -> None:
+    ts = [T0 + DAY_MS - 1, T0 + DAY_MS, T0 + DAY_MS + 1]
+    rep = Lake(tmp_path).write("trades", _trades(ts, [0, 1, 2]), "src")
+    assert rep.rows_by_day == {DAY: 1, DAY + dt.timedelta(days=1): 2}
