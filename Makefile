@@ -9,6 +9,8 @@ DB_DIR ?= data
 DEMO_DAYS ?= 3
 DEMO_SEED ?= 7
 PYTEST_ARGS ?=
+# Python trees that lint/fmt cover (only those that exist in this checkout)
+PY_DIRS := $(wildcard at_core tests benches tune live)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install build demo test test-rust test-py bench lint fmt lock clean mlflow-ui
@@ -43,15 +45,15 @@ bench: build ## benchmarks -> bench-results.jsonl (one JSON object per line)
 	$(PY) benches/run.py --out bench-results.jsonl
 
 lint: install ## ruff, mypy, clippy (warnings as errors), rustfmt
-	$(VENV)/bin/ruff check at_core tests benches tune live
-	$(VENV)/bin/ruff format --check at_core tests benches tune live
+	$(VENV)/bin/ruff check $(PY_DIRS)
+	$(VENV)/bin/ruff format --check $(PY_DIRS)
 	$(VENV)/bin/mypy at_core
 	cargo clippy --workspace --all-targets --release -- -D warnings
 	cargo fmt --all -- --check
 
 fmt: install ## apply ruff and rustfmt formatting
-	$(VENV)/bin/ruff format at_core tests benches tune live
-	$(VENV)/bin/ruff check --fix at_core tests benches tune live
+	$(VENV)/bin/ruff format $(PY_DIRS)
+	$(VENV)/bin/ruff check --fix $(PY_DIRS)
 	cargo fmt --all
 
 mlflow-ui: install ## MLflow UI over the sweeps in DB_DIR on http://127.0.0.1:5000
