@@ -10,7 +10,13 @@ from typing import Any
 
 from at_core.config import db_dir_from_args
 from at_core.errors import InputError
-from at_core.ingest.synthetic import DEFAULT_SEED, DEFAULT_START, MAX_DAYS, generate_market
+from at_core.ingest.synthetic import (
+    DEFAULT_SEED,
+    DEFAULT_START,
+    MAX_ACTIVITY,
+    MAX_DAYS,
+    generate_market,
+)
 
 
 def _date(s: str) -> dt.date:
@@ -24,7 +30,12 @@ def run(args: argparse.Namespace) -> int:
     if args.days < 1 or args.days > MAX_DAYS:
         raise InputError(f"--days must be in 1..{MAX_DAYS}, got {args.days}")
     summary = generate_market(
-        db_dir_from_args(args), args.days, args.seed, args.start, force=args.force
+        db_dir_from_args(args),
+        args.days,
+        args.seed,
+        args.start,
+        force=args.force,
+        activity=args.activity,
     )
     if args.json:
         json.dump(summary, sys.stdout)
@@ -38,7 +49,8 @@ def _print_summary(s: dict[str, Any]) -> None:
     print(
         f"generated {s['days']} day(s) {s['start']} .. {s['end']} (exclusive) as {s['source_id']}"
     )
-    print(f"  trades {s['trades']:,}  quotes {s['quotes']:,}  in {s['seconds']:.1f} s")
+    busier = f" (activity {s['activity']:g})" if s["activity"] != 1.0 else ""
+    print(f"  trades {s['trades']:,}  quotes {s['quotes']:,}{busier}  in {s['seconds']:.1f} s")
     if s["price_min"] is not None:
         print(f"  price range {s['price_min']:.1f} .. {s['price_max']:.1f}")
     for r in s["per_day"]:
@@ -77,6 +89,18 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         type=_date,
         default=None,
         help=f"first UTC day YYYY-MM-DD (default {DEFAULT_START.isoformat()}, so output is reproducible)",
+    )
+    p.add_argument(
+        "--activity",
+        type=float,
+        default=1.0,
+        metavar="K",
+        help=(
+            "scale the order flow and quote rate: ~K times the trades and quotes of the "
+            "calibrated market (default 1: ~6.5 M events/day), same microstructure per event; "
+            f"in (0, {MAX_ACTIVITY:g}], e.g. 3.5 for a volatile week of ~150 M trades and quotes. "
+            "A market of another activity is another source (id suffix -aK)"
+        ),
     )
     p.add_argument(
         "--force",

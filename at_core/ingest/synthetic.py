@@ -7,10 +7,15 @@ Its statistics are checked against the real windows by
 
 Guarantees:
 
-* **Same inputs, same bytes.** ``(seed, start)`` fixes the market; the Rust generator has
-  its own PRNG and carries its state across days, so day *k* is the same whether it was
-  written in a run of 1 or of 30 days. The source id names the model version, the seed and
-  the start day; re-running rewrites the same part files (no duplicates).
+* **Same inputs, same bytes.** ``(seed, start, activity)`` fixes the market; the Rust
+  generator has its own PRNG and carries its state across days, so day *k* is the same
+  whether it was written in a run of 1 or of 30 days. The source id names the model
+  version, the seed, the start day and (when not 1) the activity; re-running rewrites the
+  same part files (no duplicates).
+* **Activity.** ``activity=k`` scales the order flow and the passive quote rate: about
+  ``k`` times the trades and quotes (~6.5 M events per weekday at 1, the calibration to
+  the real windows; ~150 M per week at 3.5) with the same microstructure per event and
+  the same price process. It must be in (0, 20].
 * **Bounded memory.** One UTC day is generated, written and dropped at a time.
 * **No silent mixing.** A day that already holds data of another source (a real import, or
   a synthetic market of another seed/start) is refused: two markets on one day would
@@ -24,6 +29,7 @@ Guarantees:
 from __future__ import annotations
 
 import datetime as dt
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -43,19 +49,38 @@ from at_core.storage.schema import QUOTES_ARROW, TRADES_ARROW
 DEFAULT_START = dt.date(2024, 1, 1)
 DEFAULT_SEED = 7
 MAX_DAYS = 3660
+MAX_ACTIVITY = 20.0
 FORMAT = "synthetic"
 
 
-def source_id(seed: int, start: dt.date) -> str:
-    """Lake source id of a generated market: model version, seed and start day."""
-    return f"synth-v{_core.synth_generator_version()}-s{seed}-{start:%Y%m%d}"
+def _activity_tag(activity: float) -> str:
+    # repr is the shortest exact decimal of the float: distinct activities, distinct tags
+    return repr(float(activity)).removesuffix(".0")
 
 
-def _check_args(days: int, seed: int) -> None:
+def source_id(seed: int, start: dt.date, activity: float = 1.0) -> str:
+    """Lake source id of a generated market: model version, seed, start day, and the
+    activity when it is not 1 (``-a3.3``), so a busier market is another source."""
+    sid = f"synth-v{_core.synth_generator_version()}-s{seed}-{start:%Y%m%d}"
+    return sid if activity == 1.0 else f"{sid}-a{_activity_tag(activity)}"
+
+
+def check_activity(activity: float) -> float:
+    """``activity`` as a float, or ``InputError`` unless it is finite and in (0, 20]."""
+    if isinstance(activity, bool) or not isinstance(activity, (int, float)):
+        raise InputError(f"--activity must be a number in (0, {MAX_ACTIVITY:g}], got {activity!r}")
+    a = float(activity)
+    if not (math.isfinite(a) and 0.0 < a <= MAX_ACTIVITY):
+        raise InputError(f"--activity must be a finite number in (0, {MAX_ACTIVITY:g}], got {a!r}")
+    return a
+
+
+def _check_args(days: int, seed: int, activity: float = 1.0) -> float:
     if not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
         raise InputError(f"--days must be an integer in 1..{MAX_DAYS}, got {days!r}")
     if not isinstance(seed, int) or not 0 <= seed < 2**64:
         raise InputError(f"--seed must be an integer in 0..2**64-1, got {seed!r}")
+    return check_activity(activity)
 
 
 def batch_tables(batch: dict[str, np.ndarray]) -> tuple[pa.Table, pa.Table]:
@@ -155,15 +180,18 @@ def generate_market(
     force: bool = False,
     progress: bool | None = None,
     on_day: Callable[[dt.date, dict[str, Any]], None] | None = None,
+    activity: float = 1.0,
 ) -> dict[str, Any]:
     """Generate ``days`` UTC days from ``start`` (default 2024-01-01) into the lake.
 
-    Returns a summary: source id, days, trades, quotes, price range and one row per day.
-    Raises ``StorageError`` when another source holds data on those days (unless ``force``).
+    ``activity`` scales the event flow (see the module docstring); a market of another
+    activity is another source. Returns a summary: source id, days, trades, quotes, price
+    range and one row per day. Raises ``StorageError`` when another source holds data on
+    those days (unless ``force``), ``InputError`` for an invalid argument.
     """
-    _check_args(days, seed)
+    activity = _check_args(days, seed, activity)
     start = start or DEFAULT_START
-    sid = source_id(seed, start)
+    sid = source_id(seed, start, activity)
     lake = Lake(db_dir)
     day_list = [start + dt.timedelta(days=i) for i in range(days)]
     conflicts = _conflicts(lake, day_list, sid)
@@ -178,7 +206,7 @@ def generate_market(
         )
 
     t_begin = time.perf_counter()
-    gen = _core.SynthGenerator(seed, day_start_ms(start))
+    gen = _core.SynthGenerator(seed, day_start_ms(start), activity=activity)
     per_day: list[dict[str, Any]] = []
     removed: list[dict[str, Any]] = []
     show = sys.stderr.isatty() if progress is None else progress
@@ -214,14 +242,16 @@ def generate_market(
 
     total_t = _rows_of_source(lake, "trades", sid)
     total_q = _rows_of_source(lake, "quotes", sid)
-    lake.record_import(
-        sid, f"synthetic:seed={seed},start={start.isoformat()}", FORMAT, total_t, total_q, 0
-    )
+    origin = f"synthetic:seed={seed},start={start.isoformat()}"
+    if activity != 1.0:
+        origin += f",activity={_activity_tag(activity)}"
+    lake.record_import(sid, origin, FORMAT, total_t, total_q, 0)
     lows = [r["low"] for r in per_day if r["low"] is not None]
     highs = [r["high"] for r in per_day if r["high"] is not None]
     return {
         "source_id": sid,
         "seed": seed,
+        "activity": activity,
         "start": start.isoformat(),
         "end": (start + dt.timedelta(days=days)).isoformat(),
         "days": days,
@@ -236,11 +266,14 @@ def generate_market(
     }
 
 
-def generate_range(seed: int, start_ms: int, end_ms: int) -> dict[str, np.ndarray]:
+def generate_range(
+    seed: int, start_ms: int, end_ms: int, *, activity: float = 1.0
+) -> dict[str, np.ndarray]:
     """The market of ``seed`` started at ``start_ms``, from ``start_ms`` to ``end_ms``, in memory.
 
     For tests and benchmarks that need ticks without a lake.
     """
     if end_ms < start_ms:
         raise InputError(f"end_ms {end_ms} is before start_ms {start_ms}")
-    return dict(_core.SynthGenerator(seed, start_ms).generate(end_ms))
+    gen = _core.SynthGenerator(seed, start_ms, activity=check_activity(activity))
+    return dict(gen.generate(end_ms))

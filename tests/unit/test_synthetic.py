@@ -155,3 +155,88 @@ def test_other_sources_refused_unless_forced(db_dir: Path) -> None:
     assert len(lake.parts("trades", START + dt.timedelta(days=4))) == 1
     rec = lake.imported("import-x")
     assert rec is not None and rec["trades"] == 1
+
+
+# ---- activity: a busier market -------------------------------------------------------
+
+
+def test_activity_one_is_the_default_market_and_more_activity_more_events() -> None:
+    end = T0 + 10 * MIN
+    default = generate_range(6, T0, end)
+    assert _equal(default, dict(_core.SynthGenerator(6, T0, activity=1.0).generate(end)))
+    assert _core.SynthGenerator(6, T0, activity=2.5).activity == 2.5
+    busy = generate_range(6, T0, end, activity=4.0)
+    # the activity path differs between runs, so only "clearly more" over ten minutes
+    for k in ("trade_ts_ms", "quote_ts_ms"):
+        assert len(busy[k]) > 2 * len(default[k]), k
+
+
+def test_source_id_names_the_activity_only_when_not_one() -> None:
+    base = source_id(9, START)
+    assert (
+        source_id(9, START, 1.0) == base == f"synth-v{_core.synth_generator_version()}-s9-20240101"
+    )
+    assert source_id(9, START, 3.3) == f"{base}-a3.3"
+    assert source_id(9, START, 2.0) == f"{base}-a2"
+    assert source_id(9, START, 0.05) == f"{base}-a0.05"
+    assert len({source_id(9, START, a) for a in (0.5, 0.50001, 1.0, 2.0, 20.0)}) == 5
+
+
+def test_generate_market_with_activity_is_another_source(db_dir: Path) -> None:
+    # a quiet market (activity 0.05: ~1/20 of a day's events) keeps this fast
+    s = generate_market(db_dir, 1, 9, START, activity=0.05, progress=False)
+    sid = source_id(9, START, 0.05)
+    assert s["source_id"] == sid and sid.endswith("-a0.05") and s["activity"] == 0.05
+    lake = Lake(db_dir)
+    assert [p.name for p in lake.parts("trades", START)] == [f"part-{sid}.parquet"]
+    rec = lake.imported(sid)
+    assert rec is not None and rec["trades"] == s["trades"] and "activity=0.05" in str(rec["path"])
+    first = _digest(lake, sid)
+    # re-generation is idempotent: same bytes, no duplicates
+    again = generate_market(db_dir, 1, 9, START, activity=0.05, progress=False)
+    assert _digest(lake, sid) == first and again["trades"] == s["trades"]
+    # the same seed at another activity is another market: refused on the same day
+    with pytest.raises(StorageError, match=sid):
+        generate_market(db_dir, 1, 9, START, activity=0.1, progress=False)
+    assert 2_000 < s["trades"] < 200_000 and s["quotes"] > s["trades"]
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, 20.5, float("nan"), float("inf")])
+def test_bad_activity_is_refused(db_dir: Path, bad: float) -> None:
+    with pytest.raises(InputError, match="--activity"):
+        generate_market(db_dir, 1, 1, activity=bad)
+    with pytest.raises(InputError, match="--activity"):
+        generate_range(1, T0, T0 + MIN, activity=bad)
+    with pytest.raises(CoreError, match="activity"):
+        _core.SynthGenerator(1, T0, activity=bad)
+    assert not Lake(db_dir).days("trades")
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "21", "nan", "inf"])
+def test_cli_validates_activity(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: str
+) -> None:
+    rc = cli_main(["generate", "--db-dir", str(tmp_path / "db"), "--activity", bad])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--activity" in err and "(0, 20]" in err
+    assert not (tmp_path / "db" / "lake").exists() or not Lake(tmp_path / "db").days("trades")
+
+
+def test_cli_activity_not_a_number_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["generate", "--activity", "busy"])
+    assert exc.value.code == 2
+    assert "--activity" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["generate", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--activity K" in help_text and "~150 M trades and quotes" in help_text
+
+
+def test_cli_generates_a_busier_market(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "db"
+    rc = cli_main(["generate", "--db-dir", str(db), "--activity", "0.05", "--seed", "3", "--json"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["source_id"] == source_id(3, START, 0.05) and summary["activity"] == 0.05

@@ -19,11 +19,14 @@ pub struct PySynthGenerator {
 
 #[pymethods]
 impl PySynthGenerator {
+    /// `activity` scales the event flow (`SynthParams::activity`, in (0, 20]; 1.0 is the
+    /// calibrated market).
     #[new]
-    #[pyo3(signature = (seed, start_ms, start_price = 42_000.0))]
-    fn new(seed: u64, start_ms: i64, start_price: f64) -> PyResult<Self> {
+    #[pyo3(signature = (seed, start_ms, start_price = 42_000.0, *, activity = 1.0))]
+    fn new(seed: u64, start_ms: i64, start_price: f64, activity: f64) -> PyResult<Self> {
         let p = SynthParams {
             start_price,
+            activity,
             ..SynthParams::default()
         };
         let inner = Generator::new(seed, start_ms, p).map_err(to_py)?;
@@ -58,6 +61,10 @@ impl PySynthGenerator {
     #[getter]
     fn now_ms(&self) -> i64 {
         self.inner.now_ms()
+    }
+    #[getter]
+    fn activity(&self) -> f64 {
+        self.inner.params().activity
     }
     #[getter]
     fn tick_size(&self) -> f64 {

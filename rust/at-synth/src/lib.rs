@@ -19,7 +19,7 @@ pub mod params;
 pub mod rng;
 
 pub use gen::{Generator, RegimeEvent, RegimeKind, TickBatch};
-pub use params::SynthParams;
+pub use params::{SynthParams, MAX_ACTIVITY};
 
 /// Version of the generator's model. Bump it whenever the output for a given seed changes,
 /// so that stored data can be told apart (it is part of the lake source id).

@@ -7,6 +7,9 @@
 
 use at_types::AtError;
 
+/// Largest accepted `SynthParams::activity` (20x the calibrated market: ~130 M events/day).
+pub const MAX_ACTIVITY: f64 = 20.0;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynthParams {
     /// Price grid: ticks per 1 USD (10 -> tick 0.10, Bybit/Binance BTCUSDT).
@@ -17,6 +20,14 @@ pub struct SynthParams {
     pub start_price: f64,
 
     // ---- activity (drives every rate) -------------------------------------------------
+    /// Scale of the whole market's event flow: multiplies the aggressive-order and the
+    /// background passive-quote rates (and so the follow-ups, which come per order), so
+    /// `activity = k` gives about `k` times the trades and quotes with the same
+    /// microstructure per event (prints per order, quotes per trade, spreads, sizes). The
+    /// price process is not scaled: volatility per minute and the AMT regimes are those of
+    /// activity 1. 1.0 (the calibrated market) leaves the output bit for bit unchanged.
+    /// Must be finite and in (0, 20].
+    pub activity: f64,
     /// Mean aggressive-order rate at activity 1 (orders/s).
     pub order_rate: f64,
     /// Hawkes branching ratio of order arrivals (share of orders triggered by orders).
@@ -91,6 +102,7 @@ impl Default for SynthParams {
             ticks_per_unit: 10,
             lots_per_unit: 1000,
             start_price: 42_000.0,
+            activity: 1.0,
             order_rate: 4.5,
             hawkes_branching: 0.6,
             hawkes_decay_ms: 40.0,
@@ -158,6 +170,15 @@ impl SynthParams {
                 format!(
                     "must be finite and at least 1000 ticks, got {}",
                     self.start_price
+                ),
+            );
+        }
+        if !(self.activity.is_finite() && self.activity > 0.0 && self.activity <= MAX_ACTIVITY) {
+            return bad(
+                "activity",
+                format!(
+                    "must be a finite number in (0, {MAX_ACTIVITY}], got {}",
+                    self.activity
                 ),
             );
         }
