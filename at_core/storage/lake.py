@@ -227,8 +227,12 @@ class Lake:
         parts = self.parts(kind, day)
         if not parts:
             return ARROW_SCHEMAS[kind].empty_table()
-        tables = [pq.read_table(p) for p in parts]
-        return pa.concat_tables(tables).sort_by([("ts_ms", "ascending"), ("seq", "ascending")])
+        table = pa.concat_tables([pq.read_table(p) for p in parts])
+        if _in_ts_seq_order(table):
+            # the usual case (one part per day, written in order): a sort would copy the
+            # whole day once more, which costs more time and memory than the decode itself
+            return table
+        return table.sort_by([("ts_ms", "ascending"), ("seq", "ascending")])
 
     def iter_days(self, kind: Kind) -> Iterator[tuple[dt.date, pa.Table]]:
         for day in self.days(kind):
@@ -313,3 +317,22 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         else:
             raise StorageError(f"missing required column {f.name}")
     return pa.Table.from_arrays(cols, schema=schema)
+
+
+def _in_ts_seq_order(table: pa.Table, block: int = 1 << 20) -> bool:
+    """True when rows are already in (ts_ms, seq) order; checked in blocks (bounded memory)."""
+    n = table.num_rows
+    if n < 2:
+        return True
+    ts = table.column("ts_ms")
+    seq = table.column("seq")
+    if ts.null_count or seq.null_count:
+        return False
+    for lo in range(0, n - 1, block):
+        hi = min(n, lo + block + 1)  # overlap one row with the next block
+        t = ts.slice(lo, hi - lo).to_numpy()
+        q = seq.slice(lo, hi - lo).to_numpy()
+        dt_ = np.diff(t)
+        if (dt_ < 0).any() or ((dt_ == 0) & (np.diff(q) < 0)).any():
+            return False
+    return True
