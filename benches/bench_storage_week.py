@@ -9,7 +9,7 @@ week of the required size: env ``AT_BENCH_WEEK_ACTIVITY``, default 3.5. Measured
 at 3.5; seeds 7, 11-14 give 141-155 M at 3.5 (the activity path is random, so the count
 varies by ~5 % with the seed and is not exactly linear in the scale).
 
-Each phase runs in a fresh subprocess so its peak RSS (``ru_maxrss``) is its own:
+Each phase runs in a fresh subprocess so its peak RSS (``VmHWM``) is its own:
 
 * write: the generator writes 7 days through ``Lake.write`` (the importers' path), one UTC
   day generated, written and dropped at a time; baseline = the same write of 1 day at the
@@ -39,8 +39,21 @@ from pathlib import Path
 DAYS = 7
 ACTIVITY = float(os.environ.get("AT_BENCH_WEEK_ACTIVITY", "3.5"))
 
-WRITE = """
-import resource, json, sys, time
+# Peak RSS of this process alone: VmHWM belongs to the address space, which exec replaces.
+# (getrusage's ru_maxrss is NOT usable here: Linux carries the parent's high-water mark
+# across fork + exec, so a child of a 2.6 GB runner would report >= 2.6 GB whatever it does.)
+PEAK = """
+def peak_rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+"""
+
+WRITE = (
+    PEAK
+    + """
+import json, sys, time
 from at_core.ingest.synthetic import generate_market
 t = time.perf_counter()
 s = generate_market(sys.argv[1], days=int(sys.argv[2]), seed=11, progress=False,
@@ -48,11 +61,14 @@ s = generate_market(sys.argv[1], days=int(sys.argv[2]), seed=11, progress=False,
 busiest = max(r["trades"] + r["quotes"] for r in s["per_day"])
 print(json.dumps({"events": s["trades"] + s["quotes"], "trades": s["trades"],
                   "busiest_day": busiest, "s": time.perf_counter() - t,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rss_mb": peak_rss_mb()}))
 """
+)
 
-READ = """
-import resource, json, sys, time
+READ = (
+    PEAK
+    + """
+import json, sys, time
 from at_core.storage.lake import Lake
 from at_core.storage.query import open_query_connection
 lake = Lake(sys.argv[1]); days = lake.days("trades")[: int(sys.argv[2])]
@@ -63,8 +79,9 @@ for d in days:
         n += lake.read_day(kind, d).num_rows
     con.execute("SELECT count(*), sum(size) FROM raw_trades WHERE ts_ms // 86400000 = ?", [(d.toordinal() - 719163)]).fetchall()
 print(json.dumps({"rows": n, "s": time.perf_counter() - t,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rss_mb": peak_rss_mb()}))
 """
+)
 
 READ_RAW = """
 import json, sys, time

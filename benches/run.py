@@ -1,6 +1,6 @@
 """Run every benchmark module (``benches/bench_*.py``) and append JSON lines.
 
-Each module exposes ``run() -> list[dict]``; a record has ``name``, ``value``, ``unit`` and,
+Each module exposes ``run() -> list[dict]`` and runs in a fresh interpreter; a record has ``name``, ``value``, ``unit`` and,
 where there is one, ``baseline`` and ``ratio`` (measured in the same run, because these
 machines are noisy and only ratios compare across runs) and a ``note``. This runner adds the
 timestamp and the git revision and writes one object per line.
@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import json
 import subprocess
 import sys
-import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -33,6 +31,34 @@ def _git_rev() -> str:
         return "unknown"
 
 
+# Runs one module in a fresh interpreter and prints its records after a marker line, so a
+# module's own output cannot be mistaken for records.
+CHILD = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location(sys.argv[1], sys.argv[2])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+records = module.run()
+print("@@records@@")
+print(json.dumps(records))
+"""
+
+
+def _wait_for_ray_exit(timeout_s: float = 60.0) -> None:
+    """Let a previous module's Ray processes finish exiting: their teardown competes for
+    the two cores and would be charged to the next module's measurement."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        busy = subprocess.run(
+            ["pgrep", "-f", "raylet|gcs_server|ray::"], capture_output=True, text=True
+        ).stdout.strip()
+        if not busy:
+            return
+        time.sleep(0.5)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="bench-results.jsonl")
@@ -45,17 +71,22 @@ def main() -> int:
         for path in sorted(HERE.glob("bench_*.py")):
             if args.only and args.only not in path.stem:
                 continue
-            spec = importlib.util.spec_from_file_location(path.stem, path)
-            assert spec and spec.loader
-            module = importlib.util.module_from_spec(spec)
+            _wait_for_ray_exit()
             print(f"== {path.stem}", file=sys.stderr, flush=True)
-            try:
-                spec.loader.exec_module(module)
-                records = module.run()
-            except Exception:
-                traceback.print_exc()
+            # a fresh process per module: no module inherits another's heap, threads or
+            # page-cache-warm allocations, and peak-memory figures stay the module's own
+            proc = subprocess.run(
+                [sys.executable, "-c", CHILD, path.stem, str(path)],
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=HERE.parent,
+            )
+            lines = proc.stdout.splitlines()
+            if proc.returncode != 0 or "@@records@@" not in lines:
+                print(f"{path.stem} failed (exit {proc.returncode})", file=sys.stderr)
                 failed += 1
                 continue
+            records = json.loads(lines[lines.index("@@records@@") + 1])
             for rec in records:
                 rec = {"ts": now, "rev": rev, "module": path.stem, **rec}
                 line = json.dumps(rec)
