@@ -223,8 +223,11 @@ def test_two_node_cluster_runs_trials_on_both_nodes(
         "cluster",
     )
     env = {**cluster.env, "RAY_ADDRESS": cluster.gcs_address}  # type: ignore[attr-defined]
+    # Trials of one day of data take milliseconds: with actor reuse Tune may run them all on
+    # the actor that started first (seen in CI). A fresh actor per trial places the first
+    # two trials concurrently, one on each 1-CPU node.
     out = subprocess.run(
-        _grid_cmd(grid, market, "--run-id", "cl1", "--no-mlflow"),
+        _grid_cmd(grid, market, "--run-id", "cl1", "--no-mlflow", "--no-reuse-actors"),
         env=env,
         capture_output=True,
         text=True,
