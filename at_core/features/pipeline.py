@@ -51,6 +51,7 @@ from at_core.features.engine import (
     quotes_arrays,
     trades_arrays,
 )
+from at_core.features.trade_sides import TradeSidesWriter
 from at_core.storage.lake import Lake, day_start_ms
 from at_core.storage.stores import init_stores
 
@@ -135,9 +136,17 @@ def iso_min(ts: int) -> str:
 
 
 def compute(
-    db_dir: str | Path, settings: Settings, to_ms: int | None = None, progress: bool | None = None
+    db_dir: str | Path,
+    settings: Settings,
+    to_ms: int | None = None,
+    progress: bool | None = None,
+    sides: TradeSidesWriter | None = None,
 ) -> Arrays:
-    """Run the engine over the lake from its first day through the minute of ``to_ms``."""
+    """Run the engine over the lake from its first day through the minute of ``to_ms``.
+
+    With ``sides``, the engine also records each trade's inferred side and matched quote,
+    which ``sides`` stores beside the lake (``raw_trades.inferred_side`` etc.).
+    """
     lake = Lake(db_dir)
     days = sorted(set(lake.days("trades")) | set(lake.days("quotes")))
     cut = None if to_ms is None else (to_ms // MINUTE_MS) * MINUTE_MS + MINUTE_MS
@@ -145,7 +154,7 @@ def compute(
         days = [d for d in days if day_start_ms(d) < cut]
     if not days:
         raise InputError(f"no ticks in {lake.root} (in range): import or generate data first")
-    engine = _core.FeatureEngine(engine_config(settings))
+    engine = _core.FeatureEngine(engine_config(settings), record_trades=sides is not None)
     parts: list[Arrays] = []
     show = sys.stderr.isatty() if progress is None else progress
     for day in tqdm(days, desc="features", unit="day", disable=not show, file=sys.stderr):
@@ -162,7 +171,13 @@ def compute(
                 )
             )
         )
+        if sides is not None:
+            sides.add_day(day, t["ts_ms"].to_numpy(), t["seq"].to_numpy())
+            sides.add_sides(dict(engine.take_trade_sides()))
     parts.append(dict(engine.finish()))
+    if sides is not None:
+        sides.add_sides(dict(engine.take_trade_sides()))
+        sides.finish()
     return add_fill_refs(concat(parts))
 
 
@@ -359,7 +374,8 @@ def run_features(
     """Compute features from the lake and write the minutes of [from, to] (inclusive)."""
     if from_ms is not None and to_ms is not None and from_ms > to_ms:
         raise InputError(f"--from ({from_ms}) is after --to ({to_ms})")
-    out = compute(db_dir, settings, to_ms=to_ms, progress=progress)
+    sides = TradeSidesWriter(Lake(db_dir).root)
+    out = compute(db_dir, settings, to_ms=to_ms, progress=progress, sides=sides)
     ts = out.get("ts_min")
     if ts is None or len(ts) == 0:
         raise InputError("the lake holds no minute in the requested range")

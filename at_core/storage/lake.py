@@ -336,3 +336,12 @@ def _in_ts_seq_order(table: pa.Table, block: int = 1 << 20) -> bool:
         if (dt_ < 0).any() or ((dt_ == 0) & (np.diff(q) < 0)).any():
             return False
     return True
+
+
+def sides_dir(lake_root: Path) -> Path:
+    """Per-trade results of the last ``features`` run (``at_core.features.trade_sides``)."""
+    return lake_root / "trade_sides"
+
+
+def sides_glob(lake_root: Path) -> str:
+    return str(sides_dir(lake_root) / "date=*" / "sides.parquet")

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from at_core.errors import StorageError
-from at_core.storage.lake import Lake
+from at_core.storage.lake import Lake, sides_dir, sides_glob
 from at_core.storage.schema import QUOTES_ARROW, TRADES_ARROW
 from at_core.storage.stores import StorePaths
 
@@ -75,6 +75,22 @@ def _has_table(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> bool
     return bool(row and row[0])
 
 
+def _lake_select(lake: Lake, kind: str, cols: str) -> str:
+    """The lake's rows of ``kind``; for trades with the last ``features`` run's per-trade
+    results (inferred side, matched quote) joined on (ts_ms, seq) where they exist."""
+    src = f"read_parquet('{lake.glob(kind)}')"  # type: ignore[arg-type]
+    if kind != "trades" or not any(sides_dir(lake.root).glob("date=*/sides.parquet")):
+        return f"SELECT {cols} FROM {src}"
+    from_sides = {"inferred_side", "quote_bid_px", "quote_ask_px", "quote_staleness_ms"}
+    select = ", ".join(
+        f"s.{c} AS {c}" if c in from_sides else f"t.{c} AS {c}" for c in cols.split(", ")
+    )
+    return (
+        f"SELECT {select} FROM {src} t LEFT JOIN read_parquet('{sides_glob(lake.root)}') s"
+        " ON t.ts_ms = s.ts_ms AND t.seq = s.seq"
+    )
+
+
 def open_query_connection(
     db_dir: str | Path, memory_limit: str = "2GB"
 ) -> duckdb.DuckDBPyConnection:
@@ -93,7 +109,7 @@ def open_query_connection(
     ):
         parts = []
         if lake.has_data(kind):  # type: ignore[arg-type]
-            parts.append(f"SELECT {cols} FROM read_parquet('{lake.glob(kind)}')")  # type: ignore[arg-type]
+            parts.append(_lake_select(lake, kind, cols))
         if has_raw and _has_table(con, "rawdb", view):
             parts.append(f"SELECT {cols} FROM rawdb.main.{view}")
         if not parts:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import at_core._core as core
@@ -181,3 +183,64 @@ def test_fill_reference_is_the_first_quote_after_the_close(lake_dir: Path) -> No
             continue
         assert fill_ts == qts[j] and fill_ts > ts_min + MINUTE - 1
         assert (bid, ask) == (q["bid_px"][j].as_py(), q["ask_px"][j].as_py())
+
+
+def test_raw_trades_carry_the_inferred_side_and_matched_quote(lake_dir: Path) -> None:
+    """SPEC §3.3 raw_trades.inferred_side / quote_* after a features run, across midnight.
+
+    Oracles independent of the engine: the matched quote is DuckDB's ASOF join to the latest
+    quote strictly before the trade (the default tie rule), and a trade at or through that
+    quote's ask (bid) is a buy (sell) by the quote rule of §5.7."""
+    from at_core.storage.query import open_query_connection
+
+    run_features(lake_dir, load_settings(), progress=False)
+    con = open_query_connection(lake_dir)
+    n_lake = Lake(lake_dir).read_day("trades", dt.date(2024, 4, 4)).num_rows
+    n_lake += Lake(lake_dir).read_day("trades", dt.date(2024, 4, 5)).num_rows
+    n, n_side = con.execute("SELECT count(*), count(inferred_side) FROM raw_trades").fetchone()
+    assert n == n_lake == 360 * 40 and n_side == n  # no trade lost or doubled by the join
+    bad = con.execute(
+        """
+        WITH m AS (
+            SELECT t.ts_ms, t.seq, t.price, t.inferred_side, t.quote_bid_px, t.quote_ask_px,
+                   t.quote_staleness_ms, q.bid_px, q.ask_px, t.ts_ms - q.ts_ms AS stale
+            FROM raw_trades t ASOF LEFT JOIN raw_quotes q ON t.ts_ms > q.ts_ms
+        )
+        SELECT
+            count(*) FILTER (WHERE bid_px IS NULL AND quote_bid_px IS NOT NULL),
+            count(*) FILTER (WHERE bid_px IS NOT NULL AND (quote_bid_px IS DISTINCT FROM bid_px
+                OR quote_ask_px IS DISTINCT FROM ask_px OR quote_staleness_ms != stale)),
+            count(*) FILTER (WHERE price >= ask_px AND inferred_side != 1),
+            count(*) FILTER (WHERE price <= bid_px AND inferred_side != -1),
+            count(*) FILTER (WHERE bid_px IS NOT NULL)
+        FROM m
+        """
+    ).fetchone()
+    assert bad[:4] == (0, 0, 0, 0) and bad[4] > 0.99 * n, bad
+
+
+def test_trade_sides_with_colliding_keys_are_not_joined(tmp_path: Path) -> None:
+    """Two trades with the same (ts_ms, seq) on a day: no sidecar (a join would double
+    rows), the day's columns stay NULL; other days are stored."""
+    from at_core.features.trade_sides import TradeSidesWriter
+    from at_core.storage.lake import sides_dir
+
+    w = TradeSidesWriter(tmp_path)
+    d1, d2 = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
+    w.add_day(d1, np.array([5, 5, 7]), np.array([1, 1, 2]))
+    w.add_day(d2, np.array([9, 10]), np.array([1, 2]))
+    sides = {
+        "trade_sign": np.array([1, -1, 0, 1, 1], np.int8),
+        "trade_quote_sign": np.array([1, -1, 0, 1, 1], np.int8),
+        "trade_bid_px": np.array([1.0, 1.0, np.nan, 2.0, 2.0]),
+        "trade_ask_px": np.array([1.1, 1.1, np.nan, 2.1, 2.1]),
+        "trade_staleness_ms": np.array([3, 3, -1, 4, 5]),
+    }
+    w.add_sides({k: v[:2] for k, v in sides.items()})  # the engine's output lags its input
+    w.add_sides({k: v[2:] for k, v in sides.items()})
+    w.finish()
+    assert w.skipped_days == [d1]
+    assert not (sides_dir(tmp_path) / "date=2024-01-01").exists()
+    got = pq.read_table(sides_dir(tmp_path) / "date=2024-01-02" / "sides.parquet").to_pydict()
+    assert got["ts_ms"] == [9, 10] and got["inferred_side"] == [1, 1]
+    assert got["quote_staleness_ms"] == [4, 5]
