@@ -351,26 +351,7 @@ macro_rules! row_fields {
     };
 }
 
-row_fields!(
-    ts_min: i64,
-    open: f64,
-    high: f64,
-    low: f64,
-    close: f64,
-    volume: f64,
-    max_trade_gap: f64,
-    mid_close: f64,
-    spread_avg: f64,
-    poc: f64,
-    vah: f64,
-    val: f64,
-    va_valid: bool,
-    of_1m: f64,
-    of_norm_1m: f64,
-    qimb_close: f64,
-    qimb_ema: f64,
-    ambiguous_frac: f64,
-);
+at_strategy::with_bar_fields!(row_fields);
 
 /// Row `m` with the fields every minute's acceptance check reads already loaded (the
 /// backtester's idle scan has them in registers); the rest read in place like `Row`.

@@ -117,26 +117,35 @@ macro_rules! bar_fields {
     };
 }
 
-bar_fields!(
-    ts_min: i64,
-    open: f64,
-    high: f64,
-    low: f64,
-    close: f64,
-    volume: f64,
-    max_trade_gap: f64,
-    mid_close: f64,
-    spread_avg: f64,
-    poc: f64,
-    vah: f64,
-    val: f64,
-    va_valid: bool,
-    of_1m: f64,
-    of_norm_1m: f64,
-    qimb_close: f64,
-    qimb_ema: f64,
-    ambiguous_frac: f64,
-);
+/// Calls the macro `$m` with every field of [`Bar`] as `name: type`: the one list that
+/// every implementor of `Bar` (here and in the backtester's table rows) expands.
+#[macro_export]
+macro_rules! with_bar_fields {
+    ($m:ident) => {
+        $m!(
+        ts_min: i64,
+        open: f64,
+        high: f64,
+        low: f64,
+        close: f64,
+        volume: f64,
+        max_trade_gap: f64,
+        mid_close: f64,
+        spread_avg: f64,
+        poc: f64,
+        vah: f64,
+        val: f64,
+        va_valid: bool,
+        of_1m: f64,
+        of_norm_1m: f64,
+        qimb_close: f64,
+        qimb_ema: f64,
+        ambiguous_frac: f64,
+        );
+    };
+}
+
+with_bar_fields!(bar_fields);
 
 impl MinuteInput {
     /// A minute with no trades and no valid VA (used to build test fixtures).
