@@ -21,3 +21,5 @@ pub use table::{MinuteTable, OwnedTable, Row, TickPath};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_fill_timing;

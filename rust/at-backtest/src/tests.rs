@@ -7,11 +7,11 @@ use crate::synth::synthetic_table;
 use crate::table::OwnedTable;
 use crate::{run, run_batch, run_metrics};
 
-const M: i64 = 60_000;
+pub(crate) const M: i64 = 60_000;
 /// 07:58 UTC on some day, so that the 08:00 funding instant falls two minutes in.
-const T0: i64 = 1_700_006_400_000 + 7 * 3_600_000 + 58 * M; // 1_700_006_400_000 is a UTC midnight
+pub(crate) const T0: i64 = 1_700_006_400_000 + 7 * 3_600_000 + 58 * M; // 1_700_006_400_000 is a UTC midnight
 
-fn bar(i: i64, o: f64, h: f64, l: f64, c: f64) -> MinuteInput {
+pub(crate) fn bar(i: i64, o: f64, h: f64, l: f64, c: f64) -> MinuteInput {
     MinuteInput {
         ts_min: T0 + i * M,
         open: o,
@@ -35,7 +35,7 @@ fn bar(i: i64, o: f64, h: f64, l: f64, c: f64) -> MinuteInput {
 }
 
 /// The §20.5 break-in bar.
-fn signal_bar() -> MinuteInput {
+pub(crate) fn signal_bar() -> MinuteInput {
     let mut b = bar(0, 49_850.0, 49_920.0, 49_820.0, 49_950.0);
     b.of_1m = 0.5;
     b.of_norm_1m = 0.05;
@@ -60,7 +60,7 @@ fn table(rows: &[(MinuteInput, f64, f64)]) -> OwnedTable {
     t
 }
 
-fn params() -> Params {
+pub(crate) fn params() -> Params {
     Params {
         tick_size: 1.0,
         use_limit_for_entry: false,
