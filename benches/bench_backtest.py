@@ -4,7 +4,7 @@
   ``at_core.backtest.synthetic_table``, default parameters) through the Rust batch path
   (``_core.backtest``, bindings included), against the same backtest driven minute by
   minute from Python through the live-path class ``StrategyKernel``
-  (``at_core.backtest.live_replay``; market entries in both so the fill models agree) in
+  (``tests/integration/fill_oracle.py``; market entries in both so the fill models agree) in
   the same run. Target: <= 1 ms on one core (>= 43 M bar-steps/s).
 * The batch runner: 1,000 strategy parameter sets x 30 days in one ``backtest_batch`` call
   on one thread. Target: >= 1,000 backtests/s per core.
@@ -15,15 +15,20 @@ The synthetic table is a stand-in until the feature engine produces the minute t
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import at_core._core as core
 from at_core.backtest import coerce_table, synthetic_table
-from at_core.backtest.live_replay import replay
 from at_core.config import load_settings
 from at_core.strategy import params_dict
+
+# the minute-by-minute baseline is the tests' fill oracle (not product code)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+from fill_oracle import replay
 
 DAY0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC
 MINUTES = 30 * 1440

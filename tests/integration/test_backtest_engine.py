@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fill_oracle import replay
 
 from at_core.backtest import action_names, coerce_table, run_backtest, run_batch, synthetic_table
-from at_core.backtest.live_replay import replay
 from at_core.config import load_settings
 from at_core.errors import CoreError, InputError
 from at_core.strategy import params_dict

@@ -7,11 +7,16 @@
 //! 2. orders decided at the close of row `j < m` fill against row `j`'s fill reference, the
 //!    first quote strictly after that close: market buy at `ask + slippage`, sell at
 //!    `bid - slippage`, taker fee (SPEC §12.2). Exits before entries (a flip is two trades).
-//!    A limit entry that is marketable at that quote takes it (taker, never beyond the
-//!    limit); otherwise it rests and fills at the limit price, maker fee, in the first minute
-//!    whose trades go *through* it (a touch is not enough: queue position is unknown), within
-//!    `limit_order_timeout_minutes`; if not, it turns into a market order at the first quote
-//!    after the close of the last minute of the window;
+//!    An order fills in the row whose minute holds its reference quote: until then it is
+//!    pending (after a quiet minute without quote updates, or a gap, a price from a later
+//!    minute never reaches cash, marks, the kill switch or the cooldown at earlier closes).
+//!    A limit entry is live from that quote (its arrival); if marketable there it takes the
+//!    quote (taker, never beyond the limit); otherwise it rests and fills at the limit
+//!    price, maker fee, in the first minute whose trades go *through* it after its arrival
+//!    (a touch is not enough: queue position is unknown), within
+//!    `limit_order_timeout_minutes` (counted in minutes from the decision, not in rows); if
+//!    not, it turns into a market order at the first quote after the close of the last
+//!    minute of the window;
 //! 3. stops and targets of the open position from the minute's trade extremes. A level
 //!    that the minute opens beyond (a gap) fills at the worse of the level and the open;
 //!    stop before targets when both are in range (SPEC §10.5, `WorstCase`), or in tick
@@ -19,10 +24,14 @@
 //!    `use_market_for_exit` is off, in which case targets fill as maker limits at the level;
 //! 4. the kernel decides at the close of row `m` with row `m` only (no look-ahead).
 //!
-//! Approximations (documented): the fill time of a resting limit / stop / target is the
-//! time of the minute's first trade at its low or high (an upper bound), but never before
-//! the entry fill; in the minute an entry fills, the whole minute's extremes are checked
-//! against its stop (conservative).
+//! Fill times (documented bounds): a resting limit / stop / target fills at the time of the
+//! minute's first print at its low or high (an upper bound for when the level first
+//! traded). In the minute an entry fills, only prints after the fill belong to the
+//! position: an extreme whose first print is before the fill is not used on that side in
+//! that minute (a target is not credited, a stop is not taken; the next minute checks the
+//! whole minute, and its open prices a stop crossed meanwhile). A print in the fill's own
+//! millisecond counts against the position (stop) but never for it (target). The tick
+//! path applies the same rules tick by tick, exactly.
 //!
 //! Speed (none of it changes a result; tests compare every path bit for bit with
 //! `run_reference`, which steps every row): the kernel reads each row in place through
@@ -525,12 +534,20 @@ impl<'t, 'a> Engine<'t, 'a> {
         });
     }
 
-    /// Step 2: fill the exit and entry orders waiting at the start of row `m`.
+    /// Step 2: fill the exit and entry orders whose fill time falls at or before the close
+    /// of row `m`. An order whose reference quote comes later (a quiet minute without
+    /// quote updates, a gap) stays pending: its price must not reach cash, marks, the kill
+    /// switch or the cooldown at earlier closes.
     fn fill_orders(&mut self, m: usize) {
+        let close_m = decision_ts(self.t.ts_min[m]);
         if let Some(px) = self.exit {
             // Market exit at the first quote after the decision close.
             let j = px.decided;
             let (ts, bid, ask) = self.quote_after(j);
+            if ts > close_m {
+                // Not yet: a flip's entry shares this quote and waits with it.
+                return;
+            }
             let pos = *self.k.position().expect("pending exit has a position");
             let (price, slip) = if pos.side > 0 {
                 (bid - self.slip_exit, self.slip_exit)
@@ -556,6 +573,9 @@ impl<'t, 'a> Engine<'t, 'a> {
         let side = o.side as f64;
         if !pe.resting {
             let (ts, bid, ask) = self.quote_after(pe.market_row);
+            if ts > close_m {
+                return;
+            }
             let price = if o.side > 0 {
                 ask + self.slip_entry
             } else {
@@ -567,6 +587,11 @@ impl<'t, 'a> Engine<'t, 'a> {
             return;
         }
         let limit = o.limit_price.expect("resting order has a limit");
+        // The order is live from its arrival quote (the first after the decision close).
+        let arrival = self.quote_after(pe.decided).0;
+        if arrival > close_m {
+            return;
+        }
         if !pe.checked_quote {
             pe.checked_quote = true;
             let (ts, bid, ask) = self.quote_after(pe.decided);
@@ -585,22 +610,18 @@ impl<'t, 'a> Engine<'t, 'a> {
             }
         }
         self.entry = Some(pe);
-        // Resting: does minute m trade through the limit?
+        // Resting: does minute m trade through the limit after the order arrived? The
+        // first print at the minute's extreme bounds when that happened; an extreme first
+        // printed before the arrival says nothing about the trades after it.
         let t = self.t;
-        let through = if o.side > 0 {
-            t.low[m] < limit
+        let (through, at) = if o.side > 0 {
+            (t.low[m] < limit, t.low_ts[m])
         } else {
-            t.high[m] > limit
+            (t.high[m] > limit, t.high_ts[m])
         };
-        if through {
-            let first_ts = self.quote_after(pe.decided).0;
-            let at = if o.side > 0 {
-                t.low_ts[m]
-            } else {
-                t.high_ts[m]
-            };
+        if through && at >= arrival {
             self.entry = None;
-            self.entry_fill(&pe, at.max(first_ts), limit, true, 0.0, f64::NAN);
+            self.entry_fill(&pe, at, limit, true, 0.0, f64::NAN);
         }
     }
 
@@ -608,7 +629,9 @@ impl<'t, 'a> Engine<'t, 'a> {
     /// becomes a market order at the first quote after this close.
     fn expire_limit(&mut self, m: usize) {
         if let Some(pe) = self.entry.as_mut() {
-            if pe.resting && m >= pe.decided + self.p.limit_order_timeout_minutes as usize {
+            let window_end =
+                self.t.ts_min[pe.decided] + self.p.limit_order_timeout_minutes as i64 * MINUTE;
+            if pe.resting && self.t.ts_min[m] >= window_end {
                 pe.resting = false;
                 pe.market_row = m;
             }
@@ -640,11 +663,23 @@ impl<'t, 'a> Engine<'t, 'a> {
         } else {
             (t.high[m], t.low[m], t.high_ts[m], t.low_ts[m])
         };
+        // In the minute the entry filled, only prints after the fill are the position's.
+        // The first print at an extreme bounds when it traded: at or after the fill, the
+        // extreme is the position's (a print in the fill's own millisecond counts against
+        // it, never for it: the worst case); before the fill, the minute's later path is
+        // unknown and that side is not checked in this minute (a stop level crossed
+        // meanwhile is caught by the next minute's open, at the worse of the two).
+        let (adverse_seen, favour_seen) = if entry_ts < t.ts_min[m] {
+            (true, true)
+        } else {
+            (adv_ts >= entry_ts, fav_ts > entry_ts)
+        };
         let open = t.open[m];
         let taker = self.p.use_market_for_exit;
-        if side * (adverse - pos.stop) <= 0.0 {
-            // Gap through the stop: the worse of the level and the open.
-            let lvl = if side * (open - pos.stop) < 0.0 {
+        if adverse_seen && side * (adverse - pos.stop) <= 0.0 {
+            // Gap through the stop: the worse of the level and the open (an open printed
+            // before the fill is not the position's price).
+            let lvl = if entry_ts < t.ts_min[m] && side * (open - pos.stop) < 0.0 {
                 open
             } else {
                 pos.stop
@@ -655,7 +690,7 @@ impl<'t, 'a> Engine<'t, 'a> {
             } else {
                 Reason::Stop
             };
-            let ts = adv_ts.max(entry_ts);
+            let ts = adv_ts;
             self.exit_fill(
                 ExitKind::Stop,
                 ts,
@@ -668,7 +703,10 @@ impl<'t, 'a> Engine<'t, 'a> {
             );
             return;
         }
-        let ts = fav_ts.max(entry_ts);
+        if !favour_seen {
+            return;
+        }
+        let ts = fav_ts;
         let (tslip, tpx) = if taker {
             (self.slip_exit, -side * self.slip_exit)
         } else {
@@ -712,7 +750,9 @@ impl<'t, 'a> Engine<'t, 'a> {
     fn tick_path(&mut self, _m: usize, ts: &[i64], px: &[f64], entry_ts: i64) {
         let taker = self.p.use_market_for_exit;
         for (i, &p) in px.iter().enumerate() {
-            if ts[i] <= entry_ts {
+            // Ticks before the fill are not the position's; one in the fill's millisecond
+            // counts against it (stop) but not for it (targets), as in `intrabar`.
+            if ts[i] < entry_ts {
                 continue;
             }
             let Some(pos) = self.k.position().map(Lv::of) else {
@@ -742,6 +782,9 @@ impl<'t, 'a> Engine<'t, 'a> {
                     ts[i],
                 );
                 return;
+            }
+            if ts[i] == entry_ts {
+                continue;
             }
             let (tslip, tpx) = if taker {
                 (self.slip_exit, -side * self.slip_exit)

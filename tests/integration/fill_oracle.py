@@ -1,14 +1,17 @@
-"""Drive the live-path kernel class minute by minute from Python, with a market-only fill
-model written here in Python.
+"""A slow, independent oracle of the Rust fill model (tests only; never product code).
 
-Two uses: the benchmark compares it with the Rust batch backtest (what one minute costs on
-the live path), and the tests use it as an independent oracle of the Rust fill model for
-market entries (``use_limit_for_entry = false``) and worst-case stops: both must end with
-the same trades and equity. It deliberately re-implements only fills, never decisions
-(those come from the one Rust kernel). Prices: market buys at the first quote's ask plus
-slippage, sells at the bid minus slippage; stops at the worse of the level and the minute's
-open; targets at the level minus slippage; funding at 00/08/16 UTC on positions opened
-before the instant.
+Drives the live-path kernel class minute by minute from Python with a market-only fill
+model written here from the rules in ``rust/at-backtest/src/engine.rs``'s module doc. Two
+uses: the tests check that it ends with the same trades and equity as the Rust backtester
+for market entries (``use_limit_for_entry = false``) and worst-case stops, and the
+benchmark uses it as the minute-by-minute baseline. It re-implements only fills, never
+decisions (those come from the one Rust kernel). Rules: an order fills at its reference
+quote (the first after the deciding close) in the minute that holds that quote, and is
+pending until then; market buys at the ask plus slippage, sells at the bid minus slippage;
+in the minute of the entry fill only extremes first printed after the fill count (at the
+fill's millisecond: against the position only); stops at the worse of the level and the
+minute's open (the open only when the whole minute is the position's); targets at the
+level minus slippage; funding at 00/08/16 UTC on positions opened before the instant.
 """
 
 from __future__ import annotations
@@ -70,20 +73,26 @@ def replay(table: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
                 side = 1.0 if pos["side"] == "LONG" else -1.0
                 k.on_funding(-side * pos["qty"] * last_mark * rate)
             next_funding += FUNDING_PERIOD
+        close_m = ts_min + 59_999
+        exit_waits = False
         if pend_exit is not None:
             ts, bid, ask = quote(pend_exit)
-            pos = k.position()
-            assert pos is not None
-            px = bid - slip_out if pos["side"] == "LONG" else ask + slip_out
-            exit_fill("market", ts, px, pos["qty"])
-            pend_exit = None
-        if pend_entry is not None:
+            if ts <= close_m:
+                pos = k.position()
+                assert pos is not None
+                px = bid - slip_out if pos["side"] == "LONG" else ask + slip_out
+                exit_fill("market", ts, px, pos["qty"])
+                pend_exit = None
+            else:
+                exit_waits = True
+        if pend_entry is not None and not exit_waits:
             j, o = pend_entry
             ts, bid, ask = quote(j)
-            px = ask + slip_in if o["side"] == "LONG" else bid - slip_in
-            k.on_entry_fill(ts, px, px * o["qty"] * taker)
-            fills.append(("entry", ts, px, o["qty"]))
-            pend_entry = None
+            if ts <= close_m:
+                px = ask + slip_in if o["side"] == "LONG" else bid - slip_in
+                k.on_entry_fill(ts, px, px * o["qty"] * taker)
+                fills.append(("entry", ts, px, o["qty"]))
+                pend_entry = None
         pos = k.position()
         hi, lo, op = cols["high"][m], cols["low"][m], cols["open"][m]
         if pos is not None and pos["exit_pending"] is None and hi == hi and lo == lo:
@@ -95,11 +104,15 @@ def replay(table: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
                 else (cols["high_ts"][m], cols["low_ts"][m])
             )
             stop = pos["stop"]
-            if d * (adverse - stop) <= 0:
-                lvl = op if d * (op - stop) < 0 else stop
-                exit_fill("stop", max(adv_ts, pos["open_ts_ms"]), lvl - d * slip_out, pos["qty"])
-            else:
-                ts = max(fav_ts, pos["open_ts_ms"])
+            opened = pos["open_ts_ms"]
+            whole = opened < ts_min
+            adv_seen = whole or adv_ts >= opened
+            fav_seen = whole or fav_ts > opened
+            if adv_seen and d * (adverse - stop) <= 0:
+                lvl = op if whole and d * (op - stop) < 0 else stop
+                exit_fill("stop", adv_ts, lvl - d * slip_out, pos["qty"])
+            elif fav_seen:
+                ts = fav_ts
                 remaining = pos["qty"]
                 go_tp2 = True
                 if pos["tp1"] is not None and not pos["tp1_done"] and pos["tp1_qty"] > 0:
