@@ -16,7 +16,14 @@ from typing import Any, Literal
 
 import yaml
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from at_core.errors import ConfigError
 
@@ -208,6 +215,21 @@ class Settings(BaseModel):
         if isinstance(v, int) and v < 1:
             raise ValueError("must be >= 1 or 'auto'")
         return v
+
+    @model_validator(mode="after")
+    def _no_setting_without_effect(self) -> Settings:
+        """Two spec keys the engine cannot honour otherwise: refused, never ignored."""
+        if abs(self.tp1_pct + self.tp2_pct - 1.0) > 1e-9:
+            raise ValueError(
+                f"tp2_pct: must be 1 - tp1_pct = {1.0 - self.tp1_pct:g} (what is left after "
+                f"TP1 rides to TP2), got {self.tp2_pct:g}"
+            )
+        if not self.fill_on_next_quote:
+            raise ValueError(
+                "fill_on_next_quote: only true is supported (market orders fill at the first "
+                "quote after the deciding close, SPEC §12.4)"
+            )
+        return self
 
     def effective_workers(self) -> int:
         """Worker count with ``auto`` resolved to CPU/2 (SPEC §12.5), at least 1."""

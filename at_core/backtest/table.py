@@ -2,30 +2,18 @@
 
 Input is the MERGED stage-1 + stage-2 arrays of one run, ``{**stage1, **stage2(stage1,
 settings)}`` (what ``auction-trader features`` stores under ``<db_dir>/stage1`` plus what
-``at_core.features.engine.stage2`` recomputes per grid point). Everything here is a
-column rename or a vectorised pass; no feature is recomputed.
+``at_core.features.engine.stage2`` recomputes per grid point). The table is built in Rust
+(``rust/at-backtest/src/features.rs``) by the same code the streaming driver runs at every
+minute close: column renames, the BVC fallback (SPEC §5.9) and the fill references (the
+first quote strictly after each close; a quiet minute is skipped). Nothing is recomputed
+here, and a missing column is an error naming it.
 
-Domain pitfalls handled here:
-
-* **Fill references look ahead on purpose, and only by one quote.** A decision taken at
-  the close of minute ``m`` (``ts_min + 59_999``) fills against the first L1 quote with
-  ``ts >= ts_min[m] + 60_000``. Stage 1 stores each minute's *first* quote (``fq_*``), so
-  the reference of row ``m`` is ``fq_*`` of the next row ``j > m`` that has one (a quiet
-  minute without quote updates is skipped, the quote still in force is older than the
-  close and would be a look-ahead-free but stale — and wrong — price). None after the
-  last quote of the data: NaN prices, ``next_quote_ts = -1``.
-* **The value area is not tradeable before the warm-up.** The feature engine's
-  ``va_valid`` only checks ``min_va_bins``; in the first hours of data the 240-minute
-  profile holds less than its window and a VA from 20 minutes of trades passes that
-  test. SPEC §14/§15: the full warm-up is required before signals are valid, so
-  ``va_valid`` here also requires that the rolling window ending at the minute starts at
-  or after the first minute of data (``warmup_minutes`` minutes of history including the
-  minute itself). The first minute of data may be partial if the data starts mid-minute;
-  it still counts as one.
-* **BVC fallback (SPEC §5.9).** Stage 2 fills ``bvc_net`` only when ``use_bvc_fallback``
-  is on (NaN otherwise). When it carries values, order flow is the BVC proxy, exactly as
-  ``features_1m.of_1m`` stores it; this keeps the signature settings-free so the grid can
-  sweep ``use_bvc_fallback`` (a stage-2 key) through the same call.
+Domain pitfall still handled here until the feature engine owns it: **the value area is
+not tradeable before the warm-up.** The feature engine's ``va_valid`` only checks
+``min_va_bins``; in the first hours of data the 240-minute profile holds less than its
+window and a VA from 20 minutes of trades passes that test. SPEC §16.1: the full warm-up is
+required before signals are valid, so ``va_valid`` here also requires that the rolling
+window ending at the minute starts at or after the first minute of data.
 """
 
 from __future__ import annotations
@@ -38,34 +26,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from at_core import _core
 from at_core.backtest import MINUTE_TABLE_COLUMNS
 from at_core.config import Settings
-from at_core.errors import InputError
+from at_core.errors import CoreError, InputError
 
 MINUTE_MS = 60_000
-
-#: Table column ← engine column, for columns that are a plain copy (with dtype cast).
-RENAMES: dict[str, str] = {
-    "ts_min": "ts_min",
-    "open": "open",
-    "high": "high",
-    "low": "low",
-    "close": "close",
-    "volume": "volume",
-    "max_trade_gap": "max_trade_gap",
-    "mid_close": "mid_close",
-    "spread_avg": "spread_avg_60m",
-    "poc": "poc",
-    "vah": "vah",
-    "val": "val",
-    "qimb_close": "qimb_close",
-    "qimb_ema": "qimb_ema_60s",
-    "ambiguous_frac": "ambiguous_trade_frac_1m",
-    "low_ts": "low_ts",
-    "high_ts": "high_ts",
-}
-#: Engine columns read besides :data:`RENAMES`.
-OTHER_INPUTS = ("va_valid", "of_1m", "of_norm_1m", "fq_ts", "fq_bid_px", "fq_ask_px")
 
 
 def default_warmup(settings: Settings | None = None) -> int:
@@ -79,30 +45,6 @@ def default_warmup(settings: Settings | None = None) -> int:
     return max(int(settings.warmup_minutes), int(settings.rolling_window_minutes))
 
 
-def next_quote_refs(
-    fq_ts: NDArray[Any], fq_bid: NDArray[Any], fq_ask: NDArray[Any]
-) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
-    """Row ``m`` → the first-quote fields of the first row ``j > m`` whose ``fq_ts >= 0``
-    (backward fill of the next row that has a quote); -1 / NaN after the last one."""
-    fq_ts = np.asarray(fq_ts, dtype=np.int64)
-    n = len(fq_ts)
-    has = np.flatnonzero(fq_ts >= 0)
-    # index of the first row with a quote strictly after each row m
-    k = np.searchsorted(has, np.arange(n, dtype=np.int64), side="right")
-    ok = k < len(has)
-    src = has[np.minimum(k, len(has) - 1)] if len(has) else np.zeros(n, dtype=np.int64)
-    ts = np.where(ok, fq_ts[src], -1) if len(has) else np.full(n, -1, dtype=np.int64)
-    bid = np.asarray(fq_bid, dtype=np.float64)
-    ask = np.asarray(fq_ask, dtype=np.float64)
-    if len(has):
-        nb = np.where(ok, bid[src], np.nan)
-        na = np.where(ok, ask[src], np.nan)
-    else:
-        nb = np.full(n, np.nan)
-        na = np.full(n, np.nan)
-    return ts.astype(np.int64), nb.astype(np.float64), na.astype(np.float64)
-
-
 def warm_mask(ts_min: NDArray[Any], warmup_minutes: int) -> NDArray[np.bool_]:
     """True where the ``warmup_minutes``-minute window ending at the minute lies inside
     the data (starts at or after the first minute)."""
@@ -113,48 +55,33 @@ def warm_mask(ts_min: NDArray[Any], warmup_minutes: int) -> NDArray[np.bool_]:
 
 
 def minute_table(
-    arrays: dict[str, NDArray[Any]], warmup_minutes: int | None = None
+    arrays: dict[str, NDArray[Any]],
+    warmup_minutes: int | None = None,
+    *,
+    use_bvc: bool | None = None,
 ) -> dict[str, NDArray[Any]]:
     """The backtester's table from merged stage-1 + stage-2 arrays (see the module doc).
 
     ``warmup_minutes``: history a VA needs before it is tradeable; default
-    :func:`default_warmup` of the spec defaults (240).
+    :func:`default_warmup` of the spec defaults (240). ``use_bvc``: the
+    ``use_bvc_fallback`` setting (default: whether ``bvc_net`` carries values, which stage 2
+    fills only when the setting is on).
     """
-    need = list(RENAMES.values()) + list(OTHER_INPUTS)
-    missing = [k for k in need if k not in arrays]
-    if missing:
-        stage1_only = {"max_trade_gap", "low_ts", "high_ts", "fq_ts", "fq_bid_px", "fq_ask_px"}
-        hint = (
-            " (stage-1 summaries from an older feature engine: re-run `auction-trader features`)"
-            if set(missing) & stage1_only
-            else ""
-        )
-        raise InputError(f"feature arrays lack column(s) {', '.join(missing)}{hint}")
-    ts = np.asarray(arrays["ts_min"], dtype=np.int64)
-    n = len(ts)
-    bad = [k for k in need if len(arrays[k]) != n]
-    if bad:
-        raise InputError(
-            f"feature arrays: column(s) {', '.join(bad)} do not have the {n} rows of ts_min"
-        )
-    out: dict[str, NDArray[Any]] = {}
-    for dst, src in RENAMES.items():
-        out[dst] = np.ascontiguousarray(arrays[src], dtype=MINUTE_TABLE_COLUMNS[dst])
-    vol = out["volume"]
-    bvc = arrays.get("bvc_net")
-    if bvc is not None and len(bvc) == n and np.isfinite(np.asarray(bvc, dtype=np.float64)).any():
-        of = np.asarray(bvc, dtype=np.float64).copy()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            of_norm = np.where(vol > 0, of / np.where(vol > 0, vol, 1.0), np.nan)
-    else:
-        of = np.asarray(arrays["of_1m"], dtype=np.float64)
-        of_norm = np.asarray(arrays["of_norm_1m"], dtype=np.float64)
-    out["of_1m"] = np.ascontiguousarray(of)
-    out["of_norm_1m"] = np.ascontiguousarray(of_norm)
-    warm = warm_mask(ts, default_warmup() if warmup_minutes is None else warmup_minutes)
-    out["va_valid"] = np.ascontiguousarray(np.asarray(arrays["va_valid"], dtype=np.bool_) & warm)
-    nts, nb, na = next_quote_refs(arrays["fq_ts"], arrays["fq_bid_px"], arrays["fq_ask_px"])
-    out["next_quote_ts"], out["next_bid"], out["next_ask"] = nts, nb, na
+    if use_bvc is None:
+        bvc = arrays.get("bvc_net")
+        use_bvc = bvc is not None and bool(np.isfinite(np.asarray(bvc, dtype=np.float64)).any())
+    try:
+        out = dict(_core.backtest_minute_table(arrays, use_bvc))
+    except CoreError as exc:
+        stage1_only = ("max_trade_gap", "low_ts", "high_ts", "fq_ts", "fq_bid_px", "fq_ask_px")
+        if "missing" in str(exc) and any(f"`{c}`" in str(exc) for c in stage1_only):
+            raise InputError(
+                f"{exc} (stage-1 summaries from an older feature engine: "
+                "re-run `auction-trader features`)"
+            ) from exc
+        raise InputError(str(exc)) from exc
+    warm = warm_mask(out["ts_min"], default_warmup() if warmup_minutes is None else warmup_minutes)
+    out["va_valid"] = np.ascontiguousarray(out["va_valid"] & warm)
     return {k: out[k] for k in MINUTE_TABLE_COLUMNS}
 
 

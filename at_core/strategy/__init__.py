@@ -13,51 +13,9 @@ from typing import Any
 from at_core import _core
 from at_core.config import Settings
 
-#: Settings keys the kernel and the fill model read (same names on both sides).
-KERNEL_KEYS: tuple[str, ...] = (
-    "tick_size",
-    "qty_step",
-    "min_qty",
-    "min_notional",
-    "accept_outside_k",
-    "crossing_spread_mult",
-    "pullback_spread_mult",
-    "ambiguous_trade_frac_max",
-    "use_qimb",
-    "qimb_signal_source",
-    "qimb_entry_min",
-    "qimb_breakout_min",
-    "qimb_fail_min",
-    "of_threshold_mode",
-    "of_entry_min",
-    "of_entry_min_norm",
-    "of_breakout_min",
-    "of_breakout_min_norm",
-    "of_fail_min",
-    "of_fail_min_norm",
-    "risk_pct",
-    "max_leverage",
-    "tp1_pct",
-    "move_stop_to_breakeven_after_tp1",
-    "max_hold_minutes",
-    "extend_if_profitable",
-    "cooldown_minutes",
-    "stop_buffer_ticks",
-    "max_daily_loss_pct",
-    "enable_retest_mode",
-    "enable_flip_on_signal",
-    "use_limit_for_entry",
-    "use_market_for_exit",
-    "limit_price_mode",
-    "limit_order_timeout_minutes",
-    "taker_fee_bps",
-    "maker_fee_bps",
-    "slippage_ticks_entry",
-    "slippage_ticks_exit",
-    "funding_rate_8h_bps",
-    "stop_fill_mode",
-    "initial_equity",
-)
+#: Settings keys the kernel and the fill model read (same names on both sides), declared
+#: once in Rust (``rust/at-strategy/src/param_keys.rs``).
+KERNEL_KEYS: tuple[str, ...] = tuple(_core.strategy_param_keys())
 
 #: Fields of one kernel minute (``MinuteInput``); see ``at_core/_core.pyi``.
 MINUTE_FIELDS: tuple[str, ...] = (

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from at_core.backtest import MINUTE_TABLE_COLUMNS
-from at_core.backtest.table import minute_table, next_quote_refs, slice_table, warm_mask
+from at_core.backtest.table import minute_table, slice_table, warm_mask
 from at_core.errors import InputError
 
 M = 60_000
@@ -140,18 +140,22 @@ def test_slice_rebases_tick_path() -> None:
 def test_no_look_ahead_and_first_later_quote(rows: list[tuple[bool, int, int]]) -> None:
     """Generated minute grids (with gaps between rows and quiet minutes): every finite fill
     reference is strictly after its minute's close, and it is the earliest first-quote of
-    any later row (brute force)."""
+    any later row (brute force against the Rust table builder)."""
     ts = []
     t = T0
     for _, _, gap in rows:
         ts.append(t)
         t += gap * M
+    n = len(rows)
     ts_a = np.array(ts, dtype=np.int64)
     fq_ts = np.array([ts[i] + off if has else -1 for i, (has, off, _) in enumerate(rows)])
-    bid = np.where(fq_ts >= 0, 100.0 + np.arange(len(rows)), np.nan)
-    nts, nb, na = next_quote_refs(fq_ts, bid, bid + 0.1)
-    for m in range(len(rows)):
-        later = [j for j in range(m + 1, len(rows)) if fq_ts[j] >= 0]
+    bid = np.where(fq_ts >= 0, 100.0 + np.arange(n), np.nan)
+    a = {k: np.resize(v, n) for k, v in engine_arrays().items()}
+    a.update(ts_min=ts_a, fq_ts=fq_ts, fq_bid_px=bid, fq_ask_px=bid + 0.1)
+    tab = minute_table(a, warmup_minutes=1)
+    nts, nb, na = tab["next_quote_ts"], tab["next_bid"], tab["next_ask"]
+    for m in range(n):
+        later = [j for j in range(m + 1, n) if fq_ts[j] >= 0]
         if np.isfinite(nb[m]):
             assert nts[m] > ts_a[m] + 59_999, "fill at or before the decision"
             assert later and nts[m] == fq_ts[later[0]] and nb[m] == bid[later[0]]

@@ -166,3 +166,35 @@ def test_secrets_env_overrides_dotenv(tmp_path: Path, monkeypatch: pytest.Monkey
     assert s.bybit_api_key == "fromfile" and str(s.database_dir) == "/tmp/x"
     monkeypatch.setenv("BYBIT_API_KEY", "fromenv")
     assert load_secrets(env).bybit_api_key == "fromenv"
+
+
+def test_kernel_keys_match_the_config_stage_tags() -> None:
+    """The kernel's parameter keys are declared once, in Rust; every one is a config key of
+    the strategy stage (the tick size belongs to stage 1 and is shared), and every
+    strategy key is read by the kernel or by the named Python consumer."""
+    from at_core import _core
+    from at_core.config import Settings
+
+    rust = set(_core.strategy_param_keys())
+    assert rust, "no keys exported"
+    assert rust <= set(Settings.model_fields), rust - set(Settings.model_fields)
+    for k in rust:
+        assert Settings.stage_of(k) == ("stage1" if k == "tick_size" else "strategy"), k
+    read_elsewhere = {
+        "funding_source": "selects the funding input (backtest table, streaming replay)",
+        "tp2_pct": "validated: must be 1 - tp1_pct (the kernel sends the rest to TP2)",
+        "fill_on_next_quote": "validated: only true (the one fill model)",
+    }
+    strategy = set(Settings.keys_of_stage("strategy"))
+    assert strategy - rust == set(read_elsewhere), strategy - rust
+
+
+def test_settings_without_effect_are_refused() -> None:
+    from at_core.config import load_settings
+    from at_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tp2_pct"):
+        load_settings(overrides={"tp1_pct": 0.4})
+    load_settings(overrides={"tp1_pct": 0.4, "tp2_pct": 0.6})
+    with pytest.raises(ConfigError, match="fill_on_next_quote"):
+        load_settings(overrides={"fill_on_next_quote": False})

@@ -1,9 +1,7 @@
 //! Quick Rust-side timing of one 30-day backtest and of the batch runner (the official
 //! benchmark is `benches/bench_backtest.py`). `cargo run --release --example bench_backtest`
 use at_backtest::synth::synthetic_table;
-use at_backtest::{
-    run, run_batch, run_metrics, run_metrics_prepared, run_prepared, run_reference, Prepared,
-};
+use at_backtest::{run, run_batch, run_with, Output, Prepared, RunPath};
 use at_strategy::Params;
 use std::time::Instant;
 
@@ -54,14 +52,24 @@ fn main() {
         }
         (best, r)
     };
-    let (b, trades) = time(&|| run_metrics(&v, &rows, p).unwrap().n_trades);
+    let (b, trades) = time(&|| {
+        run_with(&v, p, RunPath::Reference { rows: &rows }, Output::Metrics)
+            .map(|r| r.metrics)
+            .unwrap()
+            .n_trades
+    });
     report(
         &format!("single 30d, reference path, metrics only ({trades} trades)"),
         b,
     );
     let mut prep = Prepared::with_rows(&v);
     prep.add(&v, &p).unwrap();
-    let (b, _) = time(&|| run_metrics_prepared(&v, &prep, p).unwrap().n_trades);
+    let (b, _) = time(&|| {
+        run_with(&v, p, RunPath::Prepared(&prep), Output::Metrics)
+            .map(|r| r.metrics)
+            .unwrap()
+            .n_trades
+    });
     report("single 30d, prepared path, metrics only (prep excluded)", b);
     let (b, _) = time(&|| {
         let mut pr = Prepared::new(&v);
@@ -69,11 +77,21 @@ fn main() {
         pr.ambiguity.n
     });
     report("  prepare (minutes + idle plan)", b);
-    let (b, _) = time(&|| run_reference(&v, p).unwrap().metrics.n_trades);
-    report("single 30d full output, reference (run_reference)", b);
+    let (b, _) = time(&|| {
+        run_with(&v, p, RunPath::Reference { rows: &[] }, Output::Full)
+            .unwrap()
+            .metrics
+            .n_trades
+    });
+    report("single 30d full output, reference (RunPath::Reference)", b);
     let (b, _) = time(&|| run(&v, p).unwrap().metrics.n_trades);
     report("single 30d full output (run)", b);
-    let (b, _) = time(&|| run_prepared(&v, &prep, p).unwrap().metrics.n_trades);
+    let (b, _) = time(&|| {
+        run_with(&v, p, RunPath::Prepared(&prep), Output::Full)
+            .unwrap()
+            .metrics
+            .n_trades
+    });
     report("single 30d full output, prepared table (prep excluded)", b);
     if std::env::var("NOBATCH").is_ok() {
         return;

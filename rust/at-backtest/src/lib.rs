@@ -6,14 +6,16 @@
 //! inner loop: the table is never copied per set).
 
 pub mod engine;
+pub mod features;
 pub mod metrics;
 pub mod prepared;
+pub mod stream;
 pub mod synth;
 pub mod table;
 
 pub use engine::{
-    run, run_batch, run_metrics, run_metrics_prepared, run_prepared, run_reference, BacktestResult,
-    DecisionRow, Decisions, Engine, TradeRecord,
+    run, run_batch, run_with, BacktestResult, Core, DecisionRow, Decisions, Engine, Output,
+    RunPath, TradeRecord,
 };
 pub use metrics::Metrics;
 pub use prepared::Prepared;

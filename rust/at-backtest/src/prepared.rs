@@ -1,6 +1,6 @@
 //! Per-table work shared by every backtest over one feature table.
 //!
-//! The straightforward path (`run_reference`, `Engine::new`) recomputes, for every
+//! The straightforward path (`RunPath::Reference`, `Engine::new`) recomputes, for every
 //! parameter set and minute, things that depend on the table alone or on a handful of
 //! parameters most grids never vary: the acceptance sequences
 //! and breakin / failed-breakout signals (`at_strategy::prepare_minutes`, keyed by
@@ -246,7 +246,7 @@ impl Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{run, run_batch, run_metrics, run_prepared, run_reference, BacktestResult};
+    use crate::engine::{run, run_batch, run_with, BacktestResult, Output, RunPath};
     use crate::synth::synthetic_table;
     use at_strategy::{LimitPriceMode, OfThresholdMode, QimbSource, StopFillMode};
 
@@ -322,14 +322,14 @@ mod tests {
             let v = t.view();
             let ps = sets();
             for p in &ps {
-                let a = run_reference(&v, *p).unwrap();
+                let a = run_with(&v, *p, RunPath::Reference { rows: &[] }, Output::Full).unwrap();
                 let mut prep = if seed % 2 == 0 {
                     Prepared::new(&v)
                 } else {
                     Prepared::with_rows(&v)
                 };
                 prep.add(&v, p).unwrap();
-                let b = run_prepared(&v, &prep, *p).unwrap();
+                let b = run_with(&v, *p, RunPath::Prepared(&prep), Output::Full).unwrap();
                 assert!(
                     a.metrics.n_trades > 0.0,
                     "seed {seed}: no trades, weak test"
@@ -341,7 +341,9 @@ mod tests {
                     fingerprint(&c),
                     "scan path, seed {seed} {p:?}"
                 );
-                let m = run_metrics(&v, &[], *p).unwrap();
+                let m = run_with(&v, *p, RunPath::Reference { rows: &[] }, Output::Metrics)
+                    .map(|r| r.metrics)
+                    .unwrap();
                 assert_eq!(
                     a.metrics.values().map(f64::to_bits),
                     m.values().map(f64::to_bits)
@@ -350,7 +352,9 @@ mod tests {
             for threads in [1, 2] {
                 let batch = run_batch(&v, &ps, threads).unwrap();
                 for (p, r) in ps.iter().zip(batch) {
-                    let want = run_reference(&v, *p).unwrap().metrics;
+                    let want = run_with(&v, *p, RunPath::Reference { rows: &[] }, Output::Full)
+                        .unwrap()
+                        .metrics;
                     assert_eq!(
                         r.unwrap().values().map(f64::to_bits),
                         want.values().map(f64::to_bits),
@@ -386,7 +390,7 @@ mod tests {
             rate: &rate,
         });
         for p in sets() {
-            let a = run_reference(&v, p).unwrap();
+            let a = run_with(&v, p, RunPath::Reference { rows: &[] }, Output::Full).unwrap();
             assert!(a.metrics.n_trades > 0.0);
             assert_eq!(fingerprint(&a), fingerprint(&run(&v, p).unwrap()), "{p:?}");
         }
@@ -418,10 +422,10 @@ mod tests {
             max_daily_loss_pct: 0.005,
             ..Params::default()
         };
-        let a = run_reference(&v, p).unwrap();
+        let a = run_with(&v, p, RunPath::Reference { rows: &[] }, Output::Full).unwrap();
         let mut prep = Prepared::new(&v);
         prep.add(&v, &p).unwrap();
-        let b = run_prepared(&v, &prep, p).unwrap();
+        let b = run_with(&v, p, RunPath::Prepared(&prep), Output::Full).unwrap();
         assert!(a.metrics.n_kill_switch > 0.0);
         assert_eq!(fingerprint(&a), fingerprint(&b));
         assert_eq!(fingerprint(&a), fingerprint(&run(&v, p).unwrap()));

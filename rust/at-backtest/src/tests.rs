@@ -5,7 +5,7 @@ use at_strategy::{LimitPriceMode, MinuteInput, Params, Reason, StopFillMode};
 
 use crate::synth::synthetic_table;
 use crate::table::OwnedTable;
-use crate::{run, run_batch, run_metrics};
+use crate::{run, run_batch, run_with, Output, RunPath};
 
 pub(crate) const M: i64 = 60_000;
 /// 07:58 UTC on some day, so that the 08:00 funding instant falls two minutes in.
@@ -607,7 +607,19 @@ fn batch_equals_single_runs_for_any_thread_count() {
         let full = run(&t.view(), *p).unwrap().metrics;
         assert_eq!(one[i].as_ref().unwrap(), &full);
         assert_eq!(two[i].as_ref().unwrap(), &full);
-        assert_eq!(run_metrics(&t.view(), &t.view().rows(), *p).unwrap(), full);
+        assert_eq!(
+            run_with(
+                &t.view(),
+                *p,
+                RunPath::Reference {
+                    rows: &t.view().rows()
+                },
+                Output::Metrics
+            )
+            .map(|r| r.metrics)
+            .unwrap(),
+            full
+        );
     }
 }
 

@@ -179,7 +179,7 @@ fn metrics_dict<'py>(py: Python<'py>, m: &Metrics) -> PyResult<Bound<'py, PyDict
     Ok(d)
 }
 
-fn result_dict<'py>(py: Python<'py>, r: BacktestResult) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn result_dict<'py>(py: Python<'py>, r: BacktestResult) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
     out.set_item("metrics", metrics_dict(py, &r.metrics)?)?;
     let t = &r.trades;
@@ -327,7 +327,7 @@ fn backtest_metric_names() -> Vec<&'static str> {
     Metrics::NAMES.to_vec()
 }
 
-fn owned_dict<'py>(py: Python<'py>, t: OwnedTable) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn owned_dict<'py>(py: Python<'py>, t: OwnedTable) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("ts_min", t.ts_min.into_pyarray(py))?;
     d.set_item("open", t.open.into_pyarray(py))?;

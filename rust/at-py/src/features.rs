@@ -38,7 +38,7 @@ fn get<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyR
     }
 }
 
-fn configs(d: &Bound<'_, PyDict>) -> PyResult<(Stage1Config, Stage2Config)> {
+pub(crate) fn configs(d: &Bound<'_, PyDict>) -> PyResult<(Stage1Config, Stage2Config)> {
     let mut c1 = Stage1Config::default();
     let mut c2 = Stage2Config::default();
     if let Some(v) = get::<f64>(d, "tick_size")? {
@@ -111,7 +111,13 @@ fn slice<'a, T: numpy::Element>(
         .map_err(|_| bad(what, format!("`{key}` must be contiguous")))
 }
 
-fn ticks_of(scale: &PriceScale, p: f64, what: &str, i: usize, key: &str) -> PyResult<i64> {
+pub(crate) fn ticks_of(
+    scale: &PriceScale,
+    p: f64,
+    what: &str,
+    i: usize,
+    key: &str,
+) -> PyResult<i64> {
     let t = scale.ticks(p);
     if !p.is_finite() || (scale.price(t) - p).abs() > scale.tick() * 1e-6 {
         return Err(bad(
@@ -125,7 +131,7 @@ fn ticks_of(scale: &PriceScale, p: f64, what: &str, i: usize, key: &str) -> PyRe
     Ok(t)
 }
 
-struct TradeArrays<'py> {
+pub(crate) struct TradeArrays<'py> {
     ts: PyReadonlyArray1<'py, i64>,
     seq: PyReadonlyArray1<'py, i64>,
     px: PyReadonlyArray1<'py, f64>,
@@ -133,7 +139,7 @@ struct TradeArrays<'py> {
     side: PyReadonlyArray1<'py, i8>,
 }
 
-struct QuoteArrays<'py> {
+pub(crate) struct QuoteArrays<'py> {
     ts: PyReadonlyArray1<'py, i64>,
     seq: PyReadonlyArray1<'py, i64>,
     bp: PyReadonlyArray1<'py, f64>,
@@ -143,7 +149,9 @@ struct QuoteArrays<'py> {
 }
 
 /// trades dict: ts_ms i64, seq i64, price f64, size f64, exchange_side i8.
-fn trade_arrays<'py>(d: Option<&Bound<'py, PyDict>>) -> PyResult<Option<TradeArrays<'py>>> {
+pub(crate) fn trade_arrays<'py>(
+    d: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Option<TradeArrays<'py>>> {
     let Some(d) = d else { return Ok(None) };
     let w = "trades";
     Ok(Some(TradeArrays {
@@ -156,7 +164,9 @@ fn trade_arrays<'py>(d: Option<&Bound<'py, PyDict>>) -> PyResult<Option<TradeArr
 }
 
 /// quotes dict: ts_ms i64, seq i64, bid_px f64, bid_sz f64, ask_px f64, ask_sz f64.
-fn quote_arrays<'py>(d: Option<&Bound<'py, PyDict>>) -> PyResult<Option<QuoteArrays<'py>>> {
+pub(crate) fn quote_arrays<'py>(
+    d: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Option<QuoteArrays<'py>>> {
     let Some(d) = d else { return Ok(None) };
     let w = "quotes";
     Ok(Some(QuoteArrays {
@@ -169,7 +179,10 @@ fn quote_arrays<'py>(d: Option<&Bound<'py, PyDict>>) -> PyResult<Option<QuoteArr
     }))
 }
 
-fn trade_cols<'a>(a: &'a Option<TradeArrays<'_>>, scale: PriceScale) -> PyResult<TradeColumns<'a>> {
+pub(crate) fn trade_cols<'a>(
+    a: &'a Option<TradeArrays<'_>>,
+    scale: PriceScale,
+) -> PyResult<TradeColumns<'a>> {
     let w = "trades";
     let c = match a {
         None => TradeColumns::new(&[], &[], &[], &[], &[], scale),
@@ -185,7 +198,10 @@ fn trade_cols<'a>(a: &'a Option<TradeArrays<'_>>, scale: PriceScale) -> PyResult
     c.map_err(to_py)
 }
 
-fn quote_cols<'a>(a: &'a Option<QuoteArrays<'_>>, scale: PriceScale) -> PyResult<QuoteColumns<'a>> {
+pub(crate) fn quote_cols<'a>(
+    a: &'a Option<QuoteArrays<'_>>,
+    scale: PriceScale,
+) -> PyResult<QuoteColumns<'a>> {
     let w = "quotes";
     let c = match a {
         None => QuoteColumns::new(&[], &[], &[], &[], &[], &[], scale),

@@ -9,6 +9,7 @@ mod errors;
 mod features;
 mod ingest;
 mod strategy;
+mod stream;
 mod synth;
 
 /// Version of the compiled core, to check the extension matches the Python package.
@@ -25,5 +26,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ingest::register(m)?;
     strategy::register(m)?;
     backtest::register(m)?;
+    stream::register(m)?;
     Ok(())
 }

@@ -6,12 +6,12 @@
 //! strings, and the result is validated (errors name the key).
 
 use at_strategy::{
-    event, sig, Decision, EntryOrder, ExitKind, Kernel, LimitPriceMode, MinuteInput,
-    OfThresholdMode, Params, QimbSource, Reason, StopFillMode,
+    event, sig, Decision, EntryOrder, ExitKind, Kernel, MinuteInput, ParamKind, ParamValue, Params,
+    Reason, PARAM_KEYS,
 };
 use at_types::AtError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBool, PyDict, PyList};
 
 use crate::errors::to_py;
 
@@ -35,110 +35,42 @@ fn get<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyR
     }
 }
 
-/// Kernel + fill-model parameters from a dict of config keys.
+/// Kernel + fill-model parameters from a dict of config keys (`at_strategy::PARAM_KEYS`;
+/// any other key is an error naming it, a missing key keeps the config default).
 pub(crate) fn params_from_dict(d: &Bound<'_, PyDict>) -> PyResult<Params> {
     let mut p = Params::default();
-    macro_rules! set {
-        ($t:ty, $($key:ident),+) => {
-            $( if let Some(v) = get::<$t>(d, stringify!($key))? { p.$key = v; } )+
+    for (k, v) in d.iter() {
+        let key: String = k
+            .extract()
+            .map_err(|_| bad_key(&format!("{k}"), "parameter keys must be strings".into()))?;
+        let Some((_, kind)) = PARAM_KEYS.iter().find(|(n, _)| *n == key) else {
+            return Err(bad_key(
+                &key,
+                "not a strategy or execution parameter".into(),
+            ));
         };
-    }
-    set!(
-        f64,
-        tick_size,
-        qty_step,
-        min_qty,
-        min_notional,
-        crossing_spread_mult,
-        pullback_spread_mult,
-        ambiguous_trade_frac_max,
-        qimb_entry_min,
-        qimb_breakout_min,
-        qimb_fail_min,
-        of_entry_min,
-        of_entry_min_norm,
-        of_breakout_min,
-        of_breakout_min_norm,
-        of_fail_min,
-        of_fail_min_norm,
-        risk_pct,
-        max_leverage,
-        tp1_pct,
-        max_daily_loss_pct,
-        taker_fee_bps,
-        maker_fee_bps,
-        slippage_ticks_entry,
-        slippage_ticks_exit,
-        funding_rate_8h_bps,
-        initial_equity
-    );
-    set!(
-        u32,
-        accept_outside_k,
-        max_hold_minutes,
-        cooldown_minutes,
-        stop_buffer_ticks,
-        limit_order_timeout_minutes
-    );
-    set!(
-        bool,
-        use_qimb,
-        move_stop_to_breakeven_after_tp1,
-        extend_if_profitable,
-        enable_retest_mode,
-        enable_flip_on_signal,
-        use_limit_for_entry,
-        use_market_for_exit
-    );
-    if let Some(v) = get::<String>(d, "of_threshold_mode")? {
-        p.of_threshold_mode = match v.as_str() {
-            "raw" => OfThresholdMode::Raw,
-            "norm" => OfThresholdMode::Norm,
-            "either" => OfThresholdMode::Either,
-            "both" => OfThresholdMode::Both,
-            _ => {
-                return Err(bad_key(
-                    "of_threshold_mode",
-                    format!("expected raw|norm|either|both, got `{v}`"),
-                ))
+        let wrong = |want: &str| bad_key(&key, format!("expected {want}, got {v}"));
+        let s: String;
+        let value = match kind {
+            // a bool is an int in Python: refuse it where a number is meant
+            ParamKind::F64 if !v.is_instance_of::<PyBool>() => {
+                ParamValue::F64(v.extract().map_err(|_| wrong("a number"))?)
             }
-        };
-    }
-    if let Some(v) = get::<String>(d, "limit_price_mode")? {
-        p.limit_price_mode = match v.as_str() {
-            "close" => LimitPriceMode::Close,
-            "boundary" => LimitPriceMode::Boundary,
-            _ => {
-                return Err(bad_key(
-                    "limit_price_mode",
-                    format!("expected close|boundary, got `{v}`"),
-                ))
+            ParamKind::U32 if !v.is_instance_of::<PyBool>() => {
+                ParamValue::U32(v.extract().map_err(|_| wrong("a non-negative integer"))?)
             }
-        };
-    }
-    if let Some(v) = get::<String>(d, "qimb_signal_source")? {
-        p.qimb_source = match v.as_str() {
-            "close" => QimbSource::Close,
-            "ema" => QimbSource::Ema,
-            _ => {
-                return Err(bad_key(
-                    "qimb_signal_source",
-                    format!("expected close|ema, got `{v}`"),
-                ))
+            ParamKind::Bool => ParamValue::Bool(
+                v.cast::<PyBool>()
+                    .map_err(|_| wrong("true or false"))?
+                    .is_true(),
+            ),
+            ParamKind::Choice(_) => {
+                s = v.extract().map_err(|_| wrong("a string"))?;
+                ParamValue::Str(&s)
             }
+            _ => return Err(wrong("a number")),
         };
-    }
-    if let Some(v) = get::<String>(d, "stop_fill_mode")? {
-        p.stop_fill_mode = match v.as_str() {
-            "worst_case" => StopFillMode::WorstCase,
-            "tick_path" => StopFillMode::TickPath,
-            _ => {
-                return Err(bad_key(
-                    "stop_fill_mode",
-                    format!("expected worst_case|tick_path, got `{v}`"),
-                ))
-            }
-        };
+        p.set(&key, value).map_err(to_py)?;
     }
     p.validate().map_err(to_py)?;
     Ok(p)
@@ -401,6 +333,12 @@ fn strategy_reason_codes() -> Vec<&'static str> {
     Reason::ALL.iter().map(|r| r.as_str()).collect()
 }
 
+/// The config keys of the kernel's parameters (declared once, in at-strategy).
+#[pyfunction]
+fn strategy_param_keys() -> Vec<&'static str> {
+    PARAM_KEYS.iter().map(|(k, _)| *k).collect()
+}
+
 /// The kernel parameters a dict resolves to, after validation, as JSON (reports, checks).
 #[pyfunction]
 fn strategy_params_json(params: &Bound<'_, PyDict>) -> PyResult<String> {
@@ -411,5 +349,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyStrategyKernel>()?;
     m.add_function(wrap_pyfunction!(strategy_reason_codes, m)?)?;
     m.add_function(wrap_pyfunction!(strategy_params_json, m)?)?;
+    m.add_function(wrap_pyfunction!(strategy_param_keys, m)?)?;
     Ok(())
 }

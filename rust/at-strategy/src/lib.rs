@@ -7,6 +7,7 @@
 
 pub mod input;
 pub mod kernel;
+pub mod param_keys;
 pub mod params;
 pub mod prepared;
 pub mod reason;
@@ -17,6 +18,7 @@ pub use kernel::{
     Action, Decision, EntryOrder, ExitKind, ExitOrder, IdleCols, Kernel, KernelState, Mode,
     Position, Retest, SeqTrack, Setup,
 };
+pub use param_keys::{ParamKind, ParamValue, PARAM_KEYS};
 pub use params::{LimitPriceMode, OfThresholdMode, Params, QimbSource, StopFillMode};
 pub use prepared::{prepare_minutes, signal_key, PreMinute, SignalKey};
 pub use reason::{event, sig, Reason};

@@ -1,0 +1,103 @@
+"""Thin Python face of the streaming driver (``rust/at-backtest/src/stream.rs``).
+
+The driver is the live graph's trading core in paper mode: ticks and quotes go in as they
+come, the one feature engine, strategy kernel and execution core run in Rust, and each
+closed minute comes back decided. :func:`replay` feeds it a lake's ticks day by day, which
+is what the shadow comparison and the tests do: the result must be bit-identical to the
+batch backtest of the same ticks, because it is the same code (see the Rust module doc).
+Nothing here decides anything.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from at_core import _core
+from at_core.backtest import BacktestRun
+from at_core.config import Settings
+from at_core.errors import InputError
+from at_core.features.engine import engine_config, quotes_arrays, trades_arrays
+from at_core.storage.lake import Lake
+from at_core.strategy import params_dict
+
+
+class StreamingDriver:
+    """Features → kernel → execution core, minute by minute, with paper fills."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        overrides: dict[str, Any] | None = None,
+        funding: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        f_ts, f_rate = (None, None) if funding is None else funding
+        self._d = _core.StreamingDriver(
+            engine_config(settings),
+            params_dict(settings, overrides),
+            None if f_ts is None else np.ascontiguousarray(f_ts, dtype=np.int64),
+            None if f_rate is None else np.ascontiguousarray(f_rate, dtype=np.float64),
+        )
+
+    def push(
+        self, trades: dict[str, np.ndarray] | None, quotes: dict[str, np.ndarray] | None
+    ) -> dict[str, np.ndarray]:
+        """Feed time-sorted trades and quotes; returns the minutes this closed, decided."""
+        return dict(self._d.push(trades, quotes))
+
+    def close_until(self, ts_min: int) -> dict[str, np.ndarray]:
+        """Close and decide every minute through ``ts_min`` (the clock passed it)."""
+        return dict(self._d.close_until(ts_min))
+
+    def finish(self) -> BacktestRun:
+        """End of data: the full result, as a backtest of the same ticks."""
+        r = self._d.finish()
+        return BacktestRun(
+            metrics=dict(r["metrics"]),
+            trades=r["trades"],
+            equity=r["equity"],
+            decisions=r["decisions"],
+        )
+
+    @property
+    def events(self) -> int:
+        return int(self._d.events)
+
+    @property
+    def minutes(self) -> int:
+        return int(self._d.minutes)
+
+
+def replay(
+    db_dir: str | Path,
+    settings: Settings,
+    overrides: dict[str, Any] | None = None,
+    funding: tuple[np.ndarray, np.ndarray] | None = None,
+    progress: bool | None = None,
+) -> BacktestRun:
+    """Feed every tick of the lake, day by day, through a :class:`StreamingDriver`.
+
+    With ``funding_source: history`` and no explicit ``funding``, the stored funding
+    history of the instrument is used (as the batch backtest does)."""
+    lake = Lake(db_dir)
+    if funding is None and settings.funding_source == "history":
+        from at_core.ingest.download import funding_rates
+
+        funding = funding_rates(db_dir, 0, 2**62, symbol=settings.instrument)
+    days = sorted(set(lake.days("trades")) | set(lake.days("quotes")))
+    if not days:
+        raise InputError(f"no ticks in {lake.root}: import or generate data first")
+    d = StreamingDriver(settings, overrides, funding)
+    show = sys.stderr.isatty() if progress is None else progress
+    for day in tqdm(days, desc="replay", unit="day", disable=not show, file=sys.stderr):
+        t = lake.read_day("trades", day)
+        q = lake.read_day("quotes", day)
+        d.push(
+            trades_arrays(t) if t.num_rows else None,
+            quotes_arrays(q) if q.num_rows else None,
+        )
+    return d.finish()

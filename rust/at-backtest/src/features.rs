@@ -1,0 +1,349 @@
+//! The one path from a feature point (stage-1 + stage-2 output, by stored column name) to
+//! the kernel's input and the fill model's references: the backtest command, the grid,
+//! the grid report (through `at-py`) and the streaming driver (`crate::stream`) all build
+//! their minute rows here.
+//!
+//! Domain pitfalls handled here, once:
+//! * **Fill references look ahead on purpose, and only by one quote.** A decision taken
+//!   at the close of minute `m` fills against the first L1 quote strictly after it. Stage 1
+//!   keeps each minute's *first* quote (`fq_*`), so the reference of row `m` is the first
+//!   quote of the next row that has one (a quiet minute is skipped: the quote still in
+//!   force at its close is older than the decision). Until such a row exists the
+//!   reference is unknown (NaN prices, ts -1) and an order waiting on it stays pending.
+//! * **BVC fallback (SPEC §5.9).** With `use_bvc_fallback` on, order flow is the BVC
+//!   proxy (`bvc_net`, NaN while its lookback fills) and `of_norm_1m` is that over the
+//!   minute's volume, exactly as `features_1m.of_1m` stores it; off, stage 1's inferred OF.
+//! * **Every column is required.** A missing column is an error naming it, never a
+//!   default; so is a column whose length differs from `ts_min`'s.
+
+use at_strategy::MinuteInput;
+use at_types::AtError;
+
+use crate::table::OwnedTable;
+
+/// Calls `$m!` with the float feature columns as `field: "stored name"`: the one list the
+/// struct, the gathering and the exported names expand.
+macro_rules! with_f64_columns {
+    ($m:ident) => {
+        $m!(
+            open: "open",
+            high: "high",
+            low: "low",
+            close: "close",
+            volume: "volume",
+            max_trade_gap: "max_trade_gap",
+            mid_close: "mid_close",
+            spread_avg_60m: "spread_avg_60m",
+            poc: "poc",
+            vah: "vah",
+            val: "val",
+            of_1m: "of_1m",
+            of_norm_1m: "of_norm_1m",
+            qimb_close: "qimb_close",
+            qimb_ema_60s: "qimb_ema_60s",
+            ambiguous_trade_frac_1m: "ambiguous_trade_frac_1m",
+            bvc_net: "bvc_net",
+            fq_bid_px: "fq_bid_px",
+            fq_ask_px: "fq_ask_px",
+        );
+    };
+}
+
+/// Integer feature columns read (timestamps in UTC ms; -1 = none).
+pub const FEATURE_I64_COLUMNS: [&str; 4] = ["ts_min", "low_ts", "high_ts", "fq_ts"];
+/// Boolean feature columns read.
+pub const FEATURE_BOOL_COLUMNS: [&str; 1] = ["va_valid"];
+
+macro_rules! f64_names {
+    ($($f:ident: $n:literal),* $(,)?) => {
+        /// Float feature columns read (stored names).
+        pub const FEATURE_F64_COLUMNS: &[&str] = &[$($n),*];
+    };
+}
+with_f64_columns!(f64_names);
+
+/// Every feature column the minute rows are built from, in one list (exported to Python).
+pub fn feature_input_columns() -> Vec<&'static str> {
+    FEATURE_I64_COLUMNS
+        .iter()
+        .chain(FEATURE_F64_COLUMNS.iter())
+        .chain(FEATURE_BOOL_COLUMNS.iter())
+        .copied()
+        .collect()
+}
+
+macro_rules! feature_columns {
+    ($($f:ident: $n:literal),* $(,)?) => {
+        /// Borrowed feature columns of consecutive minutes (fields named like the stored
+        /// columns, see [`FEATURE_F64_COLUMNS`]).
+        #[derive(Debug, Clone, Copy)]
+        pub struct FeatureColumns<'a> {
+            pub ts_min: &'a [i64],
+            pub low_ts: &'a [i64],
+            pub high_ts: &'a [i64],
+            pub fq_ts: &'a [i64],
+            pub va_valid: &'a [bool],
+            $(pub $f: &'a [f64],)*
+        }
+
+        impl<'a> FeatureColumns<'a> {
+            /// Gather the columns by name from a caller's store; the error names what is
+            /// missing or of the wrong length.
+            pub fn gather(
+                f64s: impl Fn(&str) -> Option<&'a [f64]>,
+                i64s: impl Fn(&str) -> Option<&'a [i64]>,
+                bools: impl Fn(&str) -> Option<&'a [bool]>,
+            ) -> Result<Self, AtError> {
+                let ts_min = i64s("ts_min").ok_or_else(|| missing("ts_min"))?;
+                let n = ts_min.len();
+                let i = |name: &str| -> Result<&'a [i64], AtError> {
+                    let c = i64s(name).ok_or_else(|| missing(name))?;
+                    same_len(name, c.len(), n).map(|_| c)
+                };
+                let f = |name: &str| -> Result<&'a [f64], AtError> {
+                    let c = f64s(name).ok_or_else(|| missing(name))?;
+                    same_len(name, c.len(), n).map(|_| c)
+                };
+                let va_valid = bools("va_valid").ok_or_else(|| missing("va_valid"))?;
+                same_len("va_valid", va_valid.len(), n)?;
+                Ok(Self {
+                    ts_min,
+                    low_ts: i("low_ts")?,
+                    high_ts: i("high_ts")?,
+                    fq_ts: i("fq_ts")?,
+                    va_valid,
+                    $($f: f($n)?,)*
+                })
+            }
+
+            /// Rows `r` only.
+            pub fn slice(&self, r: std::ops::Range<usize>) -> Self {
+                Self {
+                    ts_min: &self.ts_min[r.clone()],
+                    low_ts: &self.low_ts[r.clone()],
+                    high_ts: &self.high_ts[r.clone()],
+                    fq_ts: &self.fq_ts[r.clone()],
+                    va_valid: &self.va_valid[r.clone()],
+                    $($f: &self.$f[r.clone()],)*
+                }
+            }
+        }
+    };
+}
+with_f64_columns!(feature_columns);
+
+fn missing(name: &str) -> AtError {
+    AtError::InvalidInput {
+        location: format!("feature column `{name}`"),
+        message: "missing (re-run `auction-trader features` if the stored stage-1 summaries \
+                  come from an older feature engine)"
+            .into(),
+    }
+}
+
+fn same_len(name: &str, len: usize, n: usize) -> Result<(), AtError> {
+    if len == n {
+        Ok(())
+    } else {
+        Err(AtError::InvalidInput {
+            location: format!("feature column `{name}`"),
+            message: format!("has {len} rows, `ts_min` has {n}"),
+        })
+    }
+}
+
+impl FeatureColumns<'_> {
+    pub fn len(&self) -> usize {
+        self.ts_min.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ts_min.is_empty()
+    }
+
+    /// The kernel's input for row `i` (`use_bvc`: the `use_bvc_fallback` setting).
+    #[inline]
+    pub fn kernel_input(&self, i: usize, use_bvc: bool) -> MinuteInput {
+        let volume = self.volume[i];
+        let (of_1m, of_norm_1m) = if use_bvc {
+            let of = self.bvc_net[i];
+            (of, if volume > 0.0 { of / volume } else { f64::NAN })
+        } else {
+            (self.of_1m[i], self.of_norm_1m[i])
+        };
+        MinuteInput {
+            ts_min: self.ts_min[i],
+            open: self.open[i],
+            high: self.high[i],
+            low: self.low[i],
+            close: self.close[i],
+            volume,
+            max_trade_gap: self.max_trade_gap[i],
+            mid_close: self.mid_close[i],
+            spread_avg: self.spread_avg_60m[i],
+            poc: self.poc[i],
+            vah: self.vah[i],
+            val: self.val[i],
+            va_valid: self.va_valid[i],
+            of_1m,
+            of_norm_1m,
+            qimb_close: self.qimb_close[i],
+            qimb_ema: self.qimb_ema_60s[i],
+            ambiguous_frac: self.ambiguous_trade_frac_1m[i],
+        }
+    }
+}
+
+/// A minute table under construction: rows appended in time order, each row's fill
+/// reference set when a later row brings its first quote.
+#[derive(Debug, Clone, Default)]
+pub struct TableBuilder {
+    pub table: OwnedTable,
+    /// First row whose fill reference is still unknown.
+    open_refs: usize,
+}
+
+impl TableBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Append the minutes of `cols` (which must follow the rows already held).
+    pub fn append(&mut self, cols: &FeatureColumns<'_>, use_bvc: bool) -> Result<(), AtError> {
+        let t = &mut self.table;
+        for i in 0..cols.len() {
+            let ts = cols.ts_min[i];
+            if let Some(&last) = t.ts_min.last() {
+                if ts <= last {
+                    return Err(AtError::OutOfOrder {
+                        location: format!("feature row {i} column `ts_min`"),
+                        message: format!("{ts} does not follow {last}"),
+                    });
+                }
+            }
+            // This minute's first quote is the reference of every earlier row without one.
+            let fq = cols.fq_ts[i];
+            let (fb, fa) = (cols.fq_bid_px[i], cols.fq_ask_px[i]);
+            if fq >= 0 && fb.is_finite() && fa.is_finite() {
+                for j in self.open_refs..t.ts_min.len() {
+                    t.next_quote_ts[j] = fq;
+                    t.next_bid[j] = fb;
+                    t.next_ask[j] = fa;
+                }
+                self.open_refs = t.ts_min.len();
+            }
+            t.push(
+                &cols.kernel_input(i, use_bvc),
+                -1,
+                f64::NAN,
+                f64::NAN,
+                cols.low_ts[i],
+                cols.high_ts[i],
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The backtester's whole table from feature columns (the batch path).
+pub fn minute_table(cols: &FeatureColumns<'_>, use_bvc: bool) -> Result<OwnedTable, AtError> {
+    let mut b = TableBuilder::new();
+    b.append(cols, use_bvc)?;
+    Ok(b.table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Store {
+        f: Vec<(&'static str, Vec<f64>)>,
+        i: Vec<(&'static str, Vec<i64>)>,
+        b: Vec<(&'static str, Vec<bool>)>,
+    }
+
+    fn store(n: usize) -> Store {
+        let mut f: Vec<(&'static str, Vec<f64>)> = FEATURE_F64_COLUMNS
+            .iter()
+            .map(|c| (*c, vec![1.0; n]))
+            .collect();
+        for (name, c) in f.iter_mut() {
+            if *name == "bvc_net" {
+                *c = vec![f64::NAN; n];
+            }
+        }
+        let ts: Vec<i64> = (0..n as i64).map(|k| k * 60_000).collect();
+        Store {
+            f,
+            i: vec![
+                ("ts_min", ts.clone()),
+                ("low_ts", ts.clone()),
+                ("high_ts", ts.clone()),
+                ("fq_ts", ts.iter().map(|t| t + 5).collect()),
+            ],
+            b: vec![("va_valid", vec![true; n])],
+        }
+    }
+
+    fn gather(s: &Store) -> Result<FeatureColumns<'_>, AtError> {
+        FeatureColumns::gather(
+            |n| s.f.iter().find(|c| c.0 == n).map(|c| c.1.as_slice()),
+            |n| s.i.iter().find(|c| c.0 == n).map(|c| c.1.as_slice()),
+            |n| s.b.iter().find(|c| c.0 == n).map(|c| c.1.as_slice()),
+        )
+    }
+
+    #[test]
+    fn missing_or_short_columns_are_named() {
+        let mut s = store(3);
+        s.f.retain(|c| c.0 != "qimb_ema_60s");
+        let e = gather(&s).unwrap_err().to_string();
+        assert!(e.contains("qimb_ema_60s") && e.contains("missing"), "{e}");
+        let mut s = store(3);
+        s.b[0].1.pop();
+        let e = gather(&s).unwrap_err().to_string();
+        assert!(e.contains("va_valid") && e.contains("2 rows"), "{e}");
+    }
+
+    #[test]
+    fn references_skip_quiet_minutes_and_stay_unknown_at_the_end() {
+        let mut s = store(4);
+        // minute 1 has no quote: row 0's reference is minute 2's first quote
+        s.i[3].1[1] = -1;
+        let cols = gather(&s).unwrap();
+        let t = minute_table(&cols, false).unwrap();
+        assert_eq!(t.next_quote_ts, vec![120_005, 120_005, 180_005, -1]);
+        assert!(t.next_bid[3].is_nan());
+    }
+
+    #[test]
+    fn appending_in_pieces_equals_one_batch() {
+        let s = store(6);
+        let cols = gather(&s).unwrap();
+        let whole = minute_table(&cols, false).unwrap();
+        let mut b = TableBuilder::new();
+        for k in 0..6 {
+            let one = cols.slice(k..k + 1);
+            b.append(&one, false).unwrap();
+        }
+        assert_eq!(format!("{:?}", b.table), format!("{whole:?}"));
+    }
+
+    #[test]
+    fn bvc_replaces_order_flow_only_when_asked() {
+        let mut s = store(2);
+        for (name, c) in s.f.iter_mut() {
+            match *name {
+                "bvc_net" => *c = vec![f64::NAN, 4.0],
+                "volume" => *c = vec![2.0, 2.0],
+                "of_1m" => *c = vec![0.5, 0.5],
+                _ => {}
+            }
+        }
+        let cols = gather(&s).unwrap();
+        assert_eq!(cols.kernel_input(1, false).of_1m, 0.5);
+        let x = cols.kernel_input(1, true);
+        assert_eq!((x.of_1m, x.of_norm_1m), (4.0, 2.0));
+        assert!(cols.kernel_input(0, true).of_1m.is_nan());
+    }
+}

@@ -1,0 +1,304 @@
+//! The streaming driver: ticks and quotes in as they come, decisions and fills out.
+//!
+//! It chains the one feature engine (`at_features::FeatureEngine`: stage 1 → stage 2) into
+//! the one path from a feature point to the kernel's input (`crate::features`) and the
+//! one execution core (`crate::engine::Core`): at every minute close it appends the
+//! minute's row to a growing minute table, sets the fill reference of earlier rows that
+//! this minute's first quote resolves, and runs that row through exactly the code the
+//! batch backtester runs (`Engine::step`). A day replayed through it therefore gives
+//! bit-identical trades, fills, equity and decisions to `RunPath::Reference` / `run` over the
+//! batch table of the same ticks (tested).
+//!
+//! What it does not know it does not guess: an order whose reference quote has not
+//! arrived stays pending; a minute is decided only when it is closed (by an event of a
+//! later minute or by `close_until`, e.g. on the wall clock in live use).
+//!
+//! Memory: one row per minute is kept (≈ 200 bytes) plus, in tick-path mode, the ticks of
+//! the minute being built only.
+
+use at_features::columns::{output_columns, Columns};
+use at_features::engine::{FeatureEngine, MinuteOutput, QuoteSource, TradeSource};
+use at_features::{PriceScale, Stage1Config, Stage2Config};
+use at_strategy::{Decision, Params, StopFillMode};
+use at_types::{minute_of, AtError, Quote, Trade};
+
+use crate::engine::{BacktestResult, Core, Engine};
+use crate::features::{FeatureColumns, TableBuilder};
+use crate::table::FundingHistory;
+
+/// One decided minute as the driver reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decided {
+    pub decision: Decision,
+    /// Equity marked at the minute's close.
+    pub equity: f64,
+}
+
+/// Ticks + quotes → features → kernel → execution core, one minute at a time.
+pub struct StreamingDriver {
+    fe: FeatureEngine,
+    scale: PriceScale,
+    use_bvc: bool,
+    p: Params,
+    b: TableBuilder,
+    core: Option<Core>,
+    funding_ts: Vec<i64>,
+    funding_rate: Vec<f64>,
+    has_funding: bool,
+    tick_path: bool,
+    /// Latest event's minute (`i64::MIN` before the first event).
+    cur_min: i64,
+    events: u64,
+}
+
+impl StreamingDriver {
+    /// `funding`: the venue's funding instants and rates (`funding_source: history`);
+    /// `None` = the fixed rate of `p` at 00/08/16 UTC.
+    pub fn new(
+        c1: Stage1Config,
+        c2: Stage2Config,
+        p: Params,
+        funding: Option<(Vec<i64>, Vec<f64>)>,
+    ) -> Result<Self, AtError> {
+        p.validate()?;
+        if (p.tick_size - c1.tick_size).abs() > 0.0 {
+            return Err(AtError::InvalidConfig {
+                key: "tick_size".into(),
+                message: format!(
+                    "the strategy's tick size {} differs from the feature engine's {}",
+                    p.tick_size, c1.tick_size
+                ),
+            });
+        }
+        let scale = PriceScale::new(c1.tick_size);
+        let use_bvc = c2.use_bvc_fallback;
+        let (has_funding, (funding_ts, funding_rate)) = match funding {
+            Some(f) => (true, f),
+            None => (false, (Vec::new(), Vec::new())),
+        };
+        if has_funding {
+            let fh = FundingHistory {
+                ts: &funding_ts,
+                rate: &funding_rate,
+            };
+            // the same checks as a batch table's
+            let t = crate::table::OwnedTable::default();
+            let mut v = t.view();
+            v.funding = Some(fh);
+            v.validate()?;
+        }
+        let mut b = TableBuilder::new();
+        let tick_path = p.stop_fill_mode == StopFillMode::TickPath;
+        if tick_path {
+            b.table.tick_start.push(0);
+        }
+        Ok(Self {
+            fe: FeatureEngine::new(c1, c2)?,
+            scale,
+            use_bvc,
+            p,
+            b,
+            core: None,
+            funding_ts,
+            funding_rate,
+            has_funding,
+            tick_path,
+            cur_min: i64::MIN,
+            events: 0,
+        })
+    }
+
+    /// Events seen so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Minutes decided so far.
+    pub fn minutes(&self) -> usize {
+        self.b.table.ts_min.len()
+    }
+
+    /// The execution core (kernel, book, working orders), once the first minute closed.
+    pub fn core(&self) -> Option<&Core> {
+        self.core.as_ref()
+    }
+
+    /// One trade (time order across trades and quotes; see `at_features::stage1`). Minutes
+    /// it closes are decided and appended to `out`.
+    #[inline]
+    pub fn push_trade(&mut self, t: Trade, out: &mut Vec<Decided>) -> Result<(), AtError> {
+        self.fe.push_trade(t)?;
+        self.events += 1;
+        self.after_event(t.ts_ms, out)?;
+        if self.tick_path {
+            self.b.table.tick_ts.push(t.ts_ms);
+            self.b
+                .table
+                .tick_price
+                .push(self.scale.price(t.price_ticks));
+        }
+        Ok(())
+    }
+
+    /// One L1 quote; minutes it closes are decided and appended to `out`.
+    #[inline]
+    pub fn push_quote(&mut self, q: Quote, out: &mut Vec<Decided>) -> Result<(), AtError> {
+        self.fe.push_quote(q)?;
+        self.events += 1;
+        self.after_event(q.ts_ms, out)
+    }
+
+    #[inline]
+    fn after_event(&mut self, ts_ms: i64, out: &mut Vec<Decided>) -> Result<(), AtError> {
+        let m = minute_of(ts_ms);
+        if m > self.cur_min {
+            self.cur_min = m;
+            let ready = self.fe.take_ready()?;
+            self.decide_all(ready, out)?;
+        }
+        Ok(())
+    }
+
+    /// Feed sorted trades and quotes in one merged time order (quotes of a millisecond
+    /// before its trades, as the batch feature run does). A bad or out-of-order row stops
+    /// the feed with an error naming it; the rows before it stay fed (a live feed cannot
+    /// be un-seen), so the caller must treat the driver as halted.
+    pub fn feed<T: TradeSource + ?Sized, Q: QuoteSource + ?Sized>(
+        &mut self,
+        trades: &T,
+        quotes: &Q,
+        out: &mut Vec<Decided>,
+    ) -> Result<(), AtError> {
+        let (nt, nq) = (trades.len(), quotes.len());
+        let (mut i, mut j) = (0usize, 0usize);
+        let (mut pt, mut pq) = ((i64::MIN, i64::MIN), (i64::MIN, i64::MIN));
+        let row = |kind: &str, k: usize, e: AtError| AtError::InvalidInput {
+            location: format!("{kind} #{k}"),
+            message: e.to_string(),
+        };
+        while i < nt || j < nq {
+            let quote_next = j < nq && (i == nt || quotes.key(j).0 <= trades.key(i).0);
+            if quote_next {
+                let q = quotes.get_checked(j).map_err(|e| row("quote", j, e))?;
+                if (q.ts_ms, q.seq) < pq {
+                    return Err(AtError::OutOfOrder {
+                        location: format!("quote #{j}"),
+                        message: format!(
+                            "(ts_ms, seq) = ({}, {}) comes after {pq:?}",
+                            q.ts_ms, q.seq
+                        ),
+                    });
+                }
+                pq = (q.ts_ms, q.seq);
+                self.push_quote(q, out).map_err(|e| row("quote", j, e))?;
+                j += 1;
+            } else {
+                let t = trades.get_checked(i).map_err(|e| row("trade", i, e))?;
+                if (t.ts_ms, t.seq) < pt {
+                    return Err(AtError::OutOfOrder {
+                        location: format!("trade #{i}"),
+                        message: format!(
+                            "(ts_ms, seq) = ({}, {}) comes after {pt:?}",
+                            t.ts_ms, t.seq
+                        ),
+                    });
+                }
+                pt = (t.ts_ms, t.seq);
+                self.push_trade(t, out).map_err(|e| row("trade", i, e))?;
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Close every minute up to and including `ts_min` (the wall clock passed its end with
+    /// no later event) and decide them.
+    pub fn close_until(&mut self, ts_min: i64, out: &mut Vec<Decided>) -> Result<(), AtError> {
+        let ready = self.fe.close_minute(ts_min)?;
+        self.decide_all(ready, out)
+    }
+
+    fn decide_all(
+        &mut self,
+        ready: Vec<MinuteOutput>,
+        out: &mut Vec<Decided>,
+    ) -> Result<(), AtError> {
+        for mo in ready {
+            out.push(self.decide_one(mo)?);
+        }
+        Ok(())
+    }
+
+    /// Append one closed minute and run it through the execution core.
+    fn decide_one(&mut self, mo: MinuteOutput) -> Result<Decided, AtError> {
+        // The same conversion the stored stage-1/stage-2 columns go through.
+        let cols = output_columns(&self.scale, std::slice::from_ref(&mo));
+        let fc = gather(&cols)?;
+        self.b.append(&fc, self.use_bvc)?;
+        let m = self.b.table.ts_min.len() - 1;
+        if self.tick_path {
+            // every tick held so far belongs to this minute (later ones are not pushed yet)
+            let n = self.b.table.tick_ts.len() as u32;
+            self.b.table.tick_start.push(n);
+        }
+        let core = match self.core.take() {
+            Some(c) => c,
+            None => Core::new(
+                self.p,
+                true,
+                self.b.table.ts_min[0],
+                self.funding().as_ref(),
+                1440,
+            )?,
+        };
+        let mut view = self.b.table.view();
+        view.funding = self.funding();
+        let mut e = Engine::bind(&view, &[], core);
+        e.step(m);
+        let core = e.into_core();
+        let d = Decided {
+            decision: *core.decision(),
+            equity: core.decision().equity,
+        };
+        self.core = Some(core);
+        if self.tick_path {
+            // the engine reads a minute's ticks only while deciding it
+            let t = &mut self.b.table;
+            t.tick_ts.clear();
+            t.tick_price.clear();
+            t.tick_start.iter_mut().for_each(|s| *s = 0);
+        }
+        Ok(d)
+    }
+
+    fn funding(&self) -> Option<FundingHistory<'_>> {
+        self.has_funding.then_some(FundingHistory {
+            ts: &self.funding_ts,
+            rate: &self.funding_rate,
+        })
+    }
+
+    /// End of data: close the open minute, decide it, close what is still open at the last
+    /// mark (END_OF_DATA) and return the full result, as `run` would over the same ticks.
+    pub fn finish(mut self, out: &mut Vec<Decided>) -> Result<BacktestResult, AtError> {
+        let ready = self.fe.finish()?;
+        self.decide_all(ready, out)?;
+        let Some(core) = self.core.take() else {
+            return Err(AtError::InvalidInput {
+                location: "streaming driver".into(),
+                message: "no minute was closed: no trade or quote was pushed".into(),
+            });
+        };
+        let mut view = self.b.table.view();
+        view.funding = self.funding();
+        Ok(Engine::bind(&view, &[], core).finish())
+    }
+}
+
+fn gather(c: &Columns) -> Result<FeatureColumns<'_>, AtError> {
+    FeatureColumns::gather(
+        |n| c.f64s.iter().find(|x| x.0 == n).map(|x| x.1.as_slice()),
+        |n| c.i64s.iter().find(|x| x.0 == n).map(|x| x.1.as_slice()),
+        |n| c.bools.iter().find(|x| x.0 == n).map(|x| x.1.as_slice()),
+    )
+}

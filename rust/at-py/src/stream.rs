@@ -1,0 +1,234 @@
+//! Bindings of the streaming driver and of the feature → minute-table path (no logic here).
+//!
+//! `StreamingDriver` takes trades and quotes as dicts of NumPy arrays (the same layout as
+//! `FeatureEngine.push`), runs features → kernel → execution core in Rust with the GIL
+//! released, and returns the minutes it decided as arrays. `backtest_minute_table` builds
+//! the batch backtester's table from stored feature arrays through the same Rust path.
+
+use at_backtest::features::{feature_input_columns, minute_table, FeatureColumns};
+use at_backtest::stream::{Decided, StreamingDriver};
+use at_features::PriceScale;
+use at_types::AtError;
+use numpy::{IntoPyArray, PyReadonlyArray1};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::backtest::{owned_dict, result_dict};
+use crate::errors::to_py;
+use crate::features::{configs, quote_arrays, quote_cols, trade_arrays, trade_cols};
+use crate::strategy::params_from_dict;
+
+fn bad(location: &str, message: String) -> PyErr {
+    to_py(AtError::InvalidInput {
+        location: location.into(),
+        message,
+    })
+}
+
+fn decided_dict<'py>(py: Python<'py>, v: &[Decided]) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    macro_rules! col {
+        ($name:literal, $e:expr) => {
+            d.set_item($name, v.iter().map($e).collect::<Vec<_>>().into_pyarray(py))?;
+        };
+    }
+    col!("ts_min", |x| x.decision.ts_min);
+    col!("action", |x| x.decision.action as u8);
+    col!("reason", |x| x.decision.reason.code());
+    col!("signals", |x| x.decision.signals);
+    col!("events", |x| x.decision.events);
+    col!("heat", |x| x.decision.heat);
+    col!("equity", |x| x.equity);
+    Ok(d)
+}
+
+/// Ticks + quotes → features → strategy kernel → execution core (paper fills by the
+/// backtester's fill model), minute by minute. See `rust/at-backtest/src/stream.rs`.
+#[pyclass(name = "StreamingDriver", module = "at_core._core", unsendable)]
+pub struct PyStreamingDriver {
+    inner: Option<StreamingDriver>,
+    scale: PriceScale,
+}
+
+impl PyStreamingDriver {
+    fn driver(&mut self) -> PyResult<&mut StreamingDriver> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| bad("streaming driver", "already finished".into()))
+    }
+}
+
+#[pymethods]
+impl PyStreamingDriver {
+    /// `config`: the feature engine's config keys; `params`: the kernel's (both plain
+    /// dicts of config keys); optional funding history (instants in ms, rates as
+    /// fractions of notional).
+    #[new]
+    #[pyo3(signature = (config, params, funding_ts = None, funding_rate = None))]
+    fn new(
+        config: &Bound<'_, PyDict>,
+        params: &Bound<'_, PyDict>,
+        funding_ts: Option<PyReadonlyArray1<'_, i64>>,
+        funding_rate: Option<PyReadonlyArray1<'_, f64>>,
+    ) -> PyResult<Self> {
+        let (c1, c2) = configs(config)?;
+        let p = params_from_dict(params)?;
+        let funding = match (funding_ts, funding_rate) {
+            (Some(t), Some(r)) => Some((t.as_slice()?.to_vec(), r.as_slice()?.to_vec())),
+            (None, None) => None,
+            _ => {
+                return Err(bad(
+                    "funding history",
+                    "needs both `funding_ts` and `funding_rate`".into(),
+                ))
+            }
+        };
+        let scale = PriceScale::new(c1.tick_size);
+        let inner = StreamingDriver::new(c1, c2, p, funding).map_err(to_py)?;
+        Ok(Self {
+            inner: Some(inner),
+            scale,
+        })
+    }
+
+    /// Feed sorted trades and quotes (dicts of arrays, either may be None) in time order;
+    /// returns the minutes this closed and decided (arrays: ts_min, action, reason,
+    /// signals, events, heat, equity).
+    #[pyo3(signature = (trades = None, quotes = None))]
+    fn push<'py>(
+        &mut self,
+        py: Python<'py>,
+        trades: Option<&Bound<'py, PyDict>>,
+        quotes: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (ta, qa) = (trade_arrays(trades)?, quote_arrays(quotes)?);
+        let (t, q) = (trade_cols(&ta, self.scale)?, quote_cols(&qa, self.scale)?);
+        let d = self.driver()?;
+        let mut out = Vec::new();
+        py.detach(|| d.feed(&t, &q, &mut out)).map_err(to_py)?;
+        decided_dict(py, &out)
+    }
+
+    /// Close and decide every minute up to and including `ts_min` (the clock passed its
+    /// end without a later event).
+    fn close_until<'py>(&mut self, py: Python<'py>, ts_min: i64) -> PyResult<Bound<'py, PyDict>> {
+        let mut out = Vec::new();
+        self.driver()?
+            .close_until(ts_min, &mut out)
+            .map_err(to_py)?;
+        decided_dict(py, &out)
+    }
+
+    /// End of data: decide the open minute, close what is open at the last mark, and
+    /// return the full result (the layout of `backtest()`).
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = self
+            .inner
+            .take()
+            .ok_or_else(|| bad("streaming driver", "already finished".into()))?;
+        let mut out = Vec::new();
+        let r = py.detach(|| d.finish(&mut out)).map_err(to_py)?;
+        result_dict(py, r)
+    }
+
+    /// Trades and quotes fed so far.
+    #[getter]
+    fn events(&self) -> u64 {
+        self.inner.as_ref().map_or(0, |d| d.events())
+    }
+
+    /// Minutes decided so far.
+    #[getter]
+    fn minutes(&self) -> usize {
+        self.inner.as_ref().map_or(0, |d| d.minutes())
+    }
+}
+
+/// The feature columns the minute table is built from (names as stored).
+#[pyfunction]
+fn feature_input_names() -> Vec<&'static str> {
+    feature_input_columns()
+}
+
+/// The backtester's minute table (a dict of arrays) from merged stage-1 + stage-2 arrays,
+/// through the same Rust path the streaming driver uses; `use_bvc`: `use_bvc_fallback`.
+#[pyfunction]
+fn backtest_minute_table<'py>(
+    py: Python<'py>,
+    arrays: &Bound<'py, PyDict>,
+    use_bvc: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    fn get<'py, T: numpy::Element>(
+        d: &Bound<'py, PyDict>,
+        key: &str,
+    ) -> PyResult<Option<PyReadonlyArray1<'py, T>>> {
+        match d.get_item(key)? {
+            None => Ok(None),
+            Some(v) => v
+                .extract::<PyReadonlyArray1<'py, T>>()
+                .map(Some)
+                .map_err(|_| {
+                    bad(
+                        &format!("feature column `{key}`"),
+                        format!("must be a 1-d {} array", std::any::type_name::<T>()),
+                    )
+                }),
+        }
+    }
+    let names = feature_input_columns();
+    let mut f = Vec::new();
+    let mut i = Vec::new();
+    let mut b = Vec::new();
+    for n in &names {
+        match *n {
+            "ts_min" | "low_ts" | "high_ts" | "fq_ts" => {
+                if let Some(a) = get::<i64>(arrays, n)? {
+                    i.push((*n, a));
+                }
+            }
+            "va_valid" => {
+                if let Some(a) = get::<bool>(arrays, n)? {
+                    b.push((*n, a));
+                }
+            }
+            _ => {
+                if let Some(a) = get::<f64>(arrays, n)? {
+                    f.push((*n, a));
+                }
+            }
+        }
+    }
+    let contiguous = |n: &str| {
+        bad(
+            &format!("feature column `{n}`"),
+            "must be contiguous".into(),
+        )
+    };
+    let fs: Vec<(&str, &[f64])> = f
+        .iter()
+        .map(|(n, a)| a.as_slice().map(|s| (*n, s)).map_err(|_| contiguous(n)))
+        .collect::<PyResult<_>>()?;
+    let is: Vec<(&str, &[i64])> = i
+        .iter()
+        .map(|(n, a)| a.as_slice().map(|s| (*n, s)).map_err(|_| contiguous(n)))
+        .collect::<PyResult<_>>()?;
+    let bs: Vec<(&str, &[bool])> = b
+        .iter()
+        .map(|(n, a)| a.as_slice().map(|s| (*n, s)).map_err(|_| contiguous(n)))
+        .collect::<PyResult<_>>()?;
+    let cols = FeatureColumns::gather(
+        |n| fs.iter().find(|x| x.0 == n).map(|x| x.1),
+        |n| is.iter().find(|x| x.0 == n).map(|x| x.1),
+        |n| bs.iter().find(|x| x.0 == n).map(|x| x.1),
+    )
+    .map_err(to_py)?;
+    let t = py.detach(|| minute_table(&cols, use_bvc)).map_err(to_py)?;
+    owned_dict(py, t)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyStreamingDriver>()?;
+    m.add_function(wrap_pyfunction!(feature_input_names, m)?)?;
+    m.add_function(wrap_pyfunction!(backtest_minute_table, m)?)?;
+    Ok(())
+}
