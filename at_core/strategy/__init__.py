@@ -17,27 +17,10 @@ from at_core.config import Settings
 #: once in Rust (``rust/at-strategy/src/param_keys.rs``).
 KERNEL_KEYS: tuple[str, ...] = tuple(_core.strategy_param_keys())
 
-#: Fields of one kernel minute (``MinuteInput``); see ``at_core/_core.pyi``.
-MINUTE_FIELDS: tuple[str, ...] = (
-    "ts_min",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "max_trade_gap",
-    "mid_close",
-    "spread_avg",
-    "poc",
-    "vah",
-    "val",
-    "va_valid",
-    "of_1m",
-    "of_norm_1m",
-    "qimb_close",
-    "qimb_ema",
-    "ambiguous_frac",
-)
+#: Fields of one kernel minute (``MinuteInput``), declared once in Rust
+#: (``with_bar_fields!`` in ``rust/at-strategy/src/input.rs``); ``StrategyKernel.on_minute``
+#: takes exactly these keys.
+MINUTE_FIELDS: tuple[str, ...] = tuple(_core.strategy_minute_fields())
 
 StrategyKernel = _core.StrategyKernel
 

@@ -22,19 +22,6 @@ fn bad_key(key: &str, message: String) -> PyErr {
     })
 }
 
-fn get<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<T>> {
-    match d.get_item(key)? {
-        None => Ok(None),
-        Some(v) if v.is_none() => Ok(None),
-        Some(v) => v.extract::<T>().map(Some).map_err(|_| {
-            bad_key(
-                key,
-                format!("expected {}, got {v}", std::any::type_name::<T>()),
-            )
-        }),
-    }
-}
-
 /// Kernel + fill-model parameters from a dict of config keys (`at_strategy::PARAM_KEYS`;
 /// any other key is an error naming it, a missing key keeps the config default).
 pub(crate) fn params_from_dict(d: &Bound<'_, PyDict>) -> PyResult<Params> {
@@ -95,35 +82,79 @@ const EVENT_NAMES: [(u16, &str); 7] = [
     (event::ENTRY_CANCELLED, "ENTRY_CANCELLED"),
 ];
 
-fn minute_from_dict(d: &Bound<'_, PyDict>) -> PyResult<MinuteInput> {
-    let opt = |key: &str| -> PyResult<f64> { Ok(get::<f64>(d, key)?.unwrap_or(f64::NAN)) };
-    let ts_min = get::<i64>(d, "ts_min")?.ok_or_else(|| {
-        to_py(AtError::InvalidInput {
-            location: "minute `ts_min`".into(),
-            message: "missing".into(),
-        })
-    })?;
-    let qimb_close = opt("qimb_close")?;
-    Ok(MinuteInput {
-        ts_min,
-        open: opt("open")?,
-        high: opt("high")?,
-        low: opt("low")?,
-        close: opt("close")?,
-        volume: get::<f64>(d, "volume")?.unwrap_or(0.0),
-        max_trade_gap: get::<f64>(d, "max_trade_gap")?.unwrap_or(0.0),
-        mid_close: opt("mid_close")?,
-        spread_avg: opt("spread_avg")?,
-        poc: opt("poc")?,
-        vah: opt("vah")?,
-        val: opt("val")?,
-        va_valid: get::<bool>(d, "va_valid")?.unwrap_or(false),
-        of_1m: opt("of_1m")?,
-        of_norm_1m: opt("of_norm_1m")?,
-        qimb_close,
-        qimb_ema: get::<f64>(d, "qimb_ema")?.unwrap_or(qimb_close),
-        ambiguous_frac: get::<f64>(d, "ambiguous_frac")?.unwrap_or(0.0),
+/// One minute field from the dict: required under its exact name (a misnamed or missing
+/// key is an error, never a default); `None` is NaN for a float field.
+trait MinuteField: Sized {
+    fn from_py(key: &str, v: &Bound<'_, PyAny>) -> PyResult<Self>;
+}
+
+fn bad_field(key: &str, message: String) -> PyErr {
+    to_py(AtError::InvalidInput {
+        location: format!("minute field `{key}`"),
+        message,
     })
+}
+
+impl MinuteField for f64 {
+    fn from_py(key: &str, v: &Bound<'_, PyAny>) -> PyResult<Self> {
+        if v.is_none() {
+            return Ok(f64::NAN);
+        }
+        if v.is_instance_of::<PyBool>() {
+            return Err(bad_field(key, format!("expected a number, got {v}")));
+        }
+        v.extract()
+            .map_err(|_| bad_field(key, format!("expected a number, got {v}")))
+    }
+}
+
+impl MinuteField for i64 {
+    fn from_py(key: &str, v: &Bound<'_, PyAny>) -> PyResult<Self> {
+        v.extract()
+            .map_err(|_| bad_field(key, format!("expected an integer, got {v}")))
+    }
+}
+
+impl MinuteField for bool {
+    fn from_py(key: &str, v: &Bound<'_, PyAny>) -> PyResult<Self> {
+        v.cast::<PyBool>()
+            .map(|b| b.is_true())
+            .map_err(|_| bad_field(key, format!("expected true or false, got {v}")))
+    }
+}
+
+macro_rules! minute_fields {
+    ($($f:ident: $t:ty),* $(,)?) => {
+        /// The fields of one kernel minute, in `MinuteInput` order (exported to Python).
+        const MINUTE_FIELDS: &[&str] = &[$(stringify!($f)),*];
+
+        /// A kernel minute from a dict holding exactly the `MinuteInput` fields.
+        fn minute_from_dict(d: &Bound<'_, PyDict>) -> PyResult<MinuteInput> {
+            for k in d.keys() {
+                let k: String = k.extract().map_err(|_| bad_field("?", "keys must be strings".into()))?;
+                if !MINUTE_FIELDS.contains(&k.as_str()) {
+                    return Err(bad_field(&k, format!(
+                        "not a kernel input (expected exactly: {})", MINUTE_FIELDS.join(", ")
+                    )));
+                }
+            }
+            Ok(MinuteInput {
+                $($f: {
+                    let key = stringify!($f);
+                    let v = d.get_item(key)?.ok_or_else(|| bad_field(key, "missing".into()))?;
+                    <$t as MinuteField>::from_py(key, &v)?
+                },)*
+            })
+        }
+    };
+}
+
+at_strategy::with_bar_fields!(minute_fields);
+
+/// The fields of one kernel minute (what `StrategyKernel.on_minute` takes).
+#[pyfunction]
+fn strategy_minute_fields() -> Vec<&'static str> {
+    MINUTE_FIELDS.to_vec()
 }
 
 fn entry_dict<'py>(py: Python<'py>, o: &EntryOrder, step: f64) -> PyResult<Bound<'py, PyDict>> {
@@ -350,5 +381,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(strategy_reason_codes, m)?)?;
     m.add_function(wrap_pyfunction!(strategy_params_json, m)?)?;
     m.add_function(wrap_pyfunction!(strategy_param_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(strategy_minute_fields, m)?)?;
     Ok(())
 }
