@@ -141,7 +141,7 @@ class Settings(BaseModel):
     # Startup
     require_manual_activation: bool = _f(True, "live", "Operator must activate trading")
     warmup_minutes: int = _f(
-        240, "live", "Minutes of data before trading may start", ge=0, le=100000
+        240, "stage2", "Minutes of data before the value area is tradeable", ge=0, le=100000
     )
 
     # ---- additions ----

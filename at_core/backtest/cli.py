@@ -164,11 +164,11 @@ def build_table(
 ) -> dict[str, NDArray[Any]]:
     """The backtester's table for the minutes of ``[from_ms, to_ms]`` (+ tick path and
     funding history when the settings ask for them)."""
-    from at_core.backtest.table import default_warmup, minute_table, slice_table, tick_path
+    from at_core.backtest.table import minute_table, slice_table, tick_path
 
     if from_ms is not None and to_ms is not None and from_ms > to_ms:
         raise InputError(f"--from ({_iso(from_ms)}) is after --to ({_iso(to_ms)})")
-    table = minute_table(load_arrays(db_dir, settings, progress), default_warmup(settings))
+    table = minute_table(load_arrays(db_dir, settings, progress), use_bvc=settings.use_bvc_fallback)
     ts = table["ts_min"]
     if not len(ts):
         raise InputError(f"no feature minutes in {db_dir}: generate or import data first")

@@ -8,12 +8,8 @@ minute close: column renames, the BVC fallback (SPEC §5.9) and the fill referen
 first quote strictly after each close; a quiet minute is skipped). Nothing is recomputed
 here, and a missing column is an error naming it.
 
-Domain pitfall still handled here until the feature engine owns it: **the value area is
-not tradeable before the warm-up.** The feature engine's ``va_valid`` only checks
-``min_va_bins``; in the first hours of data the 240-minute profile holds less than its
-window and a VA from 20 minutes of trades passes that test. SPEC §16.1: the full warm-up is
-required before signals are valid, so ``va_valid`` here also requires that the rolling
-window ending at the minute starts at or after the first minute of data.
+The warm-up (SPEC §16.1: no tradeable value area before 240 minutes of data) is the feature
+engine's (``warmup_minutes``, stage 2), so the batch and the streaming paths share it.
 """
 
 from __future__ import annotations
@@ -28,44 +24,18 @@ from numpy.typing import NDArray
 
 from at_core import _core
 from at_core.backtest import MINUTE_TABLE_COLUMNS
-from at_core.config import Settings
 from at_core.errors import CoreError, InputError
 
 MINUTE_MS = 60_000
 
 
-def default_warmup(settings: Settings | None = None) -> int:
-    """Minutes of history a VA needs: ``max(warmup_minutes, rolling_window_minutes)``
-    (the spec defaults are both 240)."""
-    if settings is None:
-        fields = Settings.model_fields
-        return max(
-            int(fields["warmup_minutes"].default), int(fields["rolling_window_minutes"].default)
-        )
-    return max(int(settings.warmup_minutes), int(settings.rolling_window_minutes))
-
-
-def warm_mask(ts_min: NDArray[Any], warmup_minutes: int) -> NDArray[np.bool_]:
-    """True where the ``warmup_minutes``-minute window ending at the minute lies inside
-    the data (starts at or after the first minute)."""
-    ts = np.asarray(ts_min, dtype=np.int64)
-    if not len(ts):
-        return np.zeros(0, dtype=np.bool_)
-    return np.asarray(ts - ts[0] >= (max(int(warmup_minutes), 1) - 1) * MINUTE_MS, dtype=np.bool_)
-
-
 def minute_table(
-    arrays: dict[str, NDArray[Any]],
-    warmup_minutes: int | None = None,
-    *,
-    use_bvc: bool | None = None,
+    arrays: dict[str, NDArray[Any]], *, use_bvc: bool | None = None
 ) -> dict[str, NDArray[Any]]:
     """The backtester's table from merged stage-1 + stage-2 arrays (see the module doc).
 
-    ``warmup_minutes``: history a VA needs before it is tradeable; default
-    :func:`default_warmup` of the spec defaults (240). ``use_bvc``: the
-    ``use_bvc_fallback`` setting (default: whether ``bvc_net`` carries values, which stage 2
-    fills only when the setting is on).
+    ``use_bvc``: the ``use_bvc_fallback`` setting (default: whether ``bvc_net`` carries
+    values, which stage 2 fills only when the setting is on).
     """
     if use_bvc is None:
         bvc = arrays.get("bvc_net")
@@ -80,8 +50,6 @@ def minute_table(
                 "re-run `auction-trader features`)"
             ) from exc
         raise InputError(str(exc)) from exc
-    warm = warm_mask(out["ts_min"], default_warmup() if warmup_minutes is None else warmup_minutes)
-    out["va_valid"] = np.ascontiguousarray(out["va_valid"] & warm)
     return {k: out[k] for k in MINUTE_TABLE_COLUMNS}
 
 

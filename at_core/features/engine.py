@@ -34,6 +34,7 @@ ENGINE_KEYS = (
     "spread_lookback_minutes",
     "use_bvc_fallback",
     "bvc_lookback_minutes",
+    "warmup_minutes",
 )
 
 #: Stage-1 per-minute columns (everything the engine returns that is not stage 2 or the

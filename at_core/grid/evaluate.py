@@ -61,11 +61,11 @@ def evaluate_point(
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Stage 2 for ``settings`` (a feature point) and every strategy point in one Rust call."""
     from at_core.backtest import run_batch
-    from at_core.backtest.table import default_warmup, minute_table
+    from at_core.backtest.table import minute_table
     from at_core.features.engine import stage2
 
     feats = stage2(stage1, settings)
-    table = minute_table({**stage1, **feats}, warmup_minutes=default_warmup(settings))
+    table = minute_table({**stage1, **feats}, use_bvc=settings.use_bvc_fallback)
     res = run_batch(table, settings, strategy_points, threads=threads)
     base = settings.model_dump(mode="json")
     metric_cols = [k for k in res if k != "error"]

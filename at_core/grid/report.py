@@ -31,7 +31,7 @@ def top_equity_plot(
     import numpy as np
 
     from at_core.backtest import run_backtest
-    from at_core.backtest.table import default_warmup, minute_table
+    from at_core.backtest.table import minute_table
     from at_core.features.engine import stage2
     from at_core.grid.evaluate import stage1_for
 
@@ -43,9 +43,7 @@ def top_equity_plot(
         if key not in stage1_cache:
             stage1_cache[key] = stage1_for(db_dir, settings)
         s1 = stage1_cache[key]
-        table = minute_table(
-            {**s1, **stage2(s1, settings)}, warmup_minutes=default_warmup(settings)
-        )
+        table = minute_table({**s1, **stage2(s1, settings)}, use_bvc=settings.use_bvc_fallback)
         res = run_backtest(table, settings)
         t = np.asarray(table["ts_min"], dtype="datetime64[ms]")
         label = f"#{rank} {metric}={metrics.get(metric, float('nan')):.4g}: " + ", ".join(

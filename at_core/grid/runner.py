@@ -76,31 +76,22 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         )
 
 
-def run_sweep(
-    spec: GridSpec,
-    db_dir: str | Path,
-    stage1_fn: Stage1,
-    evaluate_fn: Evaluate,
-    run_id: str | None = None,
-    ray_address: str | None = None,
-    progress: bool = True,
-    mlflow_uri: str | None = None,
-    max_concurrent: int | None = None,
-    reuse_actors: bool = True,
-    use_tune: bool | None = None,
-) -> SweepSummary:
-    """Run (or resume) a sweep; every strategy-grid row lands in ``grid_search_results``.
+@dataclass
+class SweepPlan:
+    """What a (re)run of a sweep has to do: the trials still pending."""
 
-    ``use_tune=None`` (auto) runs the trials through Ray Tune, except a grid or random sweep
-    with a single pending trial: there is nothing to schedule or search, and Tune's trial
-    actor start-up (measured ~2 s here) would be most of the sweep's time, so that one trial
-    runs as a plain Ray task with the same body, results path and MLflow logging.
-    """
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    run_id: str
+    resumed: bool
+    adaptive: bool
+    #: points stage 1 may be needed for (all planned points, or the feature grid for Optuna)
+    candidates: list[dict[str, Any]]
+    #: planned points not finished yet (empty for Optuna: it suggests as it goes)
+    pending: list[dict[str, Any]]
+    n_pending: int
 
-    t0 = time.perf_counter()
-    store = ResultStore(db_dir)
+
+def plan_sweep(spec: GridSpec, store: ResultStore, run_id: str | None = None) -> SweepPlan:
+    """Register the run (or find it) and list what is left to do."""
     run_id = run_id or f"{spec.name}-{spec.fingerprint()}-{uuid.uuid4().hex[:6]}"
     grid_doc = {
         "name": spec.name,
@@ -130,11 +121,37 @@ def run_sweep(
         trials=spec.n_planned_trials,
         skipped=spec.n_planned_trials - n_pending,
     )
+    return SweepPlan(run_id, resumed, adaptive, candidates, pending, n_pending)
 
+
+def run_sweep(
+    spec: GridSpec,
+    db_dir: str | Path,
+    stage1_fn: Stage1,
+    evaluate_fn: Evaluate,
+    run_id: str | None = None,
+    ray_address: str | None = None,
+    progress: bool = True,
+    mlflow_uri: str | None = None,
+    max_concurrent: int | None = None,
+    reuse_actors: bool = True,
+    use_tune: bool | None = None,
+) -> SweepSummary:
+    """Run (or resume) a sweep; every strategy-grid row lands in ``grid_search_results``.
+
+    ``use_tune=None`` (auto) runs the trials through Ray Tune, except a grid or random sweep
+    with a single pending trial: there is nothing to schedule or search, and Tune's trial
+    actor start-up (measured ~2 s here) would be most of the sweep's time, so that one trial
+    runs as a plain Ray task with the same body, results path and MLflow logging.
+    """
+
+    t0 = time.perf_counter()
+    store = ResultStore(db_dir)
+    plan = plan_sweep(spec, store, run_id)
+    run_id = plan.run_id
     # MLflow's import and a new SQLite store's migrations take seconds of Python work, while
     # ray.init mostly waits on the processes it starts: prepare the tracker in a thread
     # meanwhile and join it before the first trial can finish.
-    tracker: Any = None
     tracker_future: concurrent.futures.Future[Any] | None = None
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     if mlflow_uri is not None:
@@ -146,126 +163,172 @@ def run_sweep(
     def join_tracker() -> Any:
         return tracker_future.result() if tracker_future is not None else None
 
-    if n_pending:
-        ensure_ray(ray_address)
-        # stage 1 once per distinct stage-1 setting, shared through the object store
-        stage1_refs: dict[str, Any] = {}
-        for p in pending or candidates:
-            s = spec.base.model_copy(update=p)
-            k = _stage1_key(s)
-            if k not in stage1_refs:
-                stage1_refs[k] = ray.put(stage1_fn(s))
-        strategy_points = spec.strategy_points()
-        base_dump = spec.base.model_dump()
-        feature_keys = list(spec.feature_keys)
-        metric, mode = spec.metric, spec.mode
+    if plan.n_pending:
+        _execute(
+            plan,
+            spec,
+            db_dir,
+            store,
+            stage1_fn,
+            evaluate_fn,
+            join_tracker,
+            ray_address=ray_address,
+            progress=progress,
+            max_concurrent=max_concurrent,
+            reuse_actors=reuse_actors,
+            use_tune=use_tune,
+        )
+    return _finish(plan, spec, store, join_tracker(), t0)
 
-        def compute(point: dict[str, Any]) -> tuple[str, list[Any], Any, str, float]:
-            """One trial's work: stage 2 + the whole strategy grid on the trial's node."""
-            settings = Settings.model_validate({**base_dump, **point})
-            stage1 = ray.get(stage1_refs[_stage1_key(settings)])
-            t_kernel = time.perf_counter()
-            rows = evaluate_fn(stage1, settings, strategy_points)
-            kernel_s = time.perf_counter() - t_kernel
-            node = ray.get_runtime_context().get_node_id()
-            return point_key(point), rows, _best(rows, metric, mode), node, kernel_s
 
-        bar = _ProgressCallback(n_pending, enabled=progress)
-        direct = use_tune is False or (use_tune is None and not adaptive and n_pending == 1)
-        if direct:
-            # the rows come back to the driver as the task's result (through Ray) and are
-            # written here, in one transaction per trial, as the sink actor would
-            task = ray.remote(num_cpus=1)(compute)
-            for p in pending:
-                key, rows, best, node, kernel_s = ray.get(task.remote(p))
-                store.add_trial(run_id, key, rows, best=best, node=node, kernel_s=kernel_s)
-                tracker = join_tracker()
-                if tracker is not None:
-                    tracker.log_stored_trial(p)
-                bar.bar.update(1)
-            bar.bar.close()
-        else:
-            driver_node = ray.get_runtime_context().get_node_id()
-            sink = _ResultSink.options(
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=driver_node, soft=False)
-            ).remote(str(db_dir), run_id)
+def _execute(
+    plan: SweepPlan,
+    spec: GridSpec,
+    db_dir: str | Path,
+    store: ResultStore,
+    stage1_fn: Stage1,
+    evaluate_fn: Evaluate,
+    join_tracker: Callable[[], Any],
+    *,
+    ray_address: str | None,
+    progress: bool,
+    max_concurrent: int | None,
+    reuse_actors: bool,
+    use_tune: bool | None,
+) -> None:
+    """Run the pending trials on Ray (as plain tasks or through Tune); results land in
+    SQLite through the driver or the sink actor, MLflow child runs through the tracker."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-            def trainable(config: dict[str, Any]) -> dict[str, Any]:
-                if "point" in config:
-                    point = config["point"]
-                else:
-                    point = {k: config[k] for k in feature_keys}
-                if adaptive:
-                    found, known = ray.get(sink.lookup.remote(point_key(point)))
-                    if found:  # a repeat suggestion: answer from the stored result
-                        node = ray.get_runtime_context().get_node_id()
-                        return {
-                            "score": _score(known, metric),
-                            "n_rows": 0,
-                            "node": node,
-                            "repeat": 1,
-                        }
-                key, rows, best, node, kernel_s = compute(point)
-                ray.get(sink.add.remote(key, rows, best, node, kernel_s))
-                return {
-                    "score": _score(best, metric),
-                    "n_rows": len(rows),
-                    "node": node,
-                    "repeat": 0,
-                }
+    run_id, adaptive, pending, candidates = (
+        plan.run_id,
+        plan.adaptive,
+        plan.pending,
+        plan.candidates,
+    )
+    n_pending = plan.n_pending
+    ensure_ray(ray_address)
+    # stage 1 once per distinct stage-1 setting, shared through the object store
+    stage1_refs: dict[str, Any] = {}
+    for p in pending or candidates:
+        s = spec.base.model_copy(update=p)
+        k = _stage1_key(s)
+        if k not in stage1_refs:
+            stage1_refs[k] = ray.put(stage1_fn(s))
+    strategy_points = spec.strategy_points()
+    base_dump = spec.base.model_dump()
+    feature_keys = list(spec.feature_keys)
+    metric, mode = spec.metric, spec.mode
 
-            callbacks: list[Any] = [bar]
+    def compute(point: dict[str, Any]) -> tuple[str, list[Any], Any, str, float]:
+        """One trial's work: stage 2 + the whole strategy grid on the trial's node."""
+        settings = Settings.model_validate({**base_dump, **point})
+        stage1 = ray.get(stage1_refs[_stage1_key(settings)])
+        t_kernel = time.perf_counter()
+        rows = evaluate_fn(stage1, settings, strategy_points)
+        kernel_s = time.perf_counter() - t_kernel
+        node = ray.get_runtime_context().get_node_id()
+        return point_key(point), rows, _best(rows, metric, mode), node, kernel_s
+
+    bar = _ProgressCallback(n_pending, enabled=progress)
+    direct = use_tune is False or (use_tune is None and not adaptive and n_pending == 1)
+    if direct:
+        # the rows come back to the driver as the task's result (through Ray) and are
+        # written here, in one transaction per trial, as the sink actor would
+        task = ray.remote(num_cpus=1)(compute)
+        for p in pending:
+            key, rows, best, node, kernel_s = ray.get(task.remote(p))
+            store.add_trial(run_id, key, rows, best=best, node=node, kernel_s=kernel_s)
             tracker = join_tracker()
             if tracker is not None:
-                callbacks.append(tracker.callback())
-            # quiet console: the progress bar above is the driver's only output; Ray's newer
-            # output engine ignores verbose=0 and prints an experiment table per sweep
-            os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+                tracker.log_stored_trial(p)
+            bar.bar.update(1)
+        bar.bar.close()
+    else:
+        driver_node = ray.get_runtime_context().get_node_id()
+        sink = _ResultSink.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=driver_node, soft=False)
+        ).remote(str(db_dir), run_id)
+
+        def trainable(config: dict[str, Any]) -> dict[str, Any]:
+            point = config["point"] if "point" in config else {k: config[k] for k in feature_keys}
             if adaptive:
-                param_space: dict[str, Any] = {k: tune.choice(spec.params[k]) for k in feature_keys}
-                tune_config = tune.TuneConfig(
-                    search_alg=_optuna_search(spec, store.trials(run_id)),
-                    num_samples=n_pending,
-                    metric="score",
-                    mode=mode,
-                    reuse_actors=reuse_actors,
-                    max_concurrent_trials=max_concurrent,
-                )
-            else:
-                param_space = {"point": tune.grid_search(pending)}
-                tune_config = tune.TuneConfig(
-                    reuse_actors=reuse_actors, max_concurrent_trials=max_concurrent
-                )
-            tuner = tune.Tuner(
-                trainable,
-                param_space=param_space,
-                tune_config=tune_config,
-                run_config=tune.RunConfig(
-                    name=run_id,
-                    storage_path=str(Path(db_dir).resolve() / "ray_results"),
-                    verbose=0,
-                    callbacks=callbacks,
-                    progress_reporter=None,
-                    log_to_file=False,
-                ),
+                found, known = ray.get(sink.lookup.remote(point_key(point)))
+                if found:  # a repeat suggestion: answer from the stored result
+                    node = ray.get_runtime_context().get_node_id()
+                    return {
+                        "score": _score(known, metric),
+                        "n_rows": 0,
+                        "node": node,
+                        "repeat": 1,
+                    }
+            key, rows, best, node, kernel_s = compute(point)
+            ray.get(sink.add.remote(key, rows, best, node, kernel_s))
+            return {
+                "score": _score(best, metric),
+                "n_rows": len(rows),
+                "node": node,
+                "repeat": 0,
+            }
+
+        callbacks: list[Any] = [bar]
+        tracker = join_tracker()
+        if tracker is not None:
+            callbacks.append(tracker.callback())
+        # quiet console: the progress bar above is the driver's only output; Ray's newer
+        # output engine ignores verbose=0 and prints an experiment table per sweep
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        if adaptive:
+            param_space: dict[str, Any] = {k: tune.choice(spec.params[k]) for k in feature_keys}
+            tune_config = tune.TuneConfig(
+                search_alg=_optuna_search(spec, store.trials(run_id)),
+                num_samples=n_pending,
+                metric="score",
+                mode=mode,
+                reuse_actors=reuse_actors,
+                max_concurrent_trials=max_concurrent,
             )
-            results = tuner.fit()
-            errors = [results[i].error for i in range(len(results)) if results[i].error is not None]
-            if errors:
-                store.finish_run(run_id, status="failed")
-                raise RuntimeError(f"{len(errors)} trial(s) failed; first: {errors[0]}")
-    trials = store.trials(run_id)
+        else:
+            param_space = {"point": tune.grid_search(pending)}
+            tune_config = tune.TuneConfig(
+                reuse_actors=reuse_actors, max_concurrent_trials=max_concurrent
+            )
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space,
+            tune_config=tune_config,
+            run_config=tune.RunConfig(
+                name=run_id,
+                storage_path=str(Path(db_dir).resolve() / "ray_results"),
+                verbose=0,
+                callbacks=callbacks,
+                progress_reporter=None,
+                log_to_file=False,
+            ),
+        )
+        results = tuner.fit()
+        errors = [results[i].error for i in range(len(results)) if results[i].error is not None]
+        if errors:
+            store.finish_run(run_id, status="failed")
+            raise RuntimeError(f"{len(errors)} trial(s) failed; first: {errors[0]}")
+
+
+def _finish(
+    plan: SweepPlan, spec: GridSpec, store: ResultStore, tracker: Any, t0: float
+) -> SweepSummary:
+    """Close the MLflow parent run and the sweep's row; summarise."""
+    trials = store.trials(plan.run_id)
     nodes: dict[str, int] = {}
     for t in trials:
         nodes[t["node"] or "?"] = nodes.get(t["node"] or "?", 0) + 1
-    tracker = join_tracker()
     mlflow_id = tracker.finish() if tracker is not None else None
-    store.finish_run(run_id, mlflow_run_id=mlflow_id)
+    store.finish_run(plan.run_id, mlflow_run_id=mlflow_id)
     return SweepSummary(
-        run_id=run_id,
+        run_id=plan.run_id,
         n_combinations=spec.n_combinations,
-        n_trials=len(trials) if adaptive else spec.n_planned_trials,
-        n_trials_skipped=spec.n_planned_trials - n_pending,
+        n_trials=len(trials) if plan.adaptive else spec.n_planned_trials,
+        n_trials_skipped=spec.n_planned_trials - plan.n_pending,
         wall_s=time.perf_counter() - t0,
         nodes=nodes,
         mlflow_run_id=mlflow_id,

@@ -2,7 +2,8 @@
 
 Golden values are worked out by hand from the rules in the module doc: the fill
 reference of minute m is the first quote of the next minute that has one; a VA is
-tradeable only once the warm-up window lies inside the data.
+tradeable only once the warm-up window lies inside the data (stage 2's rule, tested in
+``rust/at-features/src/stage2.rs`` and through the streaming driver).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from at_core.backtest import MINUTE_TABLE_COLUMNS
-from at_core.backtest.table import minute_table, slice_table, warm_mask
+from at_core.backtest.table import minute_table, slice_table
 from at_core.errors import InputError
 
 M = 60_000
@@ -59,7 +60,7 @@ def engine_arrays(n: int = 5) -> dict[str, np.ndarray]:
 
 
 def test_golden_hand_built_minutes() -> None:
-    t = minute_table(engine_arrays(), warmup_minutes=3)
+    t = minute_table(engine_arrays())
     assert list(t) == list(MINUTE_TABLE_COLUMNS)
     for k, dt in MINUTE_TABLE_COLUMNS.items():
         assert t[k].dtype == np.dtype(dt), k
@@ -74,8 +75,8 @@ def test_golden_hand_built_minutes() -> None:
     ]
     np.testing.assert_array_equal(t["next_bid"], [100.2, 100.2, 100.1, 100.1, NAN])
     np.testing.assert_array_equal(t["next_ask"], [100.3, 100.3, 100.2, 100.2, NAN])
-    # warm-up 3: the 3-minute window ending at row m lies in the data from row 2 on
-    assert t["va_valid"].tolist() == [False, False, True, False, True]
+    # va_valid as the feature engine gave it (the warm-up is stage 2's)
+    assert t["va_valid"].tolist() == [True, True, True, False, True]
     # renames
     np.testing.assert_array_equal(t["spread_avg"], [0.1, 0.1, 0.1, 0.12, 0.1])
     np.testing.assert_array_equal(t["qimb_ema"], [0.05, 0.1, 0.15, 0.2, 0.25])
@@ -86,16 +87,10 @@ def test_golden_hand_built_minutes() -> None:
     np.testing.assert_array_equal(t["max_trade_gap"], [0.4, 0.0, 0.2, 0.0, 0.1])
 
 
-def test_default_warmup_is_240_minutes() -> None:
-    a = engine_arrays()
-    assert not minute_table(a)["va_valid"].any(), "5 minutes of data never complete 240"
-    assert warm_mask(T0 + M * np.arange(241), 240).tolist() == [False] * 239 + [True, True]
-
-
 def test_bvc_fallback_replaces_order_flow() -> None:
     a = engine_arrays()
     a["bvc_net"] = np.array([0.4, 0.0, -0.3, 0.25, 1.5])
-    t = minute_table(a, warmup_minutes=1)
+    t = minute_table(a)
     np.testing.assert_array_equal(t["of_1m"], [0.4, 0.0, -0.3, 0.25, 1.5])
     # of_norm = bvc / volume, NaN without volume
     np.testing.assert_array_equal(t["of_norm_1m"], [0.2, NAN, -0.3, 0.5, 0.5])
@@ -113,14 +108,14 @@ def test_missing_or_short_columns_are_named() -> None:
 
 
 def test_slice_keeps_fill_reference_past_the_range() -> None:
-    t = minute_table(engine_arrays(), warmup_minutes=1)
+    t = minute_table(engine_arrays())
     s = slice_table(t, T0 + M, T0 + 2 * M)
     assert s["ts_min"].tolist() == [T0 + M, T0 + 2 * M]
     assert s["next_quote_ts"].tolist() == [T0 + 2 * M + 100, T0 + 4 * M]
 
 
 def test_slice_rebases_tick_path() -> None:
-    t: dict[str, Any] = minute_table(engine_arrays(), warmup_minutes=1)
+    t: dict[str, Any] = minute_table(engine_arrays())
     t["tick_ts"] = np.array([T0 + 1, T0 + 2, T0 + 2 * M + 1, T0 + 3 * M + 5, T0 + 4 * M + 1])
     t["tick_price"] = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     t["tick_start"] = np.array([0, 2, 2, 3, 4, 5], dtype=np.uint32)
@@ -152,7 +147,7 @@ def test_no_look_ahead_and_first_later_quote(rows: list[tuple[bool, int, int]]) 
     bid = np.where(fq_ts >= 0, 100.0 + np.arange(n), np.nan)
     a = {k: np.resize(v, n) for k, v in engine_arrays().items()}
     a.update(ts_min=ts_a, fq_ts=fq_ts, fq_bid_px=bid, fq_ask_px=bid + 0.1)
-    tab = minute_table(a, warmup_minutes=1)
+    tab = minute_table(a)
     nts, nb, na = tab["next_quote_ts"], tab["next_bid"], tab["next_ask"]
     for m in range(n):
         later = [j for j in range(m + 1, n) if fq_ts[j] >= 0]

@@ -167,6 +167,11 @@ pub struct Stage2Config {
     /// SPEC §5.9 BVC proxy (manual fallback only): computed only when set.
     pub use_bvc_fallback: bool,
     pub bvc_lookback_minutes: i64,
+    /// SPEC §16.1: minutes of data before the value area is tradeable. `va_valid` also
+    /// requires that `max(warmup_minutes, rolling_window_minutes)` minutes of history end
+    /// at the minute (counted from the first minute this engine saw), so a profile holding
+    /// 20 minutes of trades never passes for a 4-hour one.
+    pub warmup_minutes: i64,
 }
 
 impl Default for Stage2Config {
@@ -184,6 +189,7 @@ impl Default for Stage2Config {
             spread_lookback_minutes: 60,
             use_bvc_fallback: false,
             bvc_lookback_minutes: 60,
+            warmup_minutes: 240,
         }
     }
 }
@@ -205,6 +211,12 @@ impl Stage2Config {
         pos("min_va_bins", self.min_va_bins)?;
         pos("spread_lookback_minutes", self.spread_lookback_minutes)?;
         pos("bvc_lookback_minutes", self.bvc_lookback_minutes)?;
+        if self.warmup_minutes < 0 {
+            return Err(bad_cfg(
+                "warmup_minutes",
+                format!("must be >= 0, got {}", self.warmup_minutes),
+            ));
+        }
         if !(self.va_fraction > 0.0 && self.va_fraction <= 1.0) {
             return Err(bad_cfg(
                 "va_fraction",

@@ -83,6 +83,9 @@ pub struct Stage2 {
     last_mid: Option<f64>,
     last_ts: Option<i64>,
     applied: Option<i64>,
+    /// First minute of the history the rolling state holds (the warm-up counts from it;
+    /// the seam where a data gap will restart it).
+    history_start: Option<i64>,
 }
 
 impl Stage2 {
@@ -97,6 +100,7 @@ impl Stage2 {
             last_mid: None,
             last_ts: None,
             applied: None,
+            history_start: None,
             cfg,
         })
     }
@@ -145,6 +149,9 @@ impl Stage2 {
             });
         }
         self.last_ts = Some(m.ts_min);
+        let start = *self.history_start.get_or_insert(m.ts_min);
+        let need = self.cfg.warmup_minutes.max(self.cfg.rolling_window_minutes);
+        let warm = m.ts_min - start >= (need - 1).max(0) * MINUTE_MS;
         let mid = m.mid_close_ticks;
         let ret = match (mid.is_finite(), self.last_mid) {
             (true, Some(p)) => Some((mid / p).ln()),
@@ -207,7 +214,7 @@ impl Stage2 {
             val,
             va_coverage: cov,
             va_bin_count: st.nonzero_bins,
-            va_valid: st.va.is_some() && st.nonzero_bins >= self.cfg.min_va_bins,
+            va_valid: warm && st.va.is_some() && st.nonzero_bins >= self.cfg.min_va_bins,
             total_volume_4h: units_to_size(st.total),
             bvc_net,
         })
@@ -221,4 +228,51 @@ where
 {
     let mut s = Stage2::new(cfg.clone())?;
     minutes.into_iter().map(|m| s.push(m)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A busy minute: 50 traded prices around 50,000.0 (500,000 ticks).
+    fn busy(ts_min: i64, hist: &[(i64, i64)]) -> Stage2Input<'_> {
+        Stage2Input {
+            ts_min,
+            mid_close_ticks: 500_000.5,
+            spread_close_ticks: Some(1),
+            close_ticks: Some(500_000),
+            volume: 5.0,
+            hist,
+        }
+    }
+
+    /// SPEC §16.1: no valid VA before the warm-up, even when `min_va_bins` is met at once.
+    #[test]
+    fn no_valid_value_area_before_the_warm_up() {
+        let hist: Vec<(i64, i64)> = (0..50).map(|k| (499_975 + k, 1_000)).collect();
+        let cfg = Stage2Config {
+            min_va_bins: 20,
+            warmup_minutes: 30,
+            rolling_window_minutes: 10,
+            ..Stage2Config::default()
+        };
+        let mut s = Stage2::new(cfg).unwrap();
+        let t0 = 1_704_067_200_000;
+        let valid: Vec<bool> = (0..40)
+            .map(|k| s.push(busy(t0 + k * MINUTE_MS, &hist)).unwrap().va_valid)
+            .collect();
+        // the 30th minute of data (index 29) is the first with 30 minutes of history
+        assert_eq!(valid.iter().position(|v| *v), Some(29), "{valid:?}");
+        assert!(valid[29..].iter().all(|v| *v));
+        // the window, when longer, sets the warm-up
+        let cfg = Stage2Config {
+            min_va_bins: 20,
+            warmup_minutes: 0,
+            rolling_window_minutes: 12,
+            ..Stage2Config::default()
+        };
+        let mut s = Stage2::new(cfg).unwrap();
+        let first = (0..20).position(|k| s.push(busy(t0 + k * MINUTE_MS, &hist)).unwrap().va_valid);
+        assert_eq!(first, Some(11));
+    }
 }

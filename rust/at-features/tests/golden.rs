@@ -76,10 +76,13 @@ fn spec_20_3_value_area_through_the_engine() {
             0,
         ));
     }
+    // the three minutes of data are the whole warm-up (SPEC §16.1 is not the subject here)
     let c2 = Stage2Config {
         alpha_bin: 1e6,
         bin_width_max_ticks: 1_000,
         min_va_bins: 6,
+        rolling_window_minutes: 3,
+        warmup_minutes: 0,
         ..Stage2Config::default()
     };
     let out = batch(&Stage1Config::default(), &c2, &trades, &quotes).unwrap();

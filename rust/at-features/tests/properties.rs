@@ -162,6 +162,7 @@ fn small_cfg() -> (Stage1Config, Stage2Config) {
         Stage1Config::default(),
         Stage2Config {
             rolling_window_minutes: 30,
+            warmup_minutes: 30,
             min_va_bins: 5,
             spread_lookback_minutes: 10,
             use_bvc_fallback: true,

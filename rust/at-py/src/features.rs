@@ -81,6 +81,7 @@ pub(crate) fn configs(d: &Bound<'_, PyDict>) -> PyResult<(Stage1Config, Stage2Co
     s2!("spread_lookback_minutes", i64, spread_lookback_minutes);
     s2!("use_bvc_fallback", bool, use_bvc_fallback);
     s2!("bvc_lookback_minutes", i64, bvc_lookback_minutes);
+    s2!("warmup_minutes", i64, warmup_minutes);
     c1.validate().map_err(to_py)?;
     c2.validate().map_err(to_py)?;
     Ok((c1, c2))
