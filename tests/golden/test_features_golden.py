@@ -72,7 +72,16 @@ def test_spec_20_3_value_area_from_stage1_columns() -> None:
         "hist_qty": (np.array(vols) * q).astype(np.int64),
     }
     cfg = engine_config(
-        load_settings(overrides={"alpha_bin": 100.0, "bin_width_max_ticks": 1000, "min_va_bins": 6})
+        load_settings(
+            # three minutes of data are the whole warm-up here (SPEC §16.1 is not the subject)
+            overrides={
+                "alpha_bin": 100.0,
+                "bin_width_max_ticks": 1000,
+                "min_va_bins": 6,
+                "rolling_window_minutes": 3,
+                "warmup_minutes": 0,
+            }
+        )
     )
     f = core.features_stage2(stage1, cfg)
     assert f["bin_width"][2] == 100.0

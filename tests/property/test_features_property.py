@@ -121,7 +121,9 @@ def test_rolling_profile_matches_from_scratch_oracle(seed: int, window: int) -> 
         inside = agg[lo : hi + 1].sum()  # contiguous, zero bins included
         assert out["va_coverage"][i] == inside / total
         assert inside >= c["va_fraction"] * total
-        assert out["va_valid"][i] == (np.count_nonzero(agg) >= c["min_va_bins"])
+        # valid: enough bins, and the warm-up (max(warmup, window) minutes of data) is over
+        warm = t - out["ts_min"][0] >= (max(c["warmup_minutes"], window) - 1) * MINUTE
+        assert out["va_valid"][i] == (warm and np.count_nonzero(agg) >= c["min_va_bins"])
 
 
 @SLOW

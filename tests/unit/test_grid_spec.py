@@ -50,7 +50,7 @@ def test_ranges_expand_inclusively_without_float_drift() -> None:
         ({"alpha_bins": [0.2]}, "unknown config key"),
         ({"va_fraction": [0.7, 1.5]}, r"va_fraction: value 1\.5"),
         ({"accept_outside_k": ["x"]}, "accept_outside_k"),
-        ({"warmup_minutes": [10, 20]}, "not sweepable"),
+        ({"state_snapshot_interval_minutes": [10, 20]}, "not sweepable"),
         ({"risk_pct": {"from": 0.03, "to": 0.01, "step": 0.01}}, "to >= from"),
         ({"risk_pct": []}, "empty"),
         ({"risk_pct": [0.01, 0.01]}, "duplicate"),
