@@ -154,6 +154,9 @@ class StreamingDriver:
 # The feature columns the minute table is built from, and the table itself from merged
 # stage-1 + stage-2 arrays (the batch path of the same Rust code the driver runs).
 def feature_input_names() -> list[str]: ...
+def fill_reference_rows(
+    fq_ts: NDArray[Any], fq_bid_px: NDArray[Any], fq_ask_px: NDArray[Any]
+) -> NDArray[Any]: ...
 def backtest_minute_table(arrays: dict[str, Any], use_bvc: bool) -> dict[str, NDArray[Any]]: ...
 
 # --- end strategy ---

@@ -184,17 +184,22 @@ def compute(
 def add_fill_refs(out: Arrays) -> Arrays:
     """Add ``fill_*``: for minute t, the first quote AFTER its close (SPEC §12.4 fill
     reference of a decision at close(t)), i.e. the first-quote columns ``fq_*`` of the next
-    minute that has a quote. Deliberately look-ahead, for the backtester only; -1 / NaN when
-    no later quote exists in the computed range."""
-    fq = out["fq_ts"]
-    has = np.flatnonzero(fq >= 0)
-    nxt = np.searchsorted(has, np.arange(len(fq)) + 1)  # first row > i with a quote
-    ok = nxt < len(has)
-    src = np.where(ok, has[np.minimum(nxt, max(len(has) - 1, 0))] if len(has) else 0, 0)
-    out["fill_ts"] = np.where(ok, fq[src], -1) if len(has) else np.full(len(fq), -1, dtype=np.int64)
+    minute that has a quote (the backtester's rule, from Rust). Deliberately look-ahead, for
+    the backtester's users only; -1 / NaN when no later quote exists in the computed range."""
+    if not len(out.get("fq_ts", ())):
+        return out
+    src = np.asarray(
+        _core.fill_reference_rows(
+            np.ascontiguousarray(out["fq_ts"], dtype=np.int64),
+            np.ascontiguousarray(out["fq_bid_px"], dtype=np.float64),
+            np.ascontiguousarray(out["fq_ask_px"], dtype=np.float64),
+        )
+    )
+    ok = src >= 0
+    at = np.where(ok, src, 0)
+    out["fill_ts"] = np.where(ok, out["fq_ts"][at], -1).astype(np.int64)
     for k in ("bid_px", "ask_px", "bid_sz", "ask_sz"):
-        col = out[f"fq_{k}"]
-        out[f"fill_{k}"] = np.where(ok, col[src], np.nan) if len(has) else np.full(len(fq), np.nan)
+        out[f"fill_{k}"] = np.where(ok, out[f"fq_{k}"][at], np.nan)
     return out
 
 

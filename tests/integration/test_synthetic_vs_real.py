@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.csv as pcsv
 import pytest
+from market_stats import MarketStats, market_stats
 
-from at_core.ingest.market_stats import MarketStats, market_stats
 from at_core.ingest.synthetic import generate_range
 from at_core.storage.lake import day_start_ms
 

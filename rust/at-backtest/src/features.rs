@@ -194,13 +194,52 @@ impl FeatureColumns<'_> {
     }
 }
 
+/// The fill-reference rule, incrementally: rows wait for the first later row that brings
+/// a first quote (`fq_ts >= 0` with finite prices); that row's quote is their reference.
+#[derive(Debug, Clone, Copy, Default)]
+struct References {
+    /// First row whose reference is still unknown.
+    open: usize,
+}
+
+impl References {
+    /// Row `i` (rows `< i` already seen) has a usable first quote: rows `open..i` resolve to
+    /// it. Returns the range that resolved.
+    #[inline]
+    fn quote_at(&mut self, i: usize) -> std::ops::Range<usize> {
+        let r = self.open..i;
+        self.open = i;
+        r
+    }
+}
+
+#[inline]
+fn has_quote(fq_ts: i64, bid: f64, ask: f64) -> bool {
+    fq_ts >= 0 && bid.is_finite() && ask.is_finite()
+}
+
+/// For every row, the row whose first quote is its fill reference (the first later row
+/// with one), or -1 when none follows: the rule of the minute table, for the stored
+/// `features_1m_ext.fill_*` columns.
+pub fn reference_rows(fq_ts: &[i64], fq_bid: &[f64], fq_ask: &[f64]) -> Vec<i64> {
+    let mut out = vec![-1i64; fq_ts.len()];
+    let mut refs = References::default();
+    for i in 0..fq_ts.len() {
+        if has_quote(fq_ts[i], fq_bid[i], fq_ask[i]) {
+            for j in refs.quote_at(i) {
+                out[j] = i as i64;
+            }
+        }
+    }
+    out
+}
+
 /// A minute table under construction: rows appended in time order, each row's fill
 /// reference set when a later row brings its first quote.
 #[derive(Debug, Clone, Default)]
 pub struct TableBuilder {
     pub table: OwnedTable,
-    /// First row whose fill reference is still unknown.
-    open_refs: usize,
+    refs: References,
 }
 
 impl TableBuilder {
@@ -222,15 +261,13 @@ impl TableBuilder {
                 }
             }
             // This minute's first quote is the reference of every earlier row without one.
-            let fq = cols.fq_ts[i];
-            let (fb, fa) = (cols.fq_bid_px[i], cols.fq_ask_px[i]);
-            if fq >= 0 && fb.is_finite() && fa.is_finite() {
-                for j in self.open_refs..t.ts_min.len() {
+            let (fq, fb, fa) = (cols.fq_ts[i], cols.fq_bid_px[i], cols.fq_ask_px[i]);
+            if has_quote(fq, fb, fa) {
+                for j in self.refs.quote_at(t.ts_min.len()) {
                     t.next_quote_ts[j] = fq;
                     t.next_bid[j] = fb;
                     t.next_ask[j] = fa;
                 }
-                self.open_refs = t.ts_min.len();
             }
             t.push(
                 &cols.kernel_input(i, use_bvc),
@@ -314,6 +351,13 @@ mod tests {
         let t = minute_table(&cols, false).unwrap();
         assert_eq!(t.next_quote_ts, vec![120_005, 120_005, 180_005, -1]);
         assert!(t.next_bid[3].is_nan());
+    }
+
+    #[test]
+    fn reference_rows_follow_the_table_rule() {
+        let nan = f64::NAN;
+        let r = reference_rows(&[5, -1, 9, -1, 7], &[1.0, nan, 1.0, nan, nan], &[1.0; 5]);
+        assert_eq!(r, vec![2, 2, -1, -1, -1]);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! released, and returns the minutes it decided as arrays. `backtest_minute_table` builds
 //! the batch backtester's table from stored feature arrays through the same Rust path.
 
-use at_backtest::features::{feature_input_columns, minute_table, FeatureColumns};
+use at_backtest::features::{feature_input_columns, minute_table, reference_rows, FeatureColumns};
 use at_backtest::stream::{Decided, StreamingDriver};
 use at_features::PriceScale;
 use at_types::AtError;
@@ -226,7 +226,30 @@ fn backtest_minute_table<'py>(
     owned_dict(py, t)
 }
 
+/// For every minute, the row whose first quote is its fill reference (-1: none follows).
+#[pyfunction]
+fn fill_reference_rows<'py>(
+    py: Python<'py>,
+    fq_ts: PyReadonlyArray1<'py, i64>,
+    fq_bid_px: PyReadonlyArray1<'py, f64>,
+    fq_ask_px: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
+    let (t, b, a) = (
+        fq_ts.as_slice()?,
+        fq_bid_px.as_slice()?,
+        fq_ask_px.as_slice()?,
+    );
+    if b.len() != t.len() || a.len() != t.len() {
+        return Err(bad(
+            "fill_reference_rows",
+            format!("lengths differ: {} / {} / {}", t.len(), b.len(), a.len()),
+        ));
+    }
+    Ok(reference_rows(t, b, a).into_pyarray(py))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(fill_reference_rows, m)?)?;
     m.add_class::<PyStreamingDriver>()?;
     m.add_function(wrap_pyfunction!(feature_input_names, m)?)?;
     m.add_function(wrap_pyfunction!(backtest_minute_table, m)?)?;

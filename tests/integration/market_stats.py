@@ -1,4 +1,6 @@
-"""Microstructure statistics of a tick sample (trades + L1 quotes).
+"""Microstructure statistics of a tick sample (trades + L1 quotes): a test-side measure
+for the calibration check of the synthetic market (not product code: it signs trades by
+its own quote rule, a second copy of what the feature engine does).
 
 One definition, used both on the real Binance USD-M windows in ``shared/data`` and on the
 synthetic market, so the calibration check compares like with like. The numbers in
