@@ -71,6 +71,12 @@ class StreamingDriver:
     def minutes(self) -> int:
         return int(self._d.minutes)
 
+    @property
+    def halted(self) -> str | None:
+        """The first error the driver met; it refuses every event after it (a live graph
+        halts and alerts instead of trading on what it may have missed)."""
+        return self._d.halted
+
 
 def replay(
     db_dir: str | Path,

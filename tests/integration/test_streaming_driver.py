@@ -22,6 +22,7 @@ from at_core.backtest import BacktestRun, action_names
 from at_core.backtest.cli import backtest
 from at_core.backtest.stream import StreamingDriver, replay
 from at_core.config import load_settings
+from at_core.errors import CoreError
 from at_core.features.engine import quotes_arrays, trades_arrays
 from at_core.ingest.download import store_funding
 from at_core.ingest.synthetic import generate_market
@@ -109,3 +110,21 @@ def test_no_entry_during_the_warm_up(db: Path) -> None:
     assert entries, "the day should trade after the warm-up"
     assert min(entries) >= warm_end, (min(entries) - warm_end) / M
     assert d.minutes == 24 * 60 - 1  # the last minute is still open
+
+
+def test_bad_input_halts_the_driver_with_the_row_named() -> None:
+    d = StreamingDriver(load_settings())
+    q = {
+        "ts_ms": np.array([DAY0 + 1_000, DAY0 + 500], dtype=np.int64),
+        "seq": np.array([0, 1], dtype=np.int64),
+        "bid_px": np.array([42_000.0, 42_000.0]),
+        "bid_sz": np.array([1.0, 1.0]),
+        "ask_px": np.array([42_000.1, 42_000.1]),
+        "ask_sz": np.array([1.0, 1.0]),
+    }
+    with pytest.raises(CoreError, match="quote #1"):
+        d.push(None, q)
+    assert d.halted is not None
+    later = {k: v[:1] + (60_000 if k == "ts_ms" else 0) for k, v in q.items()}
+    with pytest.raises(CoreError, match="halted"):
+        d.push(None, later)

@@ -49,6 +49,9 @@ pub struct StreamingDriver {
     /// Latest event's minute (`i64::MIN` before the first event).
     cur_min: i64,
     events: u64,
+    /// The first error seen: the driver refuses every later event (it cannot know what it
+    /// missed; a live graph halts and alerts rather than trading on a guess).
+    halted: Option<String>,
 }
 
 impl StreamingDriver {
@@ -105,7 +108,33 @@ impl StreamingDriver {
             tick_path,
             cur_min: i64::MIN,
             events: 0,
+            halted: None,
         })
+    }
+
+    /// Why the driver stopped taking events, if it did.
+    pub fn halted(&self) -> Option<&str> {
+        self.halted.as_deref()
+    }
+
+    fn check(&self) -> Result<(), AtError> {
+        match &self.halted {
+            None => Ok(()),
+            Some(why) => Err(AtError::InvalidInput {
+                location: "streaming driver".into(),
+                message: format!("halted after an earlier error: {why}"),
+            }),
+        }
+    }
+
+    /// Record the first error and pass it on.
+    fn halt<T>(&mut self, r: Result<T, AtError>) -> Result<T, AtError> {
+        if let Err(e) = &r {
+            if self.halted.is_none() {
+                self.halted = Some(e.to_string());
+            }
+        }
+        r
     }
 
     /// Events seen so far.
@@ -127,9 +156,12 @@ impl StreamingDriver {
     /// it closes are decided and appended to `out`.
     #[inline]
     pub fn push_trade(&mut self, t: Trade, out: &mut Vec<Decided>) -> Result<(), AtError> {
-        self.fe.push_trade(t)?;
+        self.check()?;
+        let r = self.fe.push_trade(t);
+        self.halt(r)?;
         self.events += 1;
-        self.after_event(t.ts_ms, out)?;
+        let r = self.after_event(t.ts_ms, out);
+        self.halt(r)?;
         if self.tick_path {
             self.b.table.tick_ts.push(t.ts_ms);
             self.b
@@ -143,9 +175,12 @@ impl StreamingDriver {
     /// One L1 quote; minutes it closes are decided and appended to `out`.
     #[inline]
     pub fn push_quote(&mut self, q: Quote, out: &mut Vec<Decided>) -> Result<(), AtError> {
-        self.fe.push_quote(q)?;
+        self.check()?;
+        let r = self.fe.push_quote(q);
+        self.halt(r)?;
         self.events += 1;
-        self.after_event(q.ts_ms, out)
+        let r = self.after_event(q.ts_ms, out);
+        self.halt(r)
     }
 
     #[inline]
@@ -164,6 +199,17 @@ impl StreamingDriver {
     /// the feed with an error naming it; the rows before it stay fed (a live feed cannot
     /// be un-seen), so the caller must treat the driver as halted.
     pub fn feed<T: TradeSource + ?Sized, Q: QuoteSource + ?Sized>(
+        &mut self,
+        trades: &T,
+        quotes: &Q,
+        out: &mut Vec<Decided>,
+    ) -> Result<(), AtError> {
+        self.check()?;
+        let r = self.feed_rows(trades, quotes, out);
+        self.halt(r)
+    }
+
+    fn feed_rows<T: TradeSource + ?Sized, Q: QuoteSource + ?Sized>(
         &mut self,
         trades: &T,
         quotes: &Q,
@@ -214,8 +260,12 @@ impl StreamingDriver {
     /// Close every minute up to and including `ts_min` (the wall clock passed its end with
     /// no later event) and decide them.
     pub fn close_until(&mut self, ts_min: i64, out: &mut Vec<Decided>) -> Result<(), AtError> {
-        let ready = self.fe.close_minute(ts_min)?;
-        self.decide_all(ready, out)
+        self.check()?;
+        let r = self
+            .fe
+            .close_minute(ts_min)
+            .and_then(|ready| self.decide_all(ready, out));
+        self.halt(r)
     }
 
     fn decide_all(
@@ -281,6 +331,7 @@ impl StreamingDriver {
     /// End of data: close the open minute, decide it, close what is still open at the last
     /// mark (END_OF_DATA) and return the full result, as `run` would over the same ticks.
     pub fn finish(mut self, out: &mut Vec<Decided>) -> Result<BacktestResult, AtError> {
+        self.check()?;
         let ready = self.fe.finish()?;
         self.decide_all(ready, out)?;
         let Some(core) = self.core.take() else {
@@ -301,4 +352,36 @@ fn gather(c: &Columns) -> Result<FeatureColumns<'_>, AtError> {
         |n| c.i64s.iter().find(|x| x.0 == n).map(|x| x.1.as_slice()),
         |n| c.bools.iter().find(|x| x.0 == n).map(|x| x.1.as_slice()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_halts_the_driver() {
+        let mut d = StreamingDriver::new(
+            Stage1Config::default(),
+            Stage2Config::default(),
+            Params::default(),
+            None,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let q = |ts| Quote {
+            ts_ms: ts,
+            seq: 0,
+            bid_ticks: 500_000,
+            bid_sz: 1.0,
+            ask_ticks: 500_001,
+            ask_sz: 1.0,
+        };
+        d.push_quote(q(1_000), &mut out).unwrap();
+        // time goes backwards: refused, and so is everything after it
+        let e = d.push_quote(q(500), &mut out).unwrap_err().to_string();
+        assert!(d.halted().is_some(), "{e}");
+        let again = d.push_quote(q(2_000), &mut out).unwrap_err().to_string();
+        assert!(again.contains("halted after an earlier error"), "{again}");
+        assert!(d.finish(&mut out).is_err());
+    }
 }

@@ -137,6 +137,12 @@ impl PyStreamingDriver {
         self.inner.as_ref().map_or(0, |d| d.events())
     }
 
+    /// Why the driver refuses events (the first error it met), or None.
+    #[getter]
+    fn halted(&self) -> Option<String> {
+        self.inner.as_ref().and_then(|d| d.halted().map(str::to_string))
+    }
+
     /// Minutes decided so far.
     #[getter]
     fn minutes(&self) -> usize {
