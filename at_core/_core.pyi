@@ -88,9 +88,11 @@ def synth_regime_names() -> list[str]: ...
 # Strategy kernel (rust/at-strategy) and backtester (rust/at-backtest). Parameters: a dict
 # keyed by config names (at_core.strategy.params_dict); enum choices are strings. A minute
 # (StrategyKernel.on_minute) is a dict of MinuteInput fields: ts_min int (minute start, ms),
-# open/high/low/close (trade OHLC, NaN if no trades), volume, max_trade_gap (largest jump
-# between consecutive trades of the minute), mid_close, spread_avg (spread_avg_60m), poc,
-# vah, val, va_valid bool, of_1m, of_norm_1m, qimb_close, qimb_ema, ambiguous_frac.
+# open/high/low/close (trade OHLC, NaN if no trades), volume, vah_trade_dist /
+# val_trade_dist (distance from VAH / VAL to the minute's nearest traded price, NaN = none
+# or unknown: the §6.3 crossing is then not proven), mid_close, spread_avg
+# (spread_avg_60m), poc, vah, val, va_valid bool, of_1m, of_norm_1m, qimb_close, qimb_ema,
+# ambiguous_frac.
 # A backtest table: those fields as 1-d arrays (va_valid bool, ts_min int64, the rest
 # float64) plus fill references next_quote_ts int64 / next_bid / next_ask float64 (first
 # quote strictly after each minute's close) and low_ts / high_ts int64 (first trade at the

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 log = at_logging.get(__name__)
 MINUTE_MS = 60_000
 #: Stage-1 columns the minute table needs that older feature engines did not store.
-NEW_STAGE1_COLUMNS = ("max_trade_gap", "low_ts", "high_ts")
+NEW_STAGE1_COLUMNS = ("low_ts", "high_ts")
 
 #: Metrics printed in the text summary (name, label, format).
 HEADLINE: tuple[tuple[str, str, str], ...] = (
@@ -131,7 +131,7 @@ def _stage1_outdated(db_dir: Path) -> str | None:
         return "no stored features"
     names = set(pq.read_schema(d / "minutes.parquet").names)
     if not set(NEW_STAGE1_COLUMNS) <= names:
-        return "stored features come from an older engine (no max_trade_gap / low_ts / high_ts)"
+        return "stored features come from an older engine (no low_ts / high_ts)"
     meta = json.loads((d / "meta.json").read_text())
     lake = Lake(db_dir)
     days = sorted(set(lake.days("trades")) | set(lake.days("quotes")))

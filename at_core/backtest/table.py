@@ -43,7 +43,7 @@ def minute_table(
     try:
         out = dict(_core.backtest_minute_table(arrays, use_bvc))
     except CoreError as exc:
-        stage1_only = ("max_trade_gap", "low_ts", "high_ts", "fq_ts", "fq_bid_px", "fq_ask_px")
+        stage1_only = ("low_ts", "high_ts", "fq_ts", "fq_bid_px", "fq_ask_px")
         if "missing" in str(exc) and any(f"`{c}`" in str(exc) for c in stage1_only):
             raise InputError(
                 f"{exc} (stage-1 summaries from an older feature engine: "

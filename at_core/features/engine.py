@@ -54,6 +54,8 @@ STAGE2_COLUMNS = (
     "va_valid",
     "total_volume_4h",
     "bvc_net",
+    "vah_trade_dist",
+    "val_trade_dist",
 )
 HIST_COLUMNS = ("hist_minute", "hist_bin", "hist_qty")
 

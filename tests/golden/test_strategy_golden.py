@@ -30,7 +30,9 @@ def minute(**kw: Any) -> dict[str, Any]:
         "low": 49_820.0,
         "close": 49_950.0,
         "volume": 10.0,
-        "max_trade_gap": 1.0,
+        # §6.3 input: a trade printed at VAL; the nearest trade to VAH is the high
+        "vah_trade_dist": 180.0,
+        "val_trade_dist": 0.0,
         "mid_close": 49_950.0,
         "spread_avg": 1.0,
         "poc": 50_000.0,
@@ -60,6 +62,19 @@ def test_20_5_breakin_long(params: dict[str, Any]) -> None:
     # "(or limit at $49,900)": the boundary limit mode.
     k = StrategyKernel({**params, "use_limit_for_entry": True, "limit_price_mode": "boundary"})
     assert k.on_minute(minute())["entry"]["limit_price"] == 49_900.0
+
+
+def test_breakin_needs_a_trade_near_val(params: dict[str, Any]) -> None:
+    """SPEC §6.3: the nearest trade must lie within 1 x spread (1 $) of VAL; an unknown
+    distance (None = NaN) proves nothing. The failed-breakout reading (C) remains."""
+    for m in (minute(val_trade_dist=1.0), minute(val_trade_dist=0.5)):
+        assert StrategyKernel(params).on_minute(m)["signals"]["breakin_long"] is True
+    far = minute(val_trade_dist=1.5)
+    unknown = minute(val_trade_dist=None)
+    for m in (far, unknown):
+        d = StrategyKernel(params).on_minute(m)
+        assert d["signals"]["breakin_long"] is False
+        assert d["reason"] == "FAILBREAK_LONG"
 
 
 def test_20_1_sizing_and_20_2_partial_exit(params: dict[str, Any]) -> None:

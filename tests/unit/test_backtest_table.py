@@ -35,7 +35,8 @@ def engine_arrays(n: int = 5) -> dict[str, np.ndarray]:
         "low": f(99.9, NAN, 100.0, 100.3, 100.0),
         "close": f(100.1, NAN, 100.3, 100.3, 100.2),
         "volume": f(2.0, 0.0, 1.0, 0.5, 3.0),
-        "max_trade_gap": f(0.4, 0.0, 0.2, 0.0, 0.1),
+        "vah_trade_dist": f(0.1, NAN, 0.0, NAN, 0.2),
+        "val_trade_dist": f(0.0, NAN, 0.1, NAN, 0.1),
         "mid_close": f(100.05, 100.05, 100.25, 100.35, 100.15),
         "spread_avg_60m": f(0.1, 0.1, 0.1, 0.12, 0.1),
         "poc": f(100.0, 100.0, 100.1, 100.1, 100.1),
@@ -84,7 +85,8 @@ def test_golden_hand_built_minutes() -> None:
     np.testing.assert_array_equal(t["of_1m"], [1.0, 0.0, -0.5, 0.5, 0.0])
     np.testing.assert_array_equal(t["of_norm_1m"], [0.5, NAN, -0.5, 1.0, 0.0])
     assert t["low_ts"].tolist() == [T0 + 10, -1, T0 + 2 * M + 7, T0 + 3 * M, T0 + 4 * M + 50]
-    np.testing.assert_array_equal(t["max_trade_gap"], [0.4, 0.0, 0.2, 0.0, 0.1])
+    np.testing.assert_array_equal(t["vah_trade_dist"], [0.1, NAN, 0.0, NAN, 0.2])
+    np.testing.assert_array_equal(t["val_trade_dist"], [0.0, NAN, 0.1, NAN, 0.1])
 
 
 def test_bvc_fallback_replaces_order_flow() -> None:
@@ -98,8 +100,8 @@ def test_bvc_fallback_replaces_order_flow() -> None:
 
 def test_missing_or_short_columns_are_named() -> None:
     a = engine_arrays()
-    del a["max_trade_gap"]
-    with pytest.raises(InputError, match=r"max_trade_gap.*re-run `auction-trader features`"):
+    del a["low_ts"]
+    with pytest.raises(InputError, match=r"low_ts.*re-run `auction-trader features`"):
         minute_table(a)
     b = engine_arrays()
     b["vah"] = b["vah"][:3]

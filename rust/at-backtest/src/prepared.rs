@@ -147,7 +147,7 @@ impl IdlePlan {
 pub struct Prepared {
     pub ambiguity: AmbiguityStats,
     /// The kernel inputs as rows (`with_rows`; one contiguous row per minute reads faster
-    /// than 18 column streams when many sets reuse it), or empty (read the columns).
+    /// than 19 column streams when many sets reuse it), or empty (read the columns).
     pub rows: Vec<MinuteInput>,
     minutes: Vec<(SignalKey, Vec<PreMinute>, f64)>,
     plans: Vec<(SignalKey, u32, IdlePlan)>,

@@ -63,6 +63,19 @@ pub fn synthetic_table(n: usize, seed: u64, start_ms: i64, ticks_per_leg: usize)
         let lean = ((c - o) / 30.0).clamp(-1.0, 1.0);
         let of_norm = (0.6 * lean + 0.4 * (r.next() * 2.0 - 1.0)).clamp(-1.0, 1.0);
         let qimb = (0.5 * lean + 0.5 * (r.next() * 2.0 - 1.0)).clamp(-1.0, 1.0);
+        // Largest trade-to-trade jump of the minute: a level inside the bar is at most half
+        // of it from a trade; outside the bar the nearest trade is the extreme (§6.3 input).
+        let half_gap = q(0.1 + r.next() * 0.5) * 0.5;
+        let (vah, val) = (q(poc + half), q(poc - half));
+        let trade_dist = |level: f64| {
+            if level < l {
+                l - level
+            } else if level > h {
+                level - h
+            } else {
+                half_gap
+            }
+        };
         let x = MinuteInput {
             ts_min: start_ms + i as i64 * 60_000,
             open: o,
@@ -70,12 +83,13 @@ pub fn synthetic_table(n: usize, seed: u64, start_ms: i64, ticks_per_leg: usize)
             low: l,
             close: c,
             volume,
-            max_trade_gap: q(0.1 + r.next() * 0.5),
+            vah_trade_dist: trade_dist(vah),
+            val_trade_dist: trade_dist(val),
             mid_close: c + 0.05,
             spread_avg: 0.1 + r.next() * 0.1,
             poc,
-            vah: q(poc + half),
-            val: q(poc - half),
+            vah,
+            val,
             va_valid: i >= 240,
             of_1m: of_norm * volume,
             of_norm_1m: of_norm,

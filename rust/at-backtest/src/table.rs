@@ -61,7 +61,8 @@ pub struct MinuteTable<'a> {
     pub low: &'a [f64],
     pub close: &'a [f64],
     pub volume: &'a [f64],
-    pub max_trade_gap: &'a [f64],
+    pub vah_trade_dist: &'a [f64],
+    pub val_trade_dist: &'a [f64],
     pub mid_close: &'a [f64],
     pub spread_avg: &'a [f64],
     pub poc: &'a [f64],
@@ -102,13 +103,14 @@ impl<'a> MinuteTable<'a> {
 
     fn validate_lengths(&self) -> Result<(), AtError> {
         let n = self.len();
-        let f64s: [(&str, &[f64]); 17] = [
+        let f64s: [(&str, &[f64]); 18] = [
             ("open", self.open),
             ("high", self.high),
             ("low", self.low),
             ("close", self.close),
             ("volume", self.volume),
-            ("max_trade_gap", self.max_trade_gap),
+            ("vah_trade_dist", self.vah_trade_dist),
+            ("val_trade_dist", self.val_trade_dist),
             ("mid_close", self.mid_close),
             ("spread_avg", self.spread_avg),
             ("poc", self.poc),
@@ -297,7 +299,7 @@ impl<'a> MinuteTable<'a> {
         Ok(())
     }
 
-    /// All kernel inputs as contiguous rows (one 144-byte row per minute reads far faster
+    /// All kernel inputs as contiguous rows (one 152-byte row per minute reads far faster
     /// than 18 column streams in the hot loop).
     pub fn rows(&self) -> Vec<MinuteInput> {
         (0..self.len()).map(|m| self.input(m)).collect()
@@ -313,7 +315,8 @@ impl<'a> MinuteTable<'a> {
             low: self.low[m],
             close: self.close[m],
             volume: self.volume[m],
-            max_trade_gap: self.max_trade_gap[m],
+            vah_trade_dist: self.vah_trade_dist[m],
+            val_trade_dist: self.val_trade_dist[m],
             mid_close: self.mid_close[m],
             spread_avg: self.spread_avg[m],
             poc: self.poc[m],
@@ -409,7 +412,8 @@ hot_fields!(
     cold: ts_min: i64,
     open: f64,
     volume: f64,
-    max_trade_gap: f64,
+    vah_trade_dist: f64,
+    val_trade_dist: f64,
     mid_close: f64,
     spread_avg: f64,
     of_1m: f64,
@@ -428,7 +432,8 @@ pub struct OwnedTable {
     pub low: Vec<f64>,
     pub close: Vec<f64>,
     pub volume: Vec<f64>,
-    pub max_trade_gap: Vec<f64>,
+    pub vah_trade_dist: Vec<f64>,
+    pub val_trade_dist: Vec<f64>,
     pub mid_close: Vec<f64>,
     pub spread_avg: Vec<f64>,
     pub poc: Vec<f64>,
@@ -468,7 +473,8 @@ impl OwnedTable {
         self.low.push(x.low);
         self.close.push(x.close);
         self.volume.push(x.volume);
-        self.max_trade_gap.push(x.max_trade_gap);
+        self.vah_trade_dist.push(x.vah_trade_dist);
+        self.val_trade_dist.push(x.val_trade_dist);
         self.mid_close.push(x.mid_close);
         self.spread_avg.push(x.spread_avg);
         self.poc.push(x.poc);
@@ -495,7 +501,8 @@ impl OwnedTable {
             low: &self.low,
             close: &self.close,
             volume: &self.volume,
-            max_trade_gap: &self.max_trade_gap,
+            vah_trade_dist: &self.vah_trade_dist,
+            val_trade_dist: &self.val_trade_dist,
             mid_close: &self.mid_close,
             spread_avg: &self.spread_avg,
             poc: &self.poc,

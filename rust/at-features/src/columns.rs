@@ -66,7 +66,6 @@ pub fn stage1_columns(scale: &PriceScale, ms: &[&MinuteSummary]) -> Columns {
     icol!("last_trade_ts", |s| ts(s.last_trade_ts));
     icol!("low_ts", |s| ts(s.low_ts));
     icol!("high_ts", |s| ts(s.high_ts));
-    fcol!("max_trade_gap", |s| scale.price(s.max_trade_gap_ticks));
     fcol!("bid_px_close", |s| px(s.l1_close.map(|q| q.bid_ticks)));
     fcol!("ask_px_close", |s| px(s.l1_close.map(|q| q.ask_ticks)));
     fcol!("bid_sz_close", |s| s
@@ -170,6 +169,14 @@ pub fn stage2_columns(rows: &[&FeatureRow]) -> Columns {
         rows.iter().map(|r| r.total_volume_4h).collect(),
     );
     c.f("bvc_net", rows.iter().map(|r| r.bvc_net).collect());
+    c.f(
+        "vah_trade_dist",
+        rows.iter().map(|r| r.vah_trade_dist).collect(),
+    );
+    c.f(
+        "val_trade_dist",
+        rows.iter().map(|r| r.val_trade_dist).collect(),
+    );
     c
 }
 

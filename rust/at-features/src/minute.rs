@@ -29,12 +29,6 @@ pub struct MinuteSummary {
     /// bound for limits, stops and targets).
     pub low_ts: Option<i64>,
     pub high_ts: Option<i64>,
-    /// Largest absolute price jump between consecutive trades of the minute, in trade
-    /// order (ticks; 0 with fewer than two trades). With `[low, high]` it bounds how far the
-    /// nearest trade can be from any level inside the bar (SPEC §6.3 crossing validation),
-    /// without keeping the trades. The first trade of a minute is not compared with the
-    /// previous minute's last one: a jump across minutes is not inside either bar.
-    pub max_trade_gap_ticks: i64,
     /// Latest quote at or before `ts_min + 59 999` (SPEC §4.3).
     pub l1_close: Option<Quote>,
     /// Signed order flow: sum of sign * size (SPEC §5.7).

@@ -463,10 +463,6 @@ impl Stage1Engine {
                     cur.low = Some(p);
                     cur.low_ts = Some(ts);
                 }
-                // `close` still holds the previous trade of this minute
-                if let Some(prev) = cur.close {
-                    cur.max_trade_gap_ticks = cur.max_trade_gap_ticks.max((p - prev).abs());
-                }
             }
             cur.close = Some(p);
             cur.volume += t.size;

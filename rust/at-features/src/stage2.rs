@@ -14,6 +14,23 @@
 //! * `bin_width` in the output is the width actually used for that minute's profile.
 //! * The profile is rebuilt from the base-resolution window on every applied change, which
 //!   is the same as a rebuild from raw trades (SPEC §5.4 rebuild method).
+//!
+//! Boundary crossing input (SPEC §6.3): `vah_trade_dist` / `val_trade_dist` are the distances
+//! from this minute's VAH / VAL to the nearest price the minute traded at, read from the
+//! minute's base-resolution histogram by binary search (see [`nearest_trade_dist_ticks`]).
+//! With `base_bin_ticks = 1` the bins are the traded prices and the distance is exact; with
+//! `base_bin_ticks = k > 1` a bin `[b, b + k - 1]` only says that some trade lies in it, so
+//! the bin's farthest point from the level is used: an upper bound, so a crossing reported
+//! with it is real (never claimed on a trade that may not exist). NaN when the minute had
+//! no trades or the VA is not valid (the strategy never asks then).
+//!
+//! Warm-up (SPEC §16.1): `va_valid` requires, besides `min_va_bins`, that the
+//! `max(warmup_minutes, rolling_window_minutes)`-minute window ending at the minute starts
+//! at or after the warm-up start, i.e. `ts_min - warm_start >= (window - 1) * 60_000`.
+//! The warm-up start is the first minute this instance saw (a first minute that began
+//! mid-minute still counts as one). It lives here, in the engine, so that a live driver and
+//! the backtester gate on the same rule; [`Stage2::restart_warm_up`] is the one seam through
+//! which a caller (e.g. a data-gap policy) starts the count again.
 
 use crate::minute::MinuteSummary;
 use crate::profile::RollingProfile;
@@ -69,6 +86,32 @@ pub struct FeatureRow {
     pub total_volume_4h: f64,
     /// SPEC §5.9 proxy, NaN unless `use_bvc_fallback`.
     pub bvc_net: f64,
+    /// SPEC §6.3: distance (price) from `vah` / `val` to the minute's nearest traded price
+    /// (an upper bound when `base_bin_ticks > 1`); NaN without trades or a valid VA.
+    pub vah_trade_dist: f64,
+    pub val_trade_dist: f64,
+}
+
+/// Distance in ticks from `level` to the nearest trade of a minute histogram `hist`
+/// (sorted lower bin edges in ticks, bins of `bin_ticks` ticks, no zero bins), taking each
+/// bin at its farthest point from `level` (`max(level - b, b + bin_ticks - 1 - level)`):
+/// exact for one-tick bins, an upper bound otherwise. `None` for an empty histogram.
+///
+/// That per-bin distance is V-shaped in `b`, lowest at `b = level - (bin_ticks - 1) / 2`,
+/// so the nearest bin is one of the two sorted edges around that point: one binary search,
+/// no scan (stage 2 runs per grid point).
+#[inline]
+pub fn nearest_trade_dist_ticks(hist: &[(i64, i64)], level: i64, bin_ticks: i64) -> Option<i64> {
+    let span = bin_ticks - 1;
+    let far = |b: i64| (level - b).max(b + span - level);
+    // first edge with 2b >= 2 level - span (at or past the vertex)
+    let i = hist.partition_point(|&(b, _)| 2 * b < 2 * level - span);
+    let right = hist.get(i).map(|&(b, _)| far(b));
+    let left = i.checked_sub(1).map(|j| far(hist[j].0));
+    match (left, right) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Streaming stage 2.
@@ -103,6 +146,12 @@ impl Stage2 {
             history_start: None,
             cfg,
         })
+    }
+
+    /// Start the warm-up count again at the next minute pushed (the seam for a data-gap
+    /// policy: after an outage the rolling state no longer describes the last 4 hours).
+    pub fn restart_warm_up(&mut self) {
+        self.history_start = None;
     }
 
     pub fn config(&self) -> &Stage2Config {
@@ -182,6 +231,15 @@ impl Stage2 {
         }
         let w = self.profile.width();
         let st = self.profile.stats(self.cfg.va_fraction);
+        let va_valid = warm && st.va.is_some() && st.nonzero_bins >= self.cfg.min_va_bins;
+        let trade_dist = |level: i64| {
+            nearest_trade_dist_ticks(m.hist, level, self.cfg.base_bin_ticks)
+                .map_or(f64::NAN, |d| self.scale.price(d))
+        };
+        let (vah_trade_dist, val_trade_dist) = match st.va {
+            Some(va) if va_valid => (trade_dist(va.vah), trade_dist(va.val)),
+            _ => (f64::NAN, f64::NAN),
+        };
         let (poc, vah, val, cov) = match st.va {
             Some(va) => (
                 self.scale.price(va.poc),
@@ -214,9 +272,11 @@ impl Stage2 {
             val,
             va_coverage: cov,
             va_bin_count: st.nonzero_bins,
-            va_valid: warm && st.va.is_some() && st.nonzero_bins >= self.cfg.min_va_bins,
+            va_valid,
             total_volume_4h: units_to_size(st.total),
             bvc_net,
+            vah_trade_dist,
+            val_trade_dist,
         })
     }
 }

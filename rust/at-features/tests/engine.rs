@@ -368,11 +368,10 @@ fn a_bad_row_rolls_the_batch_back() {
 }
 
 #[test]
-fn extremes_timestamps_and_largest_trade_jump() {
+fn extremes_timestamps() {
     // minute 0: 100 @10, 104 @20, 104 @30 (second touch of the high), 99 @40, 99 @50,
-    // 102 @50 (same millisecond). Jumps |4|, 0, |5|, 0, |3| -> 5. First low 99 at 40,
-    // first high 104 at 20. Minute 1: one trade (no jump), 300 ticks away from minute 0's
-    // close (a jump across minutes counts in neither). Minute 2: no trade.
+    // 102 @50 (same millisecond). First low 99 at 40, first high 104 at 20. Minute 1: one
+    // trade. Minute 2: no trade.
     let quotes = vec![qt(0, 0, 90, 110, 1.0, 1.0)];
     let trades = vec![
         tr(10, 0, 100, 1.0, 0),
@@ -386,10 +385,7 @@ fn extremes_timestamps_and_largest_trade_jump() {
     ];
     let (m, _) = stage1(&Stage1Config::default(), &trades, &quotes, false).unwrap();
     assert_eq!(m.len(), 4);
-    assert_eq!(m[0].max_trade_gap_ticks, 5);
     assert_eq!((m[0].low_ts, m[0].high_ts), (Some(40), Some(20)));
-    assert_eq!(m[1].max_trade_gap_ticks, 0);
     assert_eq!((m[1].low_ts, m[1].high_ts), (Some(M + 7), Some(M + 7)));
-    assert_eq!(m[2].max_trade_gap_ticks, 0);
     assert_eq!((m[2].low_ts, m[2].high_ts), (None, None));
 }

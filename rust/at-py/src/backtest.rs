@@ -50,13 +50,14 @@ fn sl<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, key: &str) -> PyRes
     })
 }
 
-const F64_COLS: [&str; 19] = [
+const F64_COLS: [&str; 20] = [
     "open",
     "high",
     "low",
     "close",
     "volume",
-    "max_trade_gap",
+    "vah_trade_dist",
+    "val_trade_dist",
     "mid_close",
     "spread_avg",
     "poc",
@@ -130,7 +131,7 @@ impl<'py> Cols<'py> {
         let ticks = match &self.tick_start {
             Some(ts) => Some(TickPath {
                 ts: i(4)?,
-                price: f(18)?,
+                price: f(19)?,
                 start: sl(ts, "tick_start")?,
             }),
             None => None,
@@ -142,21 +143,22 @@ impl<'py> Cols<'py> {
             low: f(2)?,
             close: f(3)?,
             volume: f(4)?,
-            max_trade_gap: f(5)?,
-            mid_close: f(6)?,
-            spread_avg: f(7)?,
-            poc: f(8)?,
-            vah: f(9)?,
-            val: f(10)?,
+            vah_trade_dist: f(5)?,
+            val_trade_dist: f(6)?,
+            mid_close: f(7)?,
+            spread_avg: f(8)?,
+            poc: f(9)?,
+            vah: f(10)?,
+            val: f(11)?,
             va_valid: sl(&self.valid, "va_valid")?,
-            of_1m: f(11)?,
-            of_norm_1m: f(12)?,
-            qimb_close: f(13)?,
-            qimb_ema: f(14)?,
-            ambiguous_frac: f(15)?,
+            of_1m: f(12)?,
+            of_norm_1m: f(13)?,
+            qimb_close: f(14)?,
+            qimb_ema: f(15)?,
+            ambiguous_frac: f(16)?,
             next_quote_ts: i(1)?,
-            next_bid: f(16)?,
-            next_ask: f(17)?,
+            next_bid: f(17)?,
+            next_ask: f(18)?,
             low_ts: i(2)?,
             high_ts: i(3)?,
             ticks,
@@ -335,7 +337,8 @@ pub(crate) fn owned_dict<'py>(py: Python<'py>, t: OwnedTable) -> PyResult<Bound<
     d.set_item("low", t.low.into_pyarray(py))?;
     d.set_item("close", t.close.into_pyarray(py))?;
     d.set_item("volume", t.volume.into_pyarray(py))?;
-    d.set_item("max_trade_gap", t.max_trade_gap.into_pyarray(py))?;
+    d.set_item("vah_trade_dist", t.vah_trade_dist.into_pyarray(py))?;
+    d.set_item("val_trade_dist", t.val_trade_dist.into_pyarray(py))?;
     d.set_item("mid_close", t.mid_close.into_pyarray(py))?;
     d.set_item("spread_avg", t.spread_avg.into_pyarray(py))?;
     d.set_item("poc", t.poc.into_pyarray(py))?;

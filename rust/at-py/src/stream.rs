@@ -140,7 +140,9 @@ impl PyStreamingDriver {
     /// Why the driver refuses events (the first error it met), or None.
     #[getter]
     fn halted(&self) -> Option<String> {
-        self.inner.as_ref().and_then(|d| d.halted().map(str::to_string))
+        self.inner
+            .as_ref()
+            .and_then(|d| d.halted().map(str::to_string))
     }
 
     /// Minutes decided so far.

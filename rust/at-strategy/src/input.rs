@@ -20,11 +20,12 @@ pub struct MinuteInput {
     pub close: f64,
     /// Traded volume of the minute (`bars_1m.volume`).
     pub volume: f64,
-    /// Largest absolute price jump between two consecutive trades of the minute (trade
-    /// order; 0 with fewer than two trades; NaN = unknown, treated as 0). Parameter-free
-    /// (stage 1). Used only to decide §6.3 when a boundary lies inside `[low, high]`: the
-    /// trades then straddle it, and the nearest trade is at most `max_trade_gap / 2` away.
-    pub max_trade_gap: f64,
+    /// Distance (price units) from this minute's `vah` / `val` to the nearest price the
+    /// minute traded at (stage 2, from the minute's base-resolution histogram; an upper
+    /// bound when `base_bin_ticks > 1`). NaN when the minute had no trades or the VA is not
+    /// valid. Decides SPEC §6.3 for the minute's own boundaries: crossed iff `<= dist`.
+    pub vah_trade_dist: f64,
+    pub val_trade_dist: f64,
     /// Mid at the minute close (`features_1m.mid_close`); used to mark open positions.
     pub mid_close: f64,
     /// Rolling average spread (`bars_1m.spread_avg_60m`), price units.
@@ -50,7 +51,7 @@ pub struct MinuteInput {
 /// Read access to one minute's kernel inputs, field by field (the fields of
 /// `MinuteInput`, same meanings). The kernel reads a minute only through this trait, so a
 /// caller holding the minutes as columns (the backtester) can hand it a row view instead of
-/// gathering all 18 fields of every minute: the kernel touches only the fields its checks
+/// gathering all 19 fields of every minute: the kernel touches only the fields its checks
 /// reach (most minutes need a handful).
 pub trait Bar {
     fn ts_min(&self) -> i64;
@@ -59,7 +60,8 @@ pub trait Bar {
     fn low(&self) -> f64;
     fn close(&self) -> f64;
     fn volume(&self) -> f64;
-    fn max_trade_gap(&self) -> f64;
+    fn vah_trade_dist(&self) -> f64;
+    fn val_trade_dist(&self) -> f64;
     fn mid_close(&self) -> f64;
     fn spread_avg(&self) -> f64;
     fn poc(&self) -> f64;
@@ -78,29 +80,17 @@ pub trait Bar {
         self.close().is_finite() && self.high().is_finite() && self.low().is_finite()
     }
 
-    /// SPEC §6.3: did a trade of this minute print within `dist` of `level`?
-    ///
-    /// Only the trade range and the largest trade-to-trade jump are needed: if `level` lies
-    /// outside `[low, high]`, the nearest trade is exactly `low` or `high`; if it lies
-    /// inside, two consecutive trades straddle it and the nearer one is at most half their
-    /// jump away, so `max_trade_gap / 2 <= dist` proves the crossing. A minute whose largest
-    /// jump is wider than `2 * dist` is treated as not proving it (conservative: that jump
-    /// may be the one over the level; real BTC minutes trade tick by tick, so this is rare).
+    /// SPEC §6.3 at this minute's VAH: did one of its trades print within `dist` of it?
+    /// Decided exactly from the distance to the nearest traded price (NaN: not crossed).
     #[inline]
-    fn crossed_within(&self, level: f64, dist: f64) -> bool {
-        if !(self.has_trades() && level.is_finite()) {
-            return false;
-        }
-        let (low, high) = (self.low(), self.high());
-        if level < low {
-            low - level <= dist
-        } else if level > high {
-            level - high <= dist
-        } else {
-            let gap = self.max_trade_gap();
-            let gap = if gap.is_finite() { gap } else { 0.0 };
-            gap * 0.5 <= dist
-        }
+    fn crossed_vah(&self, dist: f64) -> bool {
+        self.vah_trade_dist() <= dist
+    }
+
+    /// SPEC §6.3 at this minute's VAL (see [`Bar::crossed_vah`]).
+    #[inline]
+    fn crossed_val(&self, dist: f64) -> bool {
+        self.val_trade_dist() <= dist
     }
 }
 
@@ -129,7 +119,8 @@ macro_rules! with_bar_fields {
         low: f64,
         close: f64,
         volume: f64,
-        max_trade_gap: f64,
+        vah_trade_dist: f64,
+        val_trade_dist: f64,
         mid_close: f64,
         spread_avg: f64,
         poc: f64,
@@ -157,7 +148,8 @@ impl MinuteInput {
             low: f64::NAN,
             close: f64::NAN,
             volume: 0.0,
-            max_trade_gap: 0.0,
+            vah_trade_dist: f64::NAN,
+            val_trade_dist: f64::NAN,
             mid_close: f64::NAN,
             spread_avg: f64::NAN,
             poc: f64::NAN,
@@ -183,10 +175,16 @@ impl MinuteInput {
         Bar::has_trades(self)
     }
 
-    /// SPEC §6.3 boundary crossing (`Bar::crossed_within`).
+    /// SPEC §6.3 boundary crossing at VAH (`Bar::crossed_vah`).
     #[inline]
-    pub fn crossed_within(&self, level: f64, dist: f64) -> bool {
-        Bar::crossed_within(self, level, dist)
+    pub fn crossed_vah(&self, dist: f64) -> bool {
+        Bar::crossed_vah(self, dist)
+    }
+
+    /// SPEC §6.3 boundary crossing at VAL (`Bar::crossed_val`).
+    #[inline]
+    pub fn crossed_val(&self, dist: f64) -> bool {
+        Bar::crossed_val(self, dist)
     }
 }
 
@@ -194,32 +192,29 @@ impl MinuteInput {
 mod tests {
     use super::*;
 
-    fn bar(low: f64, high: f64, gap: f64) -> MinuteInput {
+    fn bar(vah_trade_dist: f64, val_trade_dist: f64) -> MinuteInput {
         MinuteInput {
-            open: low,
-            high,
-            low,
-            close: high,
-            max_trade_gap: gap,
+            open: 100.0,
+            high: 101.0,
+            low: 100.0,
+            close: 101.0,
+            vah_trade_dist,
+            val_trade_dist,
             ..MinuteInput::empty(0)
         }
     }
 
     #[test]
-    fn crossing_outside_range_uses_distance_to_extreme() {
-        let b = bar(100.0, 101.0, 0.1);
-        assert!(b.crossed_within(99.9, 0.1 + 1e-12));
-        assert!(!b.crossed_within(99.8, 0.1));
-        assert!(b.crossed_within(101.1, 0.1 + 1e-12));
-        assert!(!b.crossed_within(101.3, 0.1));
-    }
-
-    #[test]
-    fn crossing_inside_range_needs_small_jumps() {
-        assert!(bar(100.0, 101.0, 0.2).crossed_within(100.5, 0.1));
-        // A 5-dollar jump inside the bar may have skipped the level: not proven.
-        assert!(!bar(100.0, 106.0, 5.0).crossed_within(103.0, 0.1));
-        // No trades: nothing crossed.
-        assert!(!MinuteInput::empty(0).crossed_within(100.0, 1.0));
+    fn crossing_compares_the_nearest_trade_distance() {
+        let b = bar(0.1, 0.0);
+        assert!(b.crossed_vah(0.1));
+        assert!(!b.crossed_vah(0.099));
+        assert!(b.crossed_val(0.0));
+        // Each level reads its own distance.
+        let b = bar(5.0, 0.2);
+        assert!(!b.crossed_vah(1.0) && b.crossed_val(1.0));
+        // Unknown distance (no trades, no valid VA): never crossed.
+        assert!(!bar(f64::NAN, f64::NAN).crossed_vah(f64::INFINITY));
+        assert!(!MinuteInput::empty(0).crossed_val(1.0));
     }
 }

@@ -115,14 +115,14 @@ where
         if has && ok {
             if x.low < x.val
                 && x.close > x.val
-                && x.crossed_within(x.val, dc)
+                && x.crossed_val(dc)
                 && k.initiative(x, 1, Family::Entry)
             {
                 bits |= sig::BREAKIN_LONG;
             }
             if x.high > x.vah
                 && x.close < x.vah
-                && x.crossed_within(x.vah, dc)
+                && x.crossed_vah(dc)
                 && k.initiative(x, -1, Family::Entry)
             {
                 bits |= sig::BREAKIN_SHORT;

@@ -8,15 +8,17 @@ const T0: i64 = 1_700_000_040_000 - 1_700_000_040_000 % 86_400_000 + 3_600_000; 
 const M: i64 = 60_000;
 
 /// Fixed value area of SPEC §20.5: VAL 49,900, POC 50,000, VAH 50,100, spread 1 $.
+/// The bar's OHLC as if it traded every price of `[low, high]`.
 fn va_bar(i: i64, o: f64, h: f64, l: f64, c: f64) -> MinuteInput {
-    MinuteInput {
+    range_traded(MinuteInput {
         ts_min: T0 + i * M,
         open: o,
         high: h,
         low: l,
         close: c,
         volume: 10.0,
-        max_trade_gap: 1.0,
+        vah_trade_dist: f64::NAN,
+        val_trade_dist: f64::NAN,
         mid_close: c,
         spread_avg: 1.0,
         poc: 50_000.0,
@@ -28,7 +30,16 @@ fn va_bar(i: i64, o: f64, h: f64, l: f64, c: f64) -> MinuteInput {
         qimb_close: 0.0,
         qimb_ema: 0.0,
         ambiguous_frac: 0.2,
-    }
+    })
+}
+
+/// Set the §6.3 distances of `b` as if it traded every price of `[low, high]`: 0 for a
+/// level inside the range, the distance to the nearer extreme outside it.
+fn range_traded(mut b: MinuteInput) -> MinuteInput {
+    let d = |level: f64| (b.low - level).max(level - b.high).max(0.0);
+    b.vah_trade_dist = d(b.vah);
+    b.val_trade_dist = d(b.val);
+    b
 }
 
 fn flow(mut b: MinuteInput, of: f64, qimb: f64) -> MinuteInput {
@@ -113,9 +124,9 @@ fn breakin_each_condition_is_required() {
         kernel(params()).on_minute(&b).signals & sig::BREAKIN_LONG,
         0
     );
-    // 3. crossing not proven: a 100 $ jump inside the bar, spread 1 $.
+    // 3. crossing not proven: the nearest trade is 50 $ from VAL, spread 1 $.
     let mut b = good;
-    b.max_trade_gap = 100.0;
+    b.val_trade_dist = 50.0;
     let d = kernel(params()).on_minute(&b);
     assert_eq!(d.signals & sig::BREAKIN_LONG, 0);
     // 4. no initiative at all.
@@ -138,6 +149,65 @@ fn breakin_each_condition_is_required() {
     b.va_valid = false;
     let d = kernel(params()).on_minute(&b);
     assert_eq!((d.signals, d.reason), (0, Reason::VaInvalid));
+}
+
+/// A minute of the §20.5 value area described by its trade prices in time order, with the
+/// fields the feature engine derives from those trades (OHLC and the §6.3 crossing input).
+fn from_trades(i: i64, prices: &[f64]) -> MinuteInput {
+    let hi = prices.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let lo = prices.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut b = va_bar(i, prices[0], hi, lo, prices[prices.len() - 1]);
+    let nearest = |level: f64| {
+        prices
+            .iter()
+            .map(|p| (p - level).abs())
+            .fold(f64::INFINITY, f64::min)
+    };
+    b.vah_trade_dist = nearest(b.vah);
+    b.val_trade_dist = nearest(b.val);
+    b
+}
+
+/// SPEC §6.3 decided exactly: a fast minute that printed a trade exactly at VAL but whose
+/// largest trade-to-trade jump (150 $) is far wider than 2 x spread (2 $) still proves the
+/// crossing, so the break-in fires as setup A (it is not relabelled as setup C).
+#[test]
+fn breakin_fires_on_fast_minute_with_trade_at_level() {
+    // Long: below VAL, one print at VAL 49,900, a 150 $ jump up, close back above VAL.
+    let b = flow(
+        from_trades(0, &[49_850.0, 49_820.0, 49_900.0, 50_050.0, 49_950.0]),
+        0.5,
+        0.15,
+    );
+    let d = kernel(params()).on_minute(&b);
+    assert_eq!(d.signals & sig::BREAKIN_LONG, sig::BREAKIN_LONG, "{d:?}");
+    assert_eq!(
+        (d.action, d.reason),
+        (Action::EnterLong, Reason::BreakinLong)
+    );
+    assert_eq!(d.entry.unwrap().setup, Setup::BreakIn);
+    // Short: above VAH, one print 0.5 $ from VAH 50,100 (within 1 x spread), a 150 $ jump.
+    let b = flow(
+        from_trades(0, &[50_150.0, 50_180.0, 50_100.5, 49_950.0, 50_060.0]),
+        -0.5,
+        -0.15,
+    );
+    let d = kernel(params()).on_minute(&b);
+    assert_eq!(d.signals & sig::BREAKIN_SHORT, sig::BREAKIN_SHORT, "{d:?}");
+    assert_eq!(
+        (d.action, d.reason),
+        (Action::EnterShort, Reason::BreakinShort)
+    );
+    // The same fast minute without a print near VAL (nearest 49,850, 50 $ away): the gap
+    // is not crossed; only the failed-breakout reading (C) remains.
+    let b = flow(
+        from_trades(0, &[49_850.0, 49_820.0, 50_050.0, 49_950.0]),
+        0.5,
+        0.15,
+    );
+    let d = kernel(params()).on_minute(&b);
+    assert_eq!(d.signals & sig::BREAKIN_LONG, 0, "{d:?}");
+    assert_eq!(d.reason, Reason::FailbreakLong);
 }
 
 #[test]
@@ -330,14 +400,14 @@ fn breakout_retest_failure_leads_into_setup_c() {
     // Break-in short also fires here (high > VAH, close < VAH, crossing, initiative) and
     // has priority; the entry shape is the same but the tag says which won.
     assert_eq!(o.reason, Reason::BreakinShort);
-    // Without break-in (crossing unproven by a huge jump), the failed retest wins as C.
+    // Without break-in (no trade near VAH: crossing unproven), the failed retest wins as C.
     let (mut k, _) = breakout_run(params());
     let mut b = flow(
         va_bar(4, 50_180.0, 50_210.0, 50_060.0, 50_070.0),
         -1.0,
         -0.2,
     );
-    b.max_trade_gap = 150.0;
+    b.vah_trade_dist = 40.0; // nearest trade 40 $ from VAH: the crossing is unproven
     let d = k.on_minute(&b);
     let o = d.entry.unwrap();
     assert_eq!(o.reason, Reason::RetestFailedShort);
@@ -363,13 +433,13 @@ fn setup_c_literal_and_priority() {
         -1.0,
         -0.2,
     );
-    b.max_trade_gap = 150.0;
+    b.vah_trade_dist = 40.0;
     let d = kernel(params()).on_minute(&b);
     assert_eq!(d.signals, sig::FAILBREAK_SHORT);
     let o = d.entry.unwrap();
     assert_eq!((o.reason, o.stop), (Reason::FailbreakShort, 50_252.0));
     // With the crossing proven both A and C fire; A wins (§6.7).
-    b.max_trade_gap = 1.0;
+    b.vah_trade_dist = 1.0;
     let d = kernel(params()).on_minute(&b);
     assert_eq!(d.signals, sig::FAILBREAK_SHORT | sig::BREAKIN_SHORT);
     assert_eq!(d.entry.unwrap().reason, Reason::BreakinShort);
@@ -631,6 +701,7 @@ fn noisy_series(n: i64, seed: u64) -> Vec<MinuteInput> {
         b.vah = b.poc + 100.0;
         b.val = b.poc - 100.0;
         b.va_valid = i % 97 != 3;
+        let b = range_traded(b);
         let of = (rnd() - 0.5) * 4.0;
         out.push(flow(b, of, (rnd() - 0.5) * 0.6));
         out.last_mut().unwrap().ambiguous_frac = rnd() * 0.5;

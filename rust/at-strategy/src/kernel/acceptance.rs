@@ -60,7 +60,7 @@ pub(crate) fn advance_acceptance<B: Bar>(
             }
         }
         None => {
-            if va_ok && x.close() > x.vah() && x.crossed_within(x.vah(), dc()) {
+            if va_ok && x.close() > x.vah() && x.crossed_vah(dc()) {
                 *a = SeqTrack {
                     count: 1,
                     locked: Some(x.vah()),
@@ -81,7 +81,7 @@ pub(crate) fn advance_acceptance<B: Bar>(
             }
         }
         None => {
-            if va_ok && x.close() < x.val() && x.crossed_within(x.val(), dc()) {
+            if va_ok && x.close() < x.val() && x.crossed_val(dc()) {
                 *b = SeqTrack {
                     count: 1,
                     locked: Some(x.val()),

@@ -178,14 +178,14 @@ impl Kernel {
         let mut s = 0;
         if x.low() < x.val()
             && x.close() > x.val()
-            && x.crossed_within(x.val(), dc())
+            && x.crossed_val(dc())
             && self.initiative(x, 1, Family::Entry)
         {
             s |= sig::BREAKIN_LONG;
         }
         if x.high() > x.vah()
             && x.close() < x.vah()
-            && x.crossed_within(x.vah(), dc())
+            && x.crossed_vah(dc())
             && self.initiative(x, -1, Family::Entry)
         {
             s |= sig::BREAKIN_SHORT;
