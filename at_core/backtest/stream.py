@@ -27,13 +27,22 @@ from at_core.strategy import params_dict
 
 
 class StreamingDriver:
-    """Features → kernel → execution core, minute by minute, with paper fills."""
+    """Features → kernel → execution core, minute by minute.
+
+    ``fills="paper"``: the backtester's fill model on the live ticks (paper and shadow
+    modes). ``fills="exchange"``: live mode; each minute's ``orders`` say what to send,
+    and the exchange's fills come back through :meth:`entry_fill`, :meth:`entry_end`,
+    :meth:`exit_fill` and :meth:`funding_paid` (partial entry fills accumulate). A report
+    the driver cannot explain (a fill with no order, more than ordered, off the quantity
+    grid) is an error and halts it: live trading must stop and alert, not guess.
+    """
 
     def __init__(
         self,
         settings: Settings,
         overrides: dict[str, Any] | None = None,
         funding: tuple[np.ndarray, np.ndarray] | None = None,
+        fills: str = "paper",
     ) -> None:
         f_ts, f_rate = (None, None) if funding is None else funding
         self._d = _core.StreamingDriver(
@@ -41,15 +50,36 @@ class StreamingDriver:
             params_dict(settings, overrides),
             None if f_ts is None else np.ascontiguousarray(f_ts, dtype=np.int64),
             None if f_rate is None else np.ascontiguousarray(f_rate, dtype=np.float64),
+            fills,
         )
 
     def push(
         self, trades: dict[str, np.ndarray] | None, quotes: dict[str, np.ndarray] | None
-    ) -> dict[str, np.ndarray]:
-        """Feed time-sorted trades and quotes; returns the minutes this closed, decided."""
+    ) -> dict[str, Any]:
+        """Feed time-sorted trades and quotes; returns the minutes this closed, decided
+        (arrays ``ts_min``, ``action``, ``reason``, ``signals``, ``events``, ``heat``,
+        ``equity``) and ``orders``: one dict per minute that places, exits or cancels."""
         return dict(self._d.push(trades, quotes))
 
-    def close_until(self, ts_min: int) -> dict[str, np.ndarray]:
+    def entry_fill(
+        self, ts_ms: int, price: float, qty: float, fee: float, maker: bool = False
+    ) -> bool:
+        """(Part of) the working entry filled; True once the order is complete."""
+        return bool(self._d.entry_fill(ts_ms, price, qty, fee, maker))
+
+    def entry_end(self, ts_ms: int) -> None:
+        """The working entry ended (cancelled, rejected, expired) with what filled."""
+        self._d.entry_end(ts_ms)
+
+    def exit_fill(self, kind: str, ts_ms: int, price: float, qty: float, fee: float) -> bool:
+        """(Part of) an exit filled (``stop|tp1|tp2|market``); True once flat."""
+        return bool(self._d.exit_fill(kind, ts_ms, price, qty, fee))
+
+    def funding_paid(self, amount: float) -> None:
+        """Funding settled on the open position (positive = received)."""
+        self._d.funding_paid(amount)
+
+    def close_until(self, ts_min: int) -> dict[str, Any]:
         """Close and decide every minute through ``ts_min`` (the clock passed it)."""
         return dict(self._d.close_until(ts_min))
 

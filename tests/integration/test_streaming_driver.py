@@ -128,3 +128,96 @@ def test_bad_input_halts_the_driver_with_the_row_named() -> None:
     later = {k: v[:1] + (60_000 if k == "ts_ms" else 0) for k, v in q.items()}
     with pytest.raises(CoreError, match="halted"):
         d.push(None, later)
+
+
+def test_exchange_fills_book_like_paper_fills(db: Path) -> None:
+    """Live mode: the driver says which orders to send; when the exchange reports exactly
+    the fills the paper run made (each before its minute closes), the book, the equity and
+    every decision are the paper run's."""
+    s = load_settings(overrides={"funding_rate_8h_bps": 0.0})
+    paper = replay(db, s, progress=False)
+    tr = paper.trade_records()
+    assert len(tr) >= 5
+
+    def fee(px: float, qty: float, maker: bool) -> float:
+        # the exchange's fee, computed as the fill model does (notional x bps / 1e4)
+        return px * qty * (s.maker_fee_bps if maker else s.taker_fee_bps) / 1e4
+
+    reports: list[tuple[int, str, tuple[Any, ...]]] = []
+    for t in tr:
+        reports.append(
+            (
+                t["fill_ts_ms"],
+                "entry",
+                (t["entry_price"], t["qty"], fee(t["entry_price"], t["qty"], t["entry_maker"])),
+            )
+        )
+        if t["tp1_qty"]:
+            reports.append(
+                (
+                    t["tp1_ts_ms"],
+                    "tp1",
+                    (t["tp1_price"], t["tp1_qty"], fee(t["tp1_price"], t["tp1_qty"], False)),
+                )
+            )
+        if t["exit_reason"] == "END_OF_DATA":
+            continue
+        kind = {"STOP": "stop", "BREAKEVEN_STOP": "stop", "TP2": "tp2"}.get(
+            t["exit_reason"], "market"
+        )
+        rest = round((t["qty"] - t["tp1_qty"]) / s.qty_step) * s.qty_step
+        reports.append(
+            (t["exit_ts_ms"], kind, (t["exit_price"], rest, fee(t["exit_price"], rest, False)))
+        )
+    reports.sort(key=lambda r: r[0])
+
+    live = StreamingDriver(s, fills="exchange")
+    lake = Lake(db)
+    orders: list[dict[str, Any]] = []
+    k = 0
+    for day in lake.days("trades"):
+        tt, qq = (
+            trades_arrays(lake.read_day("trades", day)),
+            quotes_arrays(lake.read_day("quotes", day)),
+        )
+        # one-second slices: every fill is reported once time has passed it
+        edges = np.arange(
+            tt["ts_ms"][0] // 1000 * 1000, max(tt["ts_ms"][-1], qq["ts_ms"][-1]) + 1001, 1000
+        )
+        ti, qi = np.searchsorted(tt["ts_ms"], edges), np.searchsorted(qq["ts_ms"], edges)
+        for e in range(len(edges) - 1):
+            while k < len(reports) and reports[k][0] < edges[e]:
+                ts, what, (px, qty, f) = reports[k]
+                if what == "entry":
+                    assert live.entry_fill(ts, px, qty, f)
+                else:
+                    live.exit_fill(what, ts, px, qty, f)
+                k += 1
+            if ti[e] == ti[e + 1] and qi[e] == qi[e + 1]:
+                continue
+            out = live.push(
+                {c: v[ti[e] : ti[e + 1]] for c, v in tt.items()},
+                {c: v[qi[e] : qi[e + 1]] for c, v in qq.items()},
+            )
+            orders.extend(out["orders"])
+    assert k == len(reports)
+    got = live.finish()
+    entries = [o for o in orders if o["entry"] is not None]
+    assert len(entries) >= len(tr) and {"side", "qty", "limit_price", "stop"} <= set(
+        entries[0]["entry"]
+    )
+    np.testing.assert_array_equal(got.equity.view(np.int64), paper.equity.view(np.int64))
+    for key in ("action", "reason", "signals"):
+        np.testing.assert_array_equal(got.decisions[key], paper.decisions[key])
+    assert got.metrics["net_pnl"] == paper.metrics["net_pnl"]
+    for a, b in zip(got.trade_records(), tr, strict=True):
+        for key in (
+            "fill_ts_ms",
+            "entry_price",
+            "qty",
+            "exit_ts_ms",
+            "exit_price",
+            "exit_reason",
+            "net_pnl",
+        ):
+            assert a[key] == b[key], (key, a, b)

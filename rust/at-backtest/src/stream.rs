@@ -19,12 +19,22 @@
 use at_features::columns::{output_columns, Columns};
 use at_features::engine::{FeatureEngine, MinuteOutput, QuoteSource, TradeSource};
 use at_features::{PriceScale, Stage1Config, Stage2Config};
-use at_strategy::{Decision, Params, StopFillMode};
+use at_strategy::{Decision, ExitKind, Params, StopFillMode};
 use at_types::{minute_of, AtError, Quote, Trade};
 
 use crate::engine::{BacktestResult, Core, Engine};
 use crate::features::{FeatureColumns, TableBuilder};
 use crate::table::FundingHistory;
+
+/// Where fills come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FillMode {
+    /// The backtester's fill model on the live quotes and trades (paper, shadow).
+    Paper,
+    /// The exchange's fills, reported through `entry_fill`, `entry_end`, `exit_fill` and
+    /// `funding` (live); the minute's decision says which orders to send.
+    External,
+}
 
 /// One decided minute as the driver reports it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,6 +45,7 @@ pub struct Decided {
 }
 
 /// Ticks + quotes → features → kernel → execution core, one minute at a time.
+#[derive(Clone)]
 pub struct StreamingDriver {
     fe: FeatureEngine,
     scale: PriceScale,
@@ -46,6 +57,7 @@ pub struct StreamingDriver {
     funding_rate: Vec<f64>,
     has_funding: bool,
     tick_path: bool,
+    mode: FillMode,
     /// Latest event's minute (`i64::MIN` before the first event).
     cur_min: i64,
     events: u64,
@@ -63,6 +75,25 @@ impl StreamingDriver {
         p: Params,
         funding: Option<(Vec<i64>, Vec<f64>)>,
     ) -> Result<Self, AtError> {
+        Self::with_mode(c1, c2, p, funding, FillMode::Paper)
+    }
+
+    /// `new` with fills from `mode` (`External`: no simulated fills; `funding` must be
+    /// `None` then, the exchange reports it).
+    pub fn with_mode(
+        c1: Stage1Config,
+        c2: Stage2Config,
+        p: Params,
+        funding: Option<(Vec<i64>, Vec<f64>)>,
+        mode: FillMode,
+    ) -> Result<Self, AtError> {
+        if mode == FillMode::External && funding.is_some() {
+            return Err(AtError::InvalidConfig {
+                key: "funding_source".into(),
+                message: "with exchange fills the exchange reports funding; no history is used"
+                    .into(),
+            });
+        }
         p.validate()?;
         if (p.tick_size - c1.tick_size).abs() > 0.0 {
             return Err(AtError::InvalidConfig {
@@ -105,7 +136,8 @@ impl StreamingDriver {
             funding_ts,
             funding_rate,
             has_funding,
-            tick_path,
+            tick_path: tick_path && mode == FillMode::Paper,
+            mode,
             cur_min: i64::MIN,
             events: 0,
             halted: None,
@@ -293,13 +325,19 @@ impl StreamingDriver {
         }
         let core = match self.core.take() {
             Some(c) => c,
-            None => Core::new(
-                self.p,
-                true,
-                self.b.table.ts_min[0],
-                self.funding().as_ref(),
-                1440,
-            )?,
+            None => {
+                let c = Core::new(
+                    self.p,
+                    true,
+                    self.b.table.ts_min[0],
+                    self.funding().as_ref(),
+                    1440,
+                )?;
+                match self.mode {
+                    FillMode::Paper => c,
+                    FillMode::External => c.with_external_fills(),
+                }
+            }
         };
         let mut view = self.b.table.view();
         view.funding = self.funding();
@@ -319,6 +357,71 @@ impl StreamingDriver {
             t.tick_start.iter_mut().for_each(|s| *s = 0);
         }
         Ok(d)
+    }
+
+    /// Run `f` on the engine bound to the table (external reports); errors halt.
+    fn with_engine<R>(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(&mut Engine<'_, '_>) -> Result<R, AtError>,
+    ) -> Result<R, AtError> {
+        self.check()?;
+        if self.mode != FillMode::External {
+            return Err(AtError::InvalidInput {
+                location: format!("streaming driver {what}"),
+                message: "fills are simulated in paper mode; reports are for external fills".into(),
+            });
+        }
+        let Some(core) = self.core.take() else {
+            let r = Err(AtError::InvalidInput {
+                location: format!("streaming driver {what}"),
+                message: "no minute decided yet: there is no order to fill".into(),
+            });
+            return self.halt(r);
+        };
+        let view = self.b.table.view();
+        let mut e = Engine::bind(&view, &[], core);
+        let r = f(&mut e);
+        self.core = Some(e.into_core());
+        self.halt(r)
+    }
+
+    /// The exchange filled (part of) the working entry. Returns whether it is complete.
+    pub fn entry_fill(
+        &mut self,
+        ts: i64,
+        price: f64,
+        qty: f64,
+        fee: f64,
+        maker: bool,
+    ) -> Result<bool, AtError> {
+        self.with_engine("entry fill", |e| {
+            e.external_entry_fill(ts, price, qty, fee, maker)
+        })
+    }
+
+    /// The working entry ended (cancelled, rejected, expired) with what filled so far.
+    pub fn entry_end(&mut self, ts: i64) -> Result<(), AtError> {
+        self.with_engine("entry end", |e| e.external_entry_end(ts))
+    }
+
+    /// The exchange filled (part of) an exit. Returns whether the position is flat.
+    pub fn exit_fill(
+        &mut self,
+        kind: ExitKind,
+        ts: i64,
+        price: f64,
+        qty: f64,
+        fee: f64,
+    ) -> Result<bool, AtError> {
+        self.with_engine("exit fill", |e| {
+            e.external_exit_fill(kind, ts, price, qty, fee)
+        })
+    }
+
+    /// Funding settled on the open position (positive = received).
+    pub fn funding_paid(&mut self, amount: f64) -> Result<(), AtError> {
+        self.with_engine("funding", |e| e.external_funding(amount))
     }
 
     fn funding(&self) -> Option<FundingHistory<'_>> {

@@ -4,12 +4,12 @@
 //! entries, with and without the tick path, with a funding history.
 
 use at_backtest::features::{minute_table, FeatureColumns};
-use at_backtest::stream::{Decided, StreamingDriver};
+use at_backtest::stream::{Decided, FillMode, StreamingDriver};
 use at_backtest::{run, run_with, BacktestResult, Output, RunPath};
 use at_features::columns::output_columns;
 use at_features::engine::run_batch;
 use at_features::{PriceScale, Stage1Config, Stage2Config};
-use at_strategy::{Params, StopFillMode};
+use at_strategy::{ExitKind, Params, Reason, StopFillMode};
 use at_synth::gen::Generator;
 use at_synth::params::SynthParams;
 use at_types::{Quote, Trade};
@@ -200,4 +200,255 @@ fn a_streamed_day_equals_its_batch_backtest() {
     }
     eprintln!("trades compared: {traded}");
     assert!(traded >= 8, "too few trades to compare: {traded}");
+}
+
+/// One fill as the exchange would report it.
+#[derive(Debug, Clone, Copy)]
+enum Report {
+    Entry {
+        ts: i64,
+        price: f64,
+        qty: f64,
+        fee: f64,
+        maker: bool,
+    },
+    Exit {
+        kind: ExitKind,
+        ts: i64,
+        price: f64,
+        qty: f64,
+        fee: f64,
+    },
+}
+
+impl Report {
+    fn ts(&self) -> i64 {
+        match *self {
+            Report::Entry { ts, .. } | Report::Exit { ts, .. } => ts,
+        }
+    }
+}
+
+/// The fills of a paper run, as an exchange would have reported them.
+fn reports_of(r: &BacktestResult, p: &Params) -> Vec<Report> {
+    let fee = |px: f64, qty: f64, maker: bool| {
+        px * qty
+            * if maker {
+                p.maker_fee_bps
+            } else {
+                p.taker_fee_bps
+            }
+            / 1e4
+    };
+    let mut out = Vec::new();
+    for t in &r.trades {
+        out.push(Report::Entry {
+            ts: t.fill_ts_ms,
+            price: t.entry_price,
+            qty: t.qty,
+            fee: fee(t.entry_price, t.qty, t.entry_maker),
+            maker: t.entry_maker,
+        });
+        let target_maker = !p.use_market_for_exit;
+        if t.tp1_qty > 0.0 {
+            out.push(Report::Exit {
+                kind: ExitKind::Tp1,
+                ts: t.tp1_ts_ms,
+                price: t.tp1_price,
+                qty: t.tp1_qty,
+                fee: fee(t.tp1_price, t.tp1_qty, target_maker),
+            });
+        }
+        let rest = ((t.qty - t.tp1_qty) / p.qty_step).round() * p.qty_step;
+        let (kind, maker) = match t.exit_reason {
+            Reason::EndOfData => continue, // closed by `finish`, as in the paper run
+            Reason::Stop | Reason::BreakevenStop => (ExitKind::Stop, false),
+            Reason::Tp2 => (ExitKind::Tp2, target_maker),
+            _ => (ExitKind::Market, false),
+        };
+        out.push(Report::Exit {
+            kind,
+            ts: t.exit_ts_ms,
+            price: t.exit_price,
+            qty: rest,
+            fee: fee(t.exit_price, rest, maker),
+        });
+    }
+    out.sort_by_key(|r| r.ts());
+    out
+}
+
+/// Live mode: the same decisions and the same book when the exchange reports the fills
+/// the fill model made (reported as time passes them, before their minute closes).
+#[test]
+fn external_fills_book_like_the_fill_model() {
+    let (trades, quotes) = ticks(10, 7);
+    let p = Params {
+        tick_size: 0.1,
+        max_daily_loss_pct: 0.0,
+        use_limit_for_entry: true,
+        funding_rate_8h_bps: 0.0, // funding is reported separately in live mode
+        ..Params::default()
+    };
+    let (paper, _) = stream(&trades, &quotes, p, None);
+    let reports = reports_of(&paper, &p);
+    assert!(paper.trades.len() >= 8, "{}", paper.trades.len());
+    let (c1, c2) = configs();
+    let mut d = StreamingDriver::with_mode(c1, c2, p, None, FillMode::External).unwrap();
+    let mut out = Vec::new();
+    let (mut i, mut j, mut k) = (0, 0, 0);
+    while i < trades.len() || j < quotes.len() {
+        let quote_next =
+            j < quotes.len() && (i == trades.len() || quotes[j].ts_ms <= trades[i].ts_ms);
+        let ts = if quote_next {
+            quotes[j].ts_ms
+        } else {
+            trades[i].ts_ms
+        };
+        // report every fill time has passed, before the event that may close its minute
+        while k < reports.len() && reports[k].ts() < ts {
+            match reports[k] {
+                Report::Entry {
+                    ts,
+                    price,
+                    qty,
+                    fee,
+                    maker,
+                } => {
+                    assert!(d.entry_fill(ts, price, qty, fee, maker).unwrap());
+                }
+                Report::Exit {
+                    kind,
+                    ts,
+                    price,
+                    qty,
+                    fee,
+                } => {
+                    d.exit_fill(kind, ts, price, qty, fee).unwrap();
+                }
+            }
+            k += 1;
+        }
+        if quote_next {
+            d.push_quote(quotes[j], &mut out).unwrap();
+            j += 1;
+        } else {
+            d.push_trade(trades[i], &mut out).unwrap();
+            i += 1;
+        }
+    }
+    assert_eq!(k, reports.len());
+    let live = d.finish(&mut out).unwrap();
+    // the book and the decisions are the same; what the exchange's price already holds
+    // (slippage) and the quote at the fill (spread) are not known to a report
+    assert_eq!(live.trades.len(), paper.trades.len());
+    for (a, b) in live.trades.iter().zip(&paper.trades) {
+        let mut b = b.clone();
+        b.slippage_cost = 0.0;
+        b.entry_spread = a.entry_spread;
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    }
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&live.equity), bits(&paper.equity));
+    assert_eq!(live.decisions, paper.decisions);
+    assert_eq!(
+        live.metrics.net_pnl.to_bits(),
+        paper.metrics.net_pnl.to_bits()
+    );
+}
+
+/// Partial entry fills accumulate to the order's quantity at the average price; an order
+/// that ends part-filled opens with what filled; unexplained reports halt the driver.
+#[test]
+fn partial_and_unexplained_external_fills() {
+    let (trades, quotes) = ticks(10, 7);
+    let p = Params {
+        tick_size: 0.1,
+        max_daily_loss_pct: 0.0,
+        use_limit_for_entry: false,
+        funding_rate_8h_bps: 0.0,
+        ..Params::default()
+    };
+    let (c1, c2) = configs();
+    let mut d =
+        StreamingDriver::with_mode(c1.clone(), c2.clone(), p, None, FillMode::External).unwrap();
+    let mut out: Vec<Decided> = Vec::new();
+    // nothing decided yet: a fill cannot be explained
+    assert!(d.entry_fill(DAY0, 42_000.0, 0.01, 0.0, false).is_err());
+    assert!(d.halted().is_some());
+
+    let mut d = StreamingDriver::with_mode(c1, c2, p, None, FillMode::External).unwrap();
+    let (mut i, mut j) = (0, 0);
+    let mut order = None;
+    while order.is_none() && (i < trades.len() || j < quotes.len()) {
+        let quote_next =
+            j < quotes.len() && (i == trades.len() || quotes[j].ts_ms <= trades[i].ts_ms);
+        let before = out.len();
+        if quote_next {
+            d.push_quote(quotes[j], &mut out).unwrap();
+            j += 1;
+        } else {
+            d.push_trade(trades[i], &mut out).unwrap();
+            i += 1;
+        }
+        order = out[before..].iter().find_map(|x| x.decision.entry);
+    }
+    let o = order.expect("an entry is decided in 10 hours");
+    assert!(o.qty_steps >= 4, "{o:?}");
+    let now = out.last().unwrap().decision.ts_min + 60_000 + 10;
+    let q1 = ((o.qty_steps / 2) as f64) * p.qty_step;
+    let q2 = ((o.qty_steps - o.qty_steps / 2) as f64) * p.qty_step;
+    let position = |d: &StreamingDriver| d.core().unwrap().kernel().position().copied();
+
+    // two partial fills complete the order at the average price, fees summed
+    let mut a = d.clone();
+    assert!(!a.entry_fill(now, 42_000.0, q1, 1.0, false).unwrap());
+    assert!(
+        position(&a).is_none(),
+        "not open before the order is filled"
+    );
+    assert!(a.entry_fill(now + 5, 42_010.0, q2, 2.0, false).unwrap());
+    let pos = position(&a).unwrap();
+    assert_eq!(pos.qty_steps, o.qty_steps);
+    let avg = (42_000.0 * q1 + 42_010.0 * q2) / (o.qty_steps as f64 * p.qty_step);
+    assert!(
+        (pos.entry_price - avg).abs() < 1e-9,
+        "{} vs {avg}",
+        pos.entry_price
+    );
+    assert_eq!(pos.fees, 3.0);
+
+    // the order ends part-filled: the position is what filled, TP1's share recomputed
+    let mut b = d.clone();
+    b.entry_fill(now, 42_000.0, q1, 1.0, false).unwrap();
+    b.entry_end(now + 30_000).unwrap();
+    let pos = position(&b).unwrap();
+    assert_eq!(pos.qty_steps, o.qty_steps / 2);
+    assert!(pos.tp1_steps < pos.qty_steps);
+
+    // the order ends unfilled: nothing open, nothing working
+    let mut c = d.clone();
+    c.entry_end(now).unwrap();
+    assert!(position(&c).is_none());
+    assert!(c.core().unwrap().kernel().working_entry().is_none());
+
+    // unexplained: a market exit with no position, more than the order, off the qty grid
+    let mut e = d.clone();
+    assert!(e
+        .exit_fill(ExitKind::Market, now, 42_000.0, q1, 0.0)
+        .is_err());
+    assert!(e.halted().is_some());
+    let mut f = d.clone();
+    assert!(f
+        .entry_fill(
+            now,
+            42_000.0,
+            (o.qty_steps + 1) as f64 * p.qty_step,
+            0.0,
+            false
+        )
+        .is_err());
+    let mut g = d.clone();
+    assert!(g.entry_fill(now, 42_000.0, 0.0005, 0.0, false).is_err());
+    assert!(g.halted().unwrap().contains("multiple"), "{:?}", g.halted());
 }

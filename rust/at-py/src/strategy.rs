@@ -157,7 +157,11 @@ fn strategy_minute_fields() -> Vec<&'static str> {
     MINUTE_FIELDS.to_vec()
 }
 
-fn entry_dict<'py>(py: Python<'py>, o: &EntryOrder, step: f64) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn entry_dict<'py>(
+    py: Python<'py>,
+    o: &EntryOrder,
+    step: f64,
+) -> PyResult<Bound<'py, PyDict>> {
     let e = PyDict::new(py);
     e.set_item("side", if o.side > 0 { "LONG" } else { "SHORT" })?;
     e.set_item("setup", o.setup.as_str())?;

@@ -6,17 +6,19 @@
 //! the batch backtester's table from stored feature arrays through the same Rust path.
 
 use at_backtest::features::{feature_input_columns, minute_table, reference_rows, FeatureColumns};
-use at_backtest::stream::{Decided, StreamingDriver};
+use at_backtest::stream::{Decided, FillMode, StreamingDriver};
 use at_features::PriceScale;
+use at_strategy::ExitKind;
 use at_types::AtError;
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use pyo3::types::PyList;
 
 use crate::backtest::{owned_dict, result_dict};
 use crate::errors::to_py;
 use crate::features::{configs, quote_arrays, quote_cols, trade_arrays, trade_cols};
-use crate::strategy::params_from_dict;
+use crate::strategy::{entry_dict, params_from_dict};
 
 fn bad(location: &str, message: String) -> PyErr {
     to_py(AtError::InvalidInput {
@@ -25,7 +27,11 @@ fn bad(location: &str, message: String) -> PyErr {
     })
 }
 
-fn decided_dict<'py>(py: Python<'py>, v: &[Decided]) -> PyResult<Bound<'py, PyDict>> {
+fn decided_dict<'py>(
+    py: Python<'py>,
+    v: &[Decided],
+    qty_step: f64,
+) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     macro_rules! col {
         ($name:literal, $e:expr) => {
@@ -39,6 +45,33 @@ fn decided_dict<'py>(py: Python<'py>, v: &[Decided]) -> PyResult<Bound<'py, PyDi
     col!("events", |x| x.decision.events);
     col!("heat", |x| x.decision.heat);
     col!("equity", |x| x.equity);
+    // what an executor must do: the minutes whose decision places, exits or cancels
+    let orders = PyList::empty(py);
+    for x in v {
+        let dec = &x.decision;
+        if dec.entry.is_none() && dec.exit.is_none() && !dec.cancel_entry {
+            continue;
+        }
+        let o = PyDict::new(py);
+        o.set_item("ts_min", dec.ts_min)?;
+        o.set_item("decision_ts_ms", dec.ts_min + 59_999)?;
+        match &dec.entry {
+            Some(e) => o.set_item("entry", entry_dict(py, e, qty_step)?)?,
+            None => o.set_item("entry", py.None())?,
+        }
+        match &dec.exit {
+            Some(e) => {
+                let ed = PyDict::new(py);
+                ed.set_item("reason", e.reason.as_str())?;
+                ed.set_item("qty", e.qty_steps as f64 * qty_step)?;
+                o.set_item("exit", ed)?;
+            }
+            None => o.set_item("exit", py.None())?,
+        }
+        o.set_item("cancel_entry", dec.cancel_entry)?;
+        orders.append(o)?;
+    }
+    d.set_item("orders", orders)?;
     Ok(d)
 }
 
@@ -48,6 +81,7 @@ fn decided_dict<'py>(py: Python<'py>, v: &[Decided]) -> PyResult<Bound<'py, PyDi
 pub struct PyStreamingDriver {
     inner: Option<StreamingDriver>,
     scale: PriceScale,
+    qty_step: f64,
 }
 
 impl PyStreamingDriver {
@@ -64,13 +98,24 @@ impl PyStreamingDriver {
     /// dicts of config keys); optional funding history (instants in ms, rates as
     /// fractions of notional).
     #[new]
-    #[pyo3(signature = (config, params, funding_ts = None, funding_rate = None))]
+    #[pyo3(signature = (config, params, funding_ts = None, funding_rate = None, fills = "paper"))]
     fn new(
         config: &Bound<'_, PyDict>,
         params: &Bound<'_, PyDict>,
         funding_ts: Option<PyReadonlyArray1<'_, i64>>,
         funding_rate: Option<PyReadonlyArray1<'_, f64>>,
+        fills: &str,
     ) -> PyResult<Self> {
+        let mode = match fills {
+            "paper" => FillMode::Paper,
+            "exchange" => FillMode::External,
+            _ => {
+                return Err(bad(
+                    "streaming driver `fills`",
+                    format!("expected paper|exchange, got `{fills}`"),
+                ))
+            }
+        };
         let (c1, c2) = configs(config)?;
         let p = params_from_dict(params)?;
         let funding = match (funding_ts, funding_rate) {
@@ -84,10 +129,12 @@ impl PyStreamingDriver {
             }
         };
         let scale = PriceScale::new(c1.tick_size);
-        let inner = StreamingDriver::new(c1, c2, p, funding).map_err(to_py)?;
+        let qty_step = p.qty_step;
+        let inner = StreamingDriver::with_mode(c1, c2, p, funding, mode).map_err(to_py)?;
         Ok(Self {
             inner: Some(inner),
             scale,
+            qty_step,
         })
     }
 
@@ -106,7 +153,7 @@ impl PyStreamingDriver {
         let d = self.driver()?;
         let mut out = Vec::new();
         py.detach(|| d.feed(&t, &q, &mut out)).map_err(to_py)?;
-        decided_dict(py, &out)
+        decided_dict(py, &out, self.qty_step)
     }
 
     /// Close and decide every minute up to and including `ts_min` (the clock passed its
@@ -116,7 +163,7 @@ impl PyStreamingDriver {
         self.driver()?
             .close_until(ts_min, &mut out)
             .map_err(to_py)?;
-        decided_dict(py, &out)
+        decided_dict(py, &out, self.qty_step)
     }
 
     /// End of data: decide the open minute, close what is open at the last mark, and
@@ -129,6 +176,59 @@ impl PyStreamingDriver {
         let mut out = Vec::new();
         let r = py.detach(|| d.finish(&mut out)).map_err(to_py)?;
         result_dict(py, r)
+    }
+
+    /// The exchange filled (part of) the working entry (`fills="exchange"`); returns
+    /// whether the order is complete and the position open.
+    #[pyo3(signature = (ts_ms, price, qty, fee, maker = false))]
+    fn entry_fill(
+        &mut self,
+        ts_ms: i64,
+        price: f64,
+        qty: f64,
+        fee: f64,
+        maker: bool,
+    ) -> PyResult<bool> {
+        self.driver()?
+            .entry_fill(ts_ms, price, qty, fee, maker)
+            .map_err(to_py)
+    }
+
+    /// The working entry ended (cancelled, rejected, expired) with what filled so far.
+    fn entry_end(&mut self, ts_ms: i64) -> PyResult<()> {
+        self.driver()?.entry_end(ts_ms).map_err(to_py)
+    }
+
+    /// The exchange filled (part of) an exit; `kind`: stop|tp1|tp2|market. Returns
+    /// whether the position is flat.
+    fn exit_fill(
+        &mut self,
+        kind: &str,
+        ts_ms: i64,
+        price: f64,
+        qty: f64,
+        fee: f64,
+    ) -> PyResult<bool> {
+        let k = match kind {
+            "stop" => ExitKind::Stop,
+            "tp1" => ExitKind::Tp1,
+            "tp2" => ExitKind::Tp2,
+            "market" => ExitKind::Market,
+            _ => {
+                return Err(bad(
+                    "exit fill `kind`",
+                    format!("expected stop|tp1|tp2|market, got `{kind}`"),
+                ))
+            }
+        };
+        self.driver()?
+            .exit_fill(k, ts_ms, price, qty, fee)
+            .map_err(to_py)
+    }
+
+    /// Funding settled on the open position (positive = received).
+    fn funding_paid(&mut self, amount: f64) -> PyResult<()> {
+        self.driver()?.funding_paid(amount).map_err(to_py)
     }
 
     /// Trades and quotes fed so far.

@@ -3,6 +3,7 @@
 //! of `engine` for the rules).
 
 use at_strategy::{EntryOrder, ExitKind, Reason, StopFillMode};
+use at_types::AtError;
 
 use super::{decision_ts, Engine, TradeRecord, FUNDING_PERIOD, MINUTE};
 
@@ -57,6 +58,7 @@ impl Lv {
     }
 }
 
+#[derive(Clone)]
 pub(super) struct OpenTrade {
     pub(super) rec: TradeRecord,
 }
@@ -86,6 +88,7 @@ impl Engine<'_, '_> {
             / 1e4
     }
 
+    /// A simulated exit fill: the fee from the fill model, then `book_exit`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn exit_fill(
         &mut self,
@@ -100,13 +103,31 @@ impl Engine<'_, '_> {
     ) {
         let qty = steps as f64 * self.c.p.qty_step;
         let fee = self.fee(price * qty, maker);
-        let pos = *self.c.k.position().expect("exit with a position");
-        let side = pos.side as f64;
-        let flat = self
-            .c
-            .k
-            .on_exit_fill(kind, ts, price, steps, fee)
+        self.book_exit(kind, ts, price, steps, fee, slip, reason, dec_ts)
             .expect("consistent exit");
+    }
+
+    /// Book part or all of the position closed (kernel, trade record, metrics), whatever
+    /// filled it: the fill model or the exchange. Returns whether the position is flat.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn book_exit(
+        &mut self,
+        kind: ExitKind,
+        ts: i64,
+        price: f64,
+        steps: i64,
+        fee: f64,
+        slip: f64,
+        reason: Reason,
+        dec_ts: i64,
+    ) -> Result<bool, AtError> {
+        let qty = steps as f64 * self.c.p.qty_step;
+        let pos = *self.c.k.position().ok_or_else(|| AtError::InvalidInput {
+            location: format!("exit fill at {ts}"),
+            message: "no open position".into(),
+        })?;
+        let side = pos.side as f64;
+        let flat = self.c.k.on_exit_fill(kind, ts, price, steps, fee)?;
         if let Some(o) = self.c.open.as_ref() {
             // Market exits fill after their decision; stops/targets after the entry decision.
             self.c.acc.fill(
@@ -144,8 +165,11 @@ impl Engine<'_, '_> {
                 self.c.trades.push(o.rec);
             }
         }
+        Ok(flat)
     }
 
+    /// A simulated entry fill of the whole order: the fee from the fill model, then
+    /// `book_entry`.
     pub(super) fn entry_fill(
         &mut self,
         pe: &PendingEntry,
@@ -155,13 +179,30 @@ impl Engine<'_, '_> {
         slip: f64,
         spread: f64,
     ) {
-        let o = pe.order;
-        let qty = o.qty_steps as f64 * self.c.p.qty_step;
+        let steps = pe.order.qty_steps;
+        let qty = steps as f64 * self.c.p.qty_step;
         let fee = self.fee(price * qty, maker);
-        self.c
-            .k
-            .on_entry_fill(ts, price, fee)
+        self.book_entry(pe, ts, price, steps, fee, maker, slip, spread)
             .expect("consistent entry");
+    }
+
+    /// Book the entry of `steps` (at most the order's) at the average `price` with `fee` in
+    /// total (kernel, trade record, metrics), whatever filled it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn book_entry(
+        &mut self,
+        pe: &PendingEntry,
+        ts: i64,
+        price: f64,
+        steps: i64,
+        fee: f64,
+        maker: bool,
+        slip: f64,
+        spread: f64,
+    ) -> Result<(), AtError> {
+        let o = pe.order;
+        let qty = steps as f64 * self.c.p.qty_step;
+        self.c.k.on_entry_fill_steps(ts, price, steps, fee)?;
         let dts = decision_ts(self.t.ts_min[pe.decided]);
         self.c.acc.fill(ts, dts);
         self.c.acc.entry(maker, spread, pe.ambiguous);
@@ -195,6 +236,7 @@ impl Engine<'_, '_> {
                 leverage_cap_hit: pe.cap_hit,
             },
         });
+        Ok(())
     }
 
     /// Step 2: fill the exit and entry orders whose fill time falls at or before the close

@@ -52,6 +52,7 @@ const MINUTE: i64 = 60_000;
 const FUNDING_PERIOD: i64 = 8 * 3_600_000;
 const DAY: i64 = 86_400_000;
 
+mod external;
 mod fills;
 mod idle;
 mod records;
@@ -67,6 +68,7 @@ pub use runs::{is_entry, run, run_batch, run_with, Output, RunPath};
 /// it. The batch runner binds it once for the whole table; the streaming driver
 /// (`crate::stream`) binds it for each minute as the minute closes (the table grows in
 /// between), so both run exactly this code.
+#[derive(Clone)]
 pub struct Core {
     p: Params,
     k: Kernel,
@@ -83,6 +85,10 @@ pub struct Core {
     last_mark: f64,
     slip_entry: f64,
     slip_exit: f64,
+    /// Fills come from outside (live mode: the exchange) instead of the fill model.
+    external: bool,
+    /// The entry's partial fills so far (external fills only).
+    partial: Option<external::PartialEntry>,
 }
 
 impl Core {
@@ -129,8 +135,23 @@ impl Core {
             last_mark: f64::NAN,
             slip_entry: p.slippage_ticks_entry * p.tick_size,
             slip_exit: p.slippage_ticks_exit * p.tick_size,
+            external: false,
+            partial: None,
             p,
         })
+    }
+
+    /// Fills, funding and cancellations are reported from outside (live mode) through
+    /// `Engine::external_*`; the simulated fill model, stops, targets and funding clock
+    /// stay off. Decisions, sizing, risk and the records are the same code.
+    pub fn with_external_fills(mut self) -> Self {
+        self.external = true;
+        self
+    }
+
+    /// Whether fills come from outside.
+    pub fn external_fills(&self) -> bool {
+        self.external
     }
 
     pub fn kernel(&self) -> &Kernel {
@@ -272,6 +293,9 @@ impl<'t, 'a> Engine<'t, 'a> {
     #[inline]
     pub fn step(&mut self, m: usize) -> &Decision {
         let t = self.t;
+        if self.c.external {
+            return self.decide_row(m);
+        }
         if t.ts_min[m] >= self.c.next_funding {
             self.funding(t.ts_min[m]);
         }
@@ -284,6 +308,13 @@ impl<'t, 'a> Engine<'t, 'a> {
         if self.c.entry.is_some() {
             self.expire_limit(m);
         }
+        self.decide_row(m)
+    }
+
+    /// Step 4 alone: the kernel decides row `m`.
+    #[inline]
+    fn decide_row(&mut self, m: usize) -> &Decision {
+        let t = self.t;
         let rows = self.rows;
         if rows.is_empty() {
             // Read in place: the kernel touches only the columns its checks reach.

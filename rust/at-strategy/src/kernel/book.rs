@@ -89,25 +89,55 @@ impl Kernel {
 
     /// The working entry filled (whole quantity) at `price` with `fee` (positive = paid).
     pub fn on_entry_fill(&mut self, ts_ms: i64, price: f64, fee: f64) -> Result<(), AtError> {
-        let o = self.s.working.take().ok_or_else(|| AtError::InvalidInput {
+        let steps = self.s.working.map_or(0, |o| o.qty_steps);
+        self.on_entry_fill_steps(ts_ms, price, steps, fee)
+    }
+
+    /// The working entry ended with `qty_steps` (at most the order's) filled at the average
+    /// `price`, `fee` in total: the position opens with what was filled (live partial fills
+    /// whose rest was cancelled), TP1's share recomputed from it (SPEC §8.2).
+    pub fn on_entry_fill_steps(
+        &mut self,
+        ts_ms: i64,
+        price: f64,
+        qty_steps: i64,
+        fee: f64,
+    ) -> Result<(), AtError> {
+        let bad = |message: String| AtError::InvalidInput {
             location: format!("entry fill at {ts_ms}"),
-            message: "no working entry order".into(),
-        })?;
+            message,
+        };
+        let o = self
+            .s
+            .working
+            .ok_or_else(|| bad("no working entry order".into()))?;
         if self.s.position.is_some() {
-            return Err(AtError::InvalidInput {
-                location: format!("entry fill at {ts_ms}"),
-                message: "a position is still open (exit must fill first)".into(),
-            });
+            return Err(bad("a position is still open (exit must fill first)".into()));
         }
+        if qty_steps < 1 || qty_steps > o.qty_steps {
+            return Err(bad(format!(
+                "filled {qty_steps} steps of an order of {}",
+                o.qty_steps
+            )));
+        }
+        if !(price.is_finite() && price > 0.0 && fee.is_finite()) {
+            return Err(bad(format!("price {price} / fee {fee} not finite")));
+        }
+        self.s.working = None;
+        let tp1 = if qty_steps == o.qty_steps {
+            o.tp1_steps
+        } else {
+            tp1_steps(qty_steps, self.p.tp1_pct)
+        };
         self.s.cash -= fee;
         self.s.retest = None;
         self.s.position = Some(Position {
             side: o.side,
             setup: o.setup,
             entry_reason: o.reason,
-            qty_steps: o.qty_steps,
-            initial_qty_steps: o.qty_steps,
-            tp1_steps: o.tp1_steps,
+            qty_steps,
+            initial_qty_steps: qty_steps,
+            tp1_steps: tp1,
             entry_price: price,
             entry_fee: fee,
             stop: o.stop,

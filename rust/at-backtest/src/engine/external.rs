@@ -1,0 +1,188 @@
+//! Live mode: fills reported by the exchange instead of simulated, booked by the same code
+//! (`book_entry`, `book_exit`: kernel, trade records, metrics).
+//!
+//! Rules (an unexplained report is an error; the caller halts and alerts, never guesses):
+//! * an entry fill needs the working entry the kernel placed; partial fills accumulate
+//!   (quantity, notional, fees) until the order's quantity is filled, or until the
+//!   executor reports the order ended (`external_entry_end`: cancelled or expired with the
+//!   rest unfilled), when the position opens with what filled at the average price;
+//! * an exit fill needs an open position; a market exit needs the exit the kernel decided
+//!   (stops and targets may fill any time: the exchange holds them);
+//! * quantities must lie on the instrument's quantity grid.
+
+use at_strategy::{ExitKind, Reason};
+use at_types::AtError;
+
+use super::{decision_ts, Engine};
+
+/// Partial fills of the working entry so far.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PartialEntry {
+    steps: i64,
+    notional: f64,
+    fee: f64,
+    fills: u32,
+    /// Price of the only fill while there is one (the average of one fill, exactly).
+    first_price: f64,
+    maker: bool,
+}
+
+fn bad(ts: i64, message: String) -> AtError {
+    AtError::InvalidInput {
+        location: format!("reported fill at {ts}"),
+        message,
+    }
+}
+
+impl Engine<'_, '_> {
+    fn steps_of(&self, ts: i64, qty: f64) -> Result<i64, AtError> {
+        let step = self.c.p.qty_step;
+        let steps = (qty / step).round() as i64;
+        if !(qty.is_finite() && qty > 0.0) || (steps as f64 * step - qty).abs() > step * 1e-6 {
+            return Err(bad(
+                ts,
+                format!("quantity {qty} is not a positive multiple of {step}"),
+            ));
+        }
+        Ok(steps)
+    }
+
+    /// An entry fill (whole or partial) of the working entry. Returns whether the position
+    /// is now open (the order's quantity is filled).
+    pub fn external_entry_fill(
+        &mut self,
+        ts: i64,
+        price: f64,
+        qty: f64,
+        fee: f64,
+        maker: bool,
+    ) -> Result<bool, AtError> {
+        let pe = self
+            .c
+            .entry
+            .ok_or_else(|| bad(ts, "entry fill without a working entry order".into()))?;
+        if !(price.is_finite() && price > 0.0 && fee.is_finite()) {
+            return Err(bad(ts, format!("price {price} / fee {fee} not finite")));
+        }
+        let steps = self.steps_of(ts, qty)?;
+        let mut part = self.c.partial.unwrap_or(PartialEntry {
+            steps: 0,
+            notional: 0.0,
+            fee: 0.0,
+            fills: 0,
+            first_price: price,
+            maker: true,
+        });
+        if part.steps + steps > pe.order.qty_steps {
+            return Err(bad(
+                ts,
+                format!(
+                    "fills of {} steps exceed the order's {}",
+                    part.steps + steps,
+                    pe.order.qty_steps
+                ),
+            ));
+        }
+        part.steps += steps;
+        part.notional += price * qty;
+        part.fee += fee;
+        part.fills += 1;
+        part.maker &= maker;
+        if part.steps < pe.order.qty_steps {
+            self.c.partial = Some(part);
+            return Ok(false);
+        }
+        self.open_from(ts, part)?;
+        Ok(true)
+    }
+
+    /// The working entry ended at `ts` (cancelled, rejected or expired): the position
+    /// opens with what filled, or the kernel drops the order when nothing did.
+    pub fn external_entry_end(&mut self, ts: i64) -> Result<(), AtError> {
+        if self.c.entry.is_none() {
+            return Err(bad(ts, "order end without a working entry order".into()));
+        }
+        match self.c.partial {
+            Some(part) => self.open_from(ts, part),
+            None => {
+                self.c.entry = None;
+                self.c.k.cancel_entry();
+                Ok(())
+            }
+        }
+    }
+
+    fn open_from(&mut self, ts: i64, part: PartialEntry) -> Result<(), AtError> {
+        let pe = self.c.entry.expect("checked by the caller");
+        let price = if part.fills == 1 {
+            part.first_price
+        } else {
+            part.notional / (part.steps as f64 * self.c.p.qty_step)
+        };
+        self.book_entry(
+            &pe,
+            ts,
+            price,
+            part.steps,
+            part.fee,
+            part.maker,
+            0.0,
+            f64::NAN,
+        )?;
+        self.c.entry = None;
+        self.c.partial = None;
+        Ok(())
+    }
+
+    /// An exit fill (`kind`: stop, TP1, TP2 held on the exchange, or the market exit the
+    /// kernel decided). Returns whether the position is now flat.
+    pub fn external_exit_fill(
+        &mut self,
+        kind: ExitKind,
+        ts: i64,
+        price: f64,
+        qty: f64,
+        fee: f64,
+    ) -> Result<bool, AtError> {
+        let pos = *self
+            .c
+            .k
+            .position()
+            .ok_or_else(|| bad(ts, "exit fill without an open position".into()))?;
+        if !(price.is_finite() && price > 0.0 && fee.is_finite()) {
+            return Err(bad(ts, format!("price {price} / fee {fee} not finite")));
+        }
+        let steps = self.steps_of(ts, qty)?;
+        let (reason, dec_ts) = match kind {
+            ExitKind::Market => {
+                let px = self
+                    .c
+                    .exit
+                    .ok_or_else(|| bad(ts, "market exit fill without a decided exit".into()))?;
+                (
+                    pos.exit_pending.unwrap_or(Reason::EndOfData),
+                    decision_ts(self.t.ts_min[px.decided]),
+                )
+            }
+            ExitKind::Stop if pos.tp1_done => (Reason::BreakevenStop, ts),
+            ExitKind::Stop => (Reason::Stop, ts),
+            ExitKind::Tp1 => (Reason::Tp1, ts),
+            ExitKind::Tp2 => (Reason::Tp2, ts),
+        };
+        let flat = self.book_exit(kind, ts, price, steps, fee, 0.0, reason, dec_ts)?;
+        if flat {
+            self.c.exit = None;
+        }
+        Ok(flat)
+    }
+
+    /// Funding settled on the open position (positive = received).
+    pub fn external_funding(&mut self, amount: f64) -> Result<(), AtError> {
+        if !amount.is_finite() {
+            return Err(bad(0, format!("funding amount {amount} not finite")));
+        }
+        self.c.k.on_funding(amount);
+        self.c.acc.funding(amount);
+        Ok(())
+    }
+}
