@@ -1,8 +1,14 @@
 """One read-only DuckDB view over every store, whatever the storage underneath.
 
 ``raw_trades`` / ``raw_quotes`` are the union of the Parquet lake (history) and the live
-buffer in ``raw.duckdb``; ``bars_1m`` / ``features_1m`` come from ``features.duckdb``. The
-DuckDB files are attached ``READ_ONLY`` so an ad-hoc query can never modify a store.
+buffer in ``raw.duckdb``; ``bars_1m`` / ``features_1m`` come from ``features.duckdb``.
+
+Read-only, and nothing beyond the data folder: the DuckDB files are attached
+``READ_ONLY``; once the views exist, file access is limited to the lake
+(``allowed_directories``, ``enable_external_access = false``: no ``ATTACH`` of another
+store, no ``COPY ... TO``, no new file, no reading elsewhere), extensions are never
+installed or loaded (DuckDB would otherwise try to download one from the internet for
+``TYPE sqlite``), and the configuration is locked so a query cannot undo any of it.
 
 Pitfall: a DuckDB file has one writing process; attaching it (even read-only) while a live
 actor holds it for writing fails. The error says which file is locked.
@@ -98,7 +104,13 @@ def open_query_connection(
     paths = StorePaths(Path(db_dir))
     if not paths.root.exists():
         raise StorageError(f"DATABASE_DIR {paths.root} does not exist")
-    con = duckdb.connect(config={"memory_limit": memory_limit})
+    con = duckdb.connect(
+        config={
+            "memory_limit": memory_limit,
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        }
+    )
     lake = Lake(paths.root)
     has_raw = _attach(con, paths.raw, "rawdb")
     has_feat = _attach(con, paths.features, "featdb")
@@ -124,7 +136,16 @@ def open_query_connection(
 
             ddl = schema.BARS_1M_DDL if view == "bars_1m" else schema.FEATURES_1M_DDL
             con.execute(ddl.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE"))
+    _lock_down(con, lake.root)
     return con
+
+
+def _lock_down(con: duckdb.DuckDBPyConnection, lake_root: Path) -> None:
+    """From here on the connection reads the lake and the attached stores only."""
+    root = str(lake_root.resolve()).rstrip("/") + "/"
+    con.execute("SET allowed_directories = ?", [[root]])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 def run_query(db_dir: str | Path, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
