@@ -26,3 +26,11 @@ class StorageError(AuctionTraderError):
 
 class CoreError(AuctionTraderError):
     """An error raised inside the Rust core (invalid input or config reaching a kernel)."""
+
+
+class CoreConfigError(CoreError, ConfigError):
+    """The Rust core refused a configuration value (names the key): a ``ConfigError``."""
+
+
+class CoreInputError(CoreError, InputError):
+    """The Rust core refused input data or its order (names where): an ``InputError``."""

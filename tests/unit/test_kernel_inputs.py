@@ -113,3 +113,24 @@ def test_none_is_nan_only_for_prices() -> None:
     m["va_valid"] = None
     with pytest.raises(CoreError, match="va_valid"):
         _core.StrategyKernel(params_dict(load_settings())).on_minute(m)
+
+
+def test_rust_errors_map_onto_their_python_classes() -> None:
+    """Issue 10 §4: a config error from Rust is a ConfigError, bad input an InputError
+    (both stay CoreErrors); no ValueError / TypeError leaks from the bindings."""
+    import numpy as np
+
+    from at_core.errors import ConfigError, InputError
+
+    p = params_dict(load_settings())
+    p["risk_pct"] = -1.0
+    with pytest.raises(ConfigError, match="risk_pct"):
+        _core.StrategyKernel(p)
+    k = _core.StrategyKernel(params_dict(load_settings()))
+    m = _minute()
+    m["spread_avg_60m"] = 1.0
+    with pytest.raises(InputError, match="spread_avg_60m"):
+        k.on_minute(m)
+    strided = np.arange(10, dtype=np.int64)[::2]
+    with pytest.raises(InputError, match="contiguous"):
+        _core.fill_reference_rows(strided, np.zeros(5), np.zeros(5))

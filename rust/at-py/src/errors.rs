@@ -4,12 +4,17 @@ use at_types::AtError;
 use pyo3::prelude::*;
 use pyo3::types::PyModule;
 
-#[allow(dead_code)]
-/// Convert a domain error into `at_core.errors.CoreError` (a subclass of
-/// `AuctionTraderError`), keeping the message that names what and where.
+/// Convert a domain error into its class of the `at_core.errors` tree, keeping the
+/// message that names what and where: a config error is a `CoreConfigError` (a
+/// `ConfigError`), bad or out-of-order input a `CoreInputError` (an `InputError`); both are
+/// `CoreError`s. No other Python exception leaves the bindings for a domain error.
 pub fn to_py(err: AtError) -> PyErr {
+    let class = match &err {
+        AtError::InvalidConfig { .. } => "CoreConfigError",
+        AtError::InvalidInput { .. } | AtError::OutOfOrder { .. } => "CoreInputError",
+    };
     Python::attach(|py| match PyModule::import(py, "at_core.errors") {
-        Ok(m) => match m.getattr("CoreError") {
+        Ok(m) => match m.getattr(class) {
             Ok(cls) => PyErr::from_value(
                 cls.call1((err.to_string(),))
                     .unwrap_or_else(|e| e.into_value(py).into_bound(py).into_any()),

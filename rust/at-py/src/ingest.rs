@@ -12,7 +12,6 @@
 use at_ingest::csv::{self, FieldKind};
 use at_ingest::ObDecoder;
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadwriteArray1};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -38,14 +37,14 @@ fn parse_csv_fast<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let bytes = data
         .as_slice()
-        .map_err(|_| PyValueError::new_err("data must be a contiguous uint8 array"))?;
+        .map_err(|_| bad_arg("data must be a contiguous uint8 array".into()))?;
     if start > bytes.len() {
-        return Err(PyValueError::new_err("start beyond the end of data"));
+        return Err(bad_arg("start beyond the end of data".into()));
     }
     let mut spec = Vec::with_capacity(fields.len());
     for (i, k) in &fields {
-        let kind = FieldKind::from_name(k)
-            .ok_or_else(|| PyValueError::new_err(format!("unknown field kind {k:?}")))?;
+        let kind =
+            FieldKind::from_name(k).ok_or_else(|| bad_arg(format!("unknown field kind {k:?}")))?;
         spec.push((*i, kind));
     }
     let body = &bytes[start..];
@@ -86,7 +85,7 @@ fn parse_csv_fast<'py>(
                 Array::Same => Guard::Same,
             })
             .collect();
-        let contiguous = || PyValueError::new_err("new arrays are contiguous");
+        let contiguous = || bad_arg("new arrays are contiguous".into());
         let mut outs = Vec::with_capacity(guards.len());
         for g in guards.iter_mut() {
             outs.push(match g {
@@ -227,4 +226,12 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyOb500Decoder>()?;
     m.add_function(wrap_pyfunction!(parse_csv_fast, m)?)?;
     Ok(())
+}
+
+/// A bad argument to the CSV bindings, in the package's exception tree.
+fn bad_arg(message: String) -> PyErr {
+    crate::errors::to_py(at_types::AtError::InvalidInput {
+        location: "csv scanner arguments".into(),
+        message,
+    })
 }

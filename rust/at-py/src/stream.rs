@@ -119,7 +119,13 @@ impl PyStreamingDriver {
         let (c1, c2) = configs(config)?;
         let p = params_from_dict(params)?;
         let funding = match (funding_ts, funding_rate) {
-            (Some(t), Some(r)) => Some((t.as_slice()?.to_vec(), r.as_slice()?.to_vec())),
+            (Some(t), Some(r)) => {
+                let nc = || bad("funding history", "arrays must be contiguous".into());
+                Some((
+                    t.as_slice().map_err(|_| nc())?.to_vec(),
+                    r.as_slice().map_err(|_| nc())?.to_vec(),
+                ))
+            }
             (None, None) => None,
             _ => {
                 return Err(bad(
@@ -342,10 +348,11 @@ fn fill_reference_rows<'py>(
     fq_bid_px: PyReadonlyArray1<'py, f64>,
     fq_ask_px: PyReadonlyArray1<'py, f64>,
 ) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
+    let nc = || bad("fill_reference_rows", "arrays must be contiguous".into());
     let (t, b, a) = (
-        fq_ts.as_slice()?,
-        fq_bid_px.as_slice()?,
-        fq_ask_px.as_slice()?,
+        fq_ts.as_slice().map_err(|_| nc())?,
+        fq_bid_px.as_slice().map_err(|_| nc())?,
+        fq_ask_px.as_slice().map_err(|_| nc())?,
     );
     if b.len() != t.len() || a.len() != t.len() {
         return Err(bad(
