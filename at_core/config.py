@@ -95,7 +95,8 @@ class Settings(BaseModel):
         0.02, "strategy", "Risk per trade as a share of available margin", gt=0.0, le=1.0
     )
     max_leverage: float = _f(10, "strategy", "Leverage cap", gt=0.0, le=100.0)
-    margin_mode: Literal["cross", "isolated"] = _f("cross", "execution", "Margin mode")
+    # SPEC §7.2 "always cross margin": sizing and the kill switch assume it
+    margin_mode: Literal["cross"] = _f("cross", "execution", "Margin mode (cross only)")
 
     # Partial exits
     tp1_pct: float = _f(0.30, "strategy", "Share closed at TP1", ge=0.0, le=1.0)
@@ -114,7 +115,8 @@ class Settings(BaseModel):
     )
     slippage_ticks_entry: float = _f(1, "strategy", "Entry slippage in ticks", ge=0.0, le=10000.0)
     slippage_ticks_exit: float = _f(1, "strategy", "Exit slippage in ticks", ge=0.0, le=10000.0)
-    taker_fee_bps: float = _f(5, "strategy", "Taker fee, bps of notional", ge=-100.0, le=100.0)
+    # no venue pays takers: a negative taker fee would turn every trade into income
+    taker_fee_bps: float = _f(5, "strategy", "Taker fee, bps of notional", ge=0.0, le=100.0)
     maker_fee_bps: float = _f(
         -1, "strategy", "Maker fee, bps (negative = rebate)", ge=-100.0, le=100.0
     )
@@ -224,6 +226,11 @@ class Settings(BaseModel):
                 f"tp2_pct: must be 1 - tp1_pct = {1.0 - self.tp1_pct:g} (what is left after "
                 f"TP1 rides to TP2), got {self.tp2_pct:g}"
             )
+        if self.maker_fee_bps < -self.taker_fee_bps:
+            raise ValueError(
+                f"maker_fee_bps: a rebate of {-self.maker_fee_bps:g} bps above the taker fee "
+                f"{self.taker_fee_bps:g} bps is implausible (round trips would earn money)"
+            )
         if not self.fill_on_next_quote:
             raise ValueError(
                 "fill_on_next_quote: only true is supported (market orders fill at the first "
@@ -274,6 +281,31 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key, value
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping: plain YAML keeps the
+    last one silently, so a setting written twice would be half-ignored."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key `{key}` given twice (lines {seen[key]} and {line})",
+                    key_node.start_mark,
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses duplicate keys (the error names both lines)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+
+
 def _format_validation(exc: ValidationError, source: str) -> str:
     lines = []
     for err in exc.errors():
@@ -303,7 +335,7 @@ def load_settings(
     except OSError as exc:
         raise ConfigError(f"cannot read config file {cfg_path}: {exc.strerror}") from exc
     try:
-        data = yaml.safe_load(text) or {}
+        data = load_yaml(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{cfg_path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

@@ -41,7 +41,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from at_core.config import Settings
+from at_core.config import Settings, load_yaml
 from at_core.errors import ConfigError
 
 FEATURE_STAGES = ("stage1", "stage2")
@@ -267,7 +267,7 @@ def parse_grid(data: dict[str, Any], base: Settings, source: str = "<dict>") -> 
 def load_grid(path: str | Path, base: Settings) -> GridSpec:
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        data = load_yaml(p.read_text())
     except OSError as exc:
         raise ConfigError(f"cannot read grid file {p}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:

@@ -198,3 +198,29 @@ def test_settings_without_effect_are_refused() -> None:
     load_settings(overrides={"tp1_pct": 0.4, "tp2_pct": 0.6})
     with pytest.raises(ConfigError, match="fill_on_next_quote"):
         load_settings(overrides={"fill_on_next_quote": False})
+
+
+def test_duplicate_yaml_keys_are_errors(tmp_path: Path) -> None:
+    """Issue 10 §5: plain YAML keeps the last of two equal keys without a word."""
+    from at_core.config import load_settings
+    from at_core.errors import ConfigError
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("risk_pct: 0.01\nmax_leverage: 5\nrisk_pct: 0.05\n")
+    with pytest.raises(ConfigError, match=r"risk_pct.*given twice \(lines 1 and 3\)"):
+        load_settings(cfg)
+
+
+def test_implausible_fees_and_unsupported_margin_are_refused() -> None:
+    """Issue 10 §5: a taker fee of -50 bps made +976,546 USDT in 2 days; isolated margin
+    was accepted and ignored (SPEC §7.2: always cross)."""
+    from at_core.config import load_settings
+    from at_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="taker_fee_bps"):
+        load_settings(overrides={"taker_fee_bps": -50})
+    with pytest.raises(ConfigError, match="maker_fee_bps"):
+        load_settings(overrides={"maker_fee_bps": -8, "taker_fee_bps": 5})
+    with pytest.raises(ConfigError, match="margin_mode"):
+        load_settings(overrides={"margin_mode": "isolated"})
+    load_settings(overrides={"maker_fee_bps": -2.5, "taker_fee_bps": 5.5})
