@@ -79,6 +79,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"auction-trader {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # the machine said no (permissions, a file where a folder should be, disk full):
+        # one line naming the path, not a traceback
+        if args.debug:
+            raise
+        what = exc.strerror or str(exc)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"auction-trader {args.command}: error: {what}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"auction-trader {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -379,10 +379,14 @@ def load_secrets(env_file: str | Path | None = None) -> Secrets:
 
 
 def resolve_db_dir(cli_value: str | Path | None) -> Path:
-    """``--db-dir`` wins, then ``DATABASE_DIR`` (env or .env), then ``data/``."""
-    if cli_value:
-        return Path(cli_value)
-    return load_secrets().database_dir
+    """``--db-dir`` wins, then ``DATABASE_DIR`` (env or .env), then ``data/``. A path that
+    exists and is not a directory is refused here, before any command touches it."""
+    p = Path(cli_value) if cli_value else load_secrets().database_dir
+    if p.exists() and not p.is_dir():
+        from at_core.errors import StorageError
+
+        raise StorageError(f"DATABASE_DIR {p} is not a directory")
+    return p
 
 
 def settings_from_args(args: Any) -> Settings:
