@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from at_core.config import load_settings, resolve_db_dir
+from at_core.errors import AuctionTraderError
 from at_core.grid.results import ResultStore
 from at_core.grid.spec import load_grid
 from at_core.grid.tracking import default_tracking_uri
@@ -172,7 +173,13 @@ def main(argv: list[str] | None = None) -> int:
         "--base-config", default=None, help="base config YAML (default configs/default.yaml)"
     )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    return run(p.parse_args(argv))
+    args = p.parse_args(argv)
+    try:
+        return run(args)
+    except AuctionTraderError as exc:
+        # one line naming the problem (the run, if it started, is marked failed)
+        print(f"tune/grid.py: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def demo_step(db_dir: Path, config: str | None, overrides: list[str]) -> None:

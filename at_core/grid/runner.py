@@ -164,20 +164,32 @@ def run_sweep(
         return tracker_future.result() if tracker_future is not None else None
 
     if plan.n_pending:
-        _execute(
-            plan,
-            spec,
-            db_dir,
-            store,
-            stage1_fn,
-            evaluate_fn,
-            join_tracker,
-            ray_address=ray_address,
-            progress=progress,
-            max_concurrent=max_concurrent,
-            reuse_actors=reuse_actors,
-            use_tune=use_tune,
-        )
+        try:
+            _execute(
+                plan,
+                spec,
+                db_dir,
+                store,
+                stage1_fn,
+                evaluate_fn,
+                join_tracker,
+                ray_address=ray_address,
+                progress=progress,
+                max_concurrent=max_concurrent,
+                reuse_actors=reuse_actors,
+                use_tune=use_tune,
+            )
+        except BaseException as exc:
+            # never leave a sweep "running": failed, or interrupted (a rerun resumes it)
+            interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
+            store.finish_run(run_id, status="interrupted" if interrupted else "failed")
+            try:
+                tracker = join_tracker()
+                if tracker is not None:
+                    tracker.fail("KILLED" if interrupted else "FAILED")
+            except Exception as track_exc:  # the sweep's own error is the one to report
+                log.warning("could not mark the MLflow run", error=str(track_exc))
+            raise
     return _finish(plan, spec, store, join_tracker(), t0)
 
 

@@ -116,6 +116,10 @@ class SweepTracker:
 
         return _MlflowCallback()
 
+    def fail(self, status: str = "FAILED") -> None:
+        """End the sweep's parent run as FAILED (or KILLED when interrupted)."""
+        self.client.set_terminated(self.parent_id, status=status)
+
     def finish(self) -> str:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{self.run_id}-results.csv"

@@ -306,3 +306,24 @@ def test_ray_job_submit(market: Path, tmp_path: Path, cluster: object) -> None:
     )
     assert "' succeeded" in status, f"{status[-2000:]}\nLOGS:\n{logs.stdout[-4000:]}"
     assert len(ResultStore(market).results("job1")) == 8
+
+
+def test_a_failed_sweep_is_marked_failed_and_reported_in_one_line(tmp_path: Path) -> None:
+    """Issue 10 sections 4-5: `tune/grid.py` on a folder without data printed an InputError
+    traceback and left the run "running" forever in `grid list`."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    grid = _grid_file(tmp_path, {"alpha_bin": [0.25], "risk_pct": [0.01, 0.02]}, name="nodata")
+    out = subprocess.run(
+        _grid_cmd(grid, empty, "--run-id", "nodata1", "--no-mlflow"),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    errors = [x for x in out.stderr.splitlines() if x.startswith("tune/grid.py: error:")]
+    assert len(errors) == 1 and "no" in errors[0].lower(), out.stderr[-3000:]
+    info = ResultStore(empty).run_info("nodata1")
+    assert info is not None and info["status"] == "failed", info
