@@ -153,6 +153,17 @@ fn same_len(name: &str, len: usize, n: usize) -> Result<(), AtError> {
     }
 }
 
+impl<'a> FeatureColumns<'a> {
+    /// The columns of the feature engine's own output (`at_features::columns`), by name.
+    pub fn from_columns(c: &'a at_features::columns::Columns) -> Result<Self, AtError> {
+        Self::gather(
+            |n| c.f64s.iter().find(|x| x.0 == n).map(|x| x.1.as_slice()),
+            |n| c.i64s.iter().find(|x| x.0 == n).map(|x| x.1.as_slice()),
+            |n| c.bools.iter().find(|x| x.0 == n).map(|x| x.1.as_slice()),
+        )
+    }
+}
+
 impl FeatureColumns<'_> {
     pub fn len(&self) -> usize {
         self.ts_min.len()

@@ -16,7 +16,7 @@
 //! Memory: one row per minute is kept (≈ 200 bytes) plus, in tick-path mode, the ticks of
 //! the minute being built only.
 
-use at_features::columns::{output_columns, Columns};
+use at_features::columns::output_columns;
 use at_features::engine::{FeatureEngine, MinuteOutput, QuoteSource, TradeSource};
 use at_features::{PriceScale, Stage1Config, Stage2Config};
 use at_strategy::{Decision, ExitKind, Params, StopFillMode};
@@ -315,7 +315,7 @@ impl StreamingDriver {
     fn decide_one(&mut self, mo: MinuteOutput) -> Result<Decided, AtError> {
         // The same conversion the stored stage-1/stage-2 columns go through.
         let cols = output_columns(&self.scale, std::slice::from_ref(&mo));
-        let fc = gather(&cols)?;
+        let fc = FeatureColumns::from_columns(&cols)?;
         self.b.append(&fc, self.use_bvc)?;
         let m = self.b.table.ts_min.len() - 1;
         if self.tick_path {
@@ -447,14 +447,6 @@ impl StreamingDriver {
         view.funding = self.funding();
         Ok(Engine::bind(&view, &[], core).finish())
     }
-}
-
-fn gather(c: &Columns) -> Result<FeatureColumns<'_>, AtError> {
-    FeatureColumns::gather(
-        |n| c.f64s.iter().find(|x| x.0 == n).map(|x| x.1.as_slice()),
-        |n| c.i64s.iter().find(|x| x.0 == n).map(|x| x.1.as_slice()),
-        |n| c.bools.iter().find(|x| x.0 == n).map(|x| x.1.as_slice()),
-    )
 }
 
 #[cfg(test)]

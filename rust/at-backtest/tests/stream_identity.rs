@@ -68,12 +68,7 @@ fn batch(
     let (c1, c2) = configs();
     let out = run_batch(&c1, &c2, trades, quotes).unwrap();
     let cols = output_columns(&PriceScale::new(c1.tick_size), &out);
-    let fc = FeatureColumns::gather(
-        |n| cols.f64s.iter().find(|x| x.0 == n).map(|x| x.1.as_slice()),
-        |n| cols.i64s.iter().find(|x| x.0 == n).map(|x| x.1.as_slice()),
-        |n| cols.bools.iter().find(|x| x.0 == n).map(|x| x.1.as_slice()),
-    )
-    .unwrap();
+    let fc = FeatureColumns::from_columns(&cols).unwrap();
     let mut t = minute_table(&fc, c2.use_bvc_fallback).unwrap();
     if p.stop_fill_mode == StopFillMode::TickPath {
         (t.tick_ts, t.tick_price, t.tick_start) = tick_path_columns(trades, &t.ts_min);

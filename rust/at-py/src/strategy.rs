@@ -282,18 +282,7 @@ impl PyStrategyKernel {
         qty: f64,
         fee: f64,
     ) -> PyResult<bool> {
-        let k = match kind {
-            "stop" => ExitKind::Stop,
-            "tp1" => ExitKind::Tp1,
-            "tp2" => ExitKind::Tp2,
-            "market" => ExitKind::Market,
-            _ => {
-                return Err(bad_key(
-                    "kind",
-                    format!("expected stop|tp1|tp2|market, got `{kind}`"),
-                ))
-            }
-        };
+        let k = ExitKind::parse(kind).map_err(to_py)?;
         let steps = (qty / self.inner.params().qty_step).round() as i64;
         self.inner
             .on_exit_fill(k, ts_ms, price, steps, fee)

@@ -5,7 +5,10 @@
 //! released, and returns the minutes it decided as arrays. `backtest_minute_table` builds
 //! the batch backtester's table from stored feature arrays through the same Rust path.
 
-use at_backtest::features::{feature_input_columns, minute_table, reference_rows, FeatureColumns};
+use at_backtest::features::{
+    feature_input_columns, minute_table, reference_rows, FeatureColumns, FEATURE_BOOL_COLUMNS,
+    FEATURE_F64_COLUMNS, FEATURE_I64_COLUMNS,
+};
 use at_backtest::stream::{Decided, FillMode, StreamingDriver};
 use at_features::PriceScale;
 use at_strategy::ExitKind;
@@ -215,18 +218,7 @@ impl PyStreamingDriver {
         qty: f64,
         fee: f64,
     ) -> PyResult<bool> {
-        let k = match kind {
-            "stop" => ExitKind::Stop,
-            "tp1" => ExitKind::Tp1,
-            "tp2" => ExitKind::Tp2,
-            "market" => ExitKind::Market,
-            _ => {
-                return Err(bad(
-                    "exit fill `kind`",
-                    format!("expected stop|tp1|tp2|market, got `{kind}`"),
-                ))
-            }
-        };
+        let k = ExitKind::parse(kind).map_err(to_py)?;
         self.driver()?
             .exit_fill(k, ts_ms, price, qty, fee)
             .map_err(to_py)
@@ -289,27 +281,22 @@ fn backtest_minute_table<'py>(
                 }),
         }
     }
-    let names = feature_input_columns();
     let mut f = Vec::new();
     let mut i = Vec::new();
     let mut b = Vec::new();
-    for n in &names {
-        match *n {
-            "ts_min" | "low_ts" | "high_ts" | "fq_ts" => {
-                if let Some(a) = get::<i64>(arrays, n)? {
-                    i.push((*n, a));
-                }
-            }
-            "va_valid" => {
-                if let Some(a) = get::<bool>(arrays, n)? {
-                    b.push((*n, a));
-                }
-            }
-            _ => {
-                if let Some(a) = get::<f64>(arrays, n)? {
-                    f.push((*n, a));
-                }
-            }
+    for n in FEATURE_F64_COLUMNS {
+        if let Some(a) = get::<f64>(arrays, n)? {
+            f.push((*n, a));
+        }
+    }
+    for n in FEATURE_I64_COLUMNS {
+        if let Some(a) = get::<i64>(arrays, n)? {
+            i.push((n, a));
+        }
+    }
+    for n in FEATURE_BOOL_COLUMNS {
+        if let Some(a) = get::<bool>(arrays, n)? {
+            b.push((n, a));
         }
     }
     let contiguous = |n: &str| {

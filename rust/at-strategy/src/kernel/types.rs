@@ -140,6 +140,24 @@ pub enum ExitKind {
     Market,
 }
 
+impl ExitKind {
+    /// From its name in reports and bindings: `stop|tp1|tp2|market`.
+    pub fn parse(s: &str) -> Result<Self, at_types::AtError> {
+        Ok(match s {
+            "stop" => Self::Stop,
+            "tp1" => Self::Tp1,
+            "tp2" => Self::Tp2,
+            "market" => Self::Market,
+            _ => {
+                return Err(at_types::AtError::InvalidInput {
+                    location: "exit fill `kind`".into(),
+                    message: format!("expected stop|tp1|tp2|market, got `{s}`"),
+                })
+            }
+        })
+    }
+}
+
 /// One side's acceptance sequence (SPEC §6.2).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SeqTrack {
