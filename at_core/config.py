@@ -76,6 +76,14 @@ class Settings(BaseModel):
         60, "stage1", "Time constant of the qimb EMA", gt=0.0, le=86400.0
     )
     spread_lookback_minutes: int = _f(60, "stage2", "Window of spread_avg", ge=1, le=10080)
+    max_gap_minutes: int = _f(
+        5,
+        "stage1",
+        "Eventless minutes after which the data counts as stopped (a gap: no minute is"
+        " invented, the rolling state restarts, the backtest flattens)",
+        ge=0,
+        le=1440,
+    )
 
     # Order-flow thresholds
     of_entry_min: float = _f(0, "strategy", "Break-in OF_1m threshold (raw)")

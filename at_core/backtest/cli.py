@@ -293,15 +293,36 @@ def write_report_dir(out: BacktestOutcome, settings: Settings, target: Path) -> 
 
 def plot_report(out: BacktestOutcome, path: Path) -> None:
     """Price (mid at close) with the VA bands and POC, entries / exits marked, over the
-    equity curve. VA bands are drawn only where the VA is tradeable (valid and warm)."""
+    equity curve. VA bands are drawn only where the VA is tradeable (valid and warm).
+
+    With data gaps the x axis counts minutes of data, not wall time (two windows 15 months
+    apart would otherwise be two slivers at the edges of an empty chart): each gap is a
+    dashed line labelled with its length, and tick labels show the UTC time of the minute.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     t = out.table
-    x = (t["ts_min"] + 59_999).astype("datetime64[ms]")
+    ts_min = np.asarray(t["ts_min"], dtype=np.int64)
+    gap_rows = np.flatnonzero(np.diff(ts_min) > 60_000) + 1
+    by_index = len(gap_rows) > 0
+    if by_index:
+        x: Any = np.arange(len(ts_min), dtype=np.float64) + 1.0
+
+        def to_x(ms: np.ndarray) -> Any:
+            ms = np.asarray(ms, dtype=np.int64)
+            i = np.clip(np.searchsorted(ts_min, ms, side="right") - 1, 0, len(ts_min) - 1)
+            return i + np.clip((ms - ts_min[i]) / 60_000, 0.0, 1.0)
+    else:
+        x = (ts_min + 59_999).astype("datetime64[ms]")
+
+        def to_x(ms: np.ndarray) -> Any:
+            return np.asarray(ms).astype("datetime64[ms]")
+
     price = np.where(np.isfinite(t["mid_close"]), t["mid_close"], t["close"])
     valid = t["va_valid"]
     vah = np.where(valid, t["vah"], np.nan)
@@ -315,7 +336,9 @@ def plot_report(out: BacktestOutcome, path: Path) -> None:
     ax.plot(x, vah, color="tab:blue", lw=0.6, alpha=0.7, drawstyle="steps-post")
     ax.plot(x, val, color="tab:blue", lw=0.6, alpha=0.7, drawstyle="steps-post")
     ax.plot(x, poc, color="tab:purple", lw=0.7, ls="--", alpha=0.8, label="POC")
-    ax.plot(x, price, color="black", lw=0.8, label="mid at close")
+    # one line per segment: a line drawn across a data gap would invent prices in it
+    for k, seg in enumerate(np.split(np.arange(len(price)), gap_rows)):
+        ax.plot(x[seg], price[seg], color="black", lw=0.8, label="mid at close" if k == 0 else None)
     if len(x) and not valid.all():
         # minutes without a tradeable VA (warm-up, too few bins): no signal possible there
         edges = np.flatnonzero(np.diff(np.r_[0, (~valid).astype(np.int8), 0]))
@@ -325,8 +348,8 @@ def plot_report(out: BacktestOutcome, path: Path) -> None:
     n = len(tr["side"])
     if n:
         side = np.asarray(tr["side"])
-        fill = np.asarray(tr["fill_ts_ms"]).astype("datetime64[ms]")
-        exit_ts = np.asarray(tr["exit_ts_ms"]).astype("datetime64[ms]")
+        fill = to_x(np.asarray(tr["fill_ts_ms"]))
+        exit_ts = to_x(np.asarray(tr["exit_ts_ms"]))
         entry_px = np.asarray(tr["entry_price"])
         exit_px = np.asarray(tr["exit_price"])
         net = np.asarray(tr["net_pnl"])
@@ -359,17 +382,37 @@ def plot_report(out: BacktestOutcome, path: Path) -> None:
     ax.legend(loc="upper left", fontsize=8, ncol=4)
     eq = np.asarray(out.result.equity)
     ex = x[: len(eq)]
-    ax2.plot(ex, eq, color="tab:blue", lw=1.0)
+    for seg in np.split(np.arange(len(eq)), gap_rows[gap_rows < len(eq)]):
+        ax2.plot(ex[seg], eq[seg], color="tab:blue", lw=1.0)
     init = float(eq[0]) if len(eq) else 0.0
     ax2.axhline(init, color="gray", lw=0.6, ls="--")
     ax2.fill_between(ex, init, eq, where=eq >= init, color="tab:green", alpha=0.2, interpolate=True)
     ax2.fill_between(ex, init, eq, where=eq < init, color="tab:red", alpha=0.2, interpolate=True)
     ax2.set_ylabel("equity (USDT)")
     ax2.grid(alpha=0.3)
-    loc = mdates.AutoDateLocator()
-    ax2.xaxis.set_major_locator(loc)
-    ax2.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
-    ax2.set_xlabel("time (UTC)")
+    if by_index:
+        for k, r in enumerate(gap_rows):
+            days = (ts_min[r] - ts_min[r - 1]) / 86_400_000
+            for a in (ax, ax2):
+                a.axvline(r + 0.5, color="black", lw=0.8, ls="--",
+                          label="data gap" if (k == 0 and a is ax) else None)  # fmt: skip
+            ax.annotate(f"gap {days:,.1f} d" if days >= 1 else f"gap {days * 1440:,.0f} min",
+                        (r + 0.5, 1.0), xycoords=("data", "axes fraction"), fontsize=7,
+                        ha="center", va="bottom")  # fmt: skip
+        ax.legend(loc="upper left", fontsize=8, ncol=4)
+
+        def fmt(v: float, _pos: int) -> str:
+            i = int(min(max(round(v) - 1, 0), len(ts_min) - 1))
+            return _iso_min(int(ts_min[i])).replace("T", "\n")
+
+        ax2.xaxis.set_major_locator(MaxNLocator(8, integer=True))
+        ax2.xaxis.set_major_formatter(FuncFormatter(fmt))
+        ax2.set_xlabel("minutes of data (UTC time of the minute; data gaps as dashed lines)")
+    else:
+        loc = mdates.AutoDateLocator()
+        ax2.xaxis.set_major_locator(loc)
+        ax2.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+        ax2.set_xlabel("time (UTC)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -428,11 +471,19 @@ def store_run(db_dir: Path, out: BacktestOutcome, settings: Settings) -> None:
 
 def print_summary(out: BacktestOutcome) -> None:
     m = out.result.metrics
+    n_days = int(m.get("n_days") or 0)
     print(
-        f"backtest {out.run_id}: {out.n_minutes:,} minutes ({_iso_min(out.from_ts_min)} .. "
-        f"{_iso_min(out.to_ts_min)})"
+        f"backtest {out.run_id}: {out.n_minutes:,} minutes of data on {n_days:,} UTC day(s) "
+        f"({_iso_min(out.from_ts_min)} .. {_iso_min(out.to_ts_min)})"
     )
-    days = out.n_minutes / 1440
+    n_gaps = int(m.get("n_gaps") or 0)
+    if n_gaps:
+        missing = int(m.get("gap_minutes") or 0)
+        print(
+            f"  {n_gaps:,} data gap(s), {missing:,} minutes ({missing / 1440:,.1f} days) without "
+            "data: nothing held or priced across them (DATA_GAP exits at the last mark)"
+        )
+    days = n_days
     for key, label, fmt in HEADLINE:
         v = m.get(key)
         if v is None:

@@ -46,6 +46,16 @@ def print_report(report: FeaturesReport) -> None:
         f"features: {report.minutes:,} minutes written ({report.first_minute} .. {report.last_minute}), "
         f"{report.valid_va_minutes:,} with a valid value area"
     )
+    if report.gaps:
+        print(
+            f"  {report.gaps} data gap(s): {len(report.segments)} segments, no minute invented "
+            "between them; each warms up on its own (max_gap_minutes)"
+        )
+        for s in report.segments:
+            print(
+                f"    {s['first']} .. {s['last']}: {s['minutes']:,} minutes, "
+                f"{s['valid_va_minutes']:,} with a valid value area"
+            )
     if va:
         print(
             f"  last value area {va['minute']}: POC {va['poc']} VAL {va['val']} VAH {va['vah']} "

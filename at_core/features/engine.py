@@ -24,6 +24,7 @@ ENGINE_KEYS = (
     "side_source",
     "use_tick_rule_fallback",
     "qimb_ema_span_seconds",
+    "max_gap_minutes",
     "rolling_window_minutes",
     "va_fraction",
     "alpha_bin",

@@ -126,9 +126,16 @@ class FeaturesReport:
     last_value_area: dict[str, Any] | None
     stage1_dir: str
     config: dict[str, Any] = field(default_factory=dict)
+    #: Contiguous stretches of written minutes (data gaps between them, see
+    #: ``max_gap_minutes``): first / last minute and minute count of each.
+    segments: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def gaps(self) -> int:
+        return max(len(self.segments) - 1, 0)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "gaps": self.gaps}
 
 
 def iso_min(ts: int) -> str:
@@ -185,11 +192,13 @@ def add_fill_refs(out: Arrays) -> Arrays:
     """Add ``fill_*``: for minute t, the first quote AFTER its close (SPEC §12.4 fill
     reference of a decision at close(t)), i.e. the first-quote columns ``fq_*`` of the next
     minute that has a quote (the backtester's rule, from Rust). Deliberately look-ahead, for
-    the backtester's users only; -1 / NaN when no later quote exists in the computed range."""
+    the backtester's users only; -1 / NaN when no later quote exists in the minute's segment
+    (a reference never crosses a data gap)."""
     if not len(out.get("fq_ts", ())):
         return out
     src = np.asarray(
         _core.fill_reference_rows(
+            np.ascontiguousarray(out["ts_min"], dtype=np.int64),
             np.ascontiguousarray(out["fq_ts"], dtype=np.int64),
             np.ascontiguousarray(out["fq_bid_px"], dtype=np.float64),
             np.ascontiguousarray(out["fq_ask_px"], dtype=np.float64),
@@ -307,6 +316,25 @@ def write_features(db_dir: str | Path, out: Arrays, settings: Settings, lo: int,
     return int(sel.sum())
 
 
+def segments(ts: np.ndarray) -> list[dict[str, Any]]:
+    """Contiguous minute stretches of ``ts`` (sorted minute starts): a jump of more than
+    one minute is a data gap (the engine emits no minute across one)."""
+    if not len(ts):
+        return []
+    cuts = np.flatnonzero(np.diff(ts) > MINUTE_MS) + 1
+    out = []
+    for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(ts)], strict=True):
+        out.append(
+            {
+                "first": iso_min(int(ts[a])),
+                "last": iso_min(int(ts[b - 1])),
+                "minutes": int(b - a),
+                "valid_va_minutes": 0,
+            }
+        )
+    return out
+
+
 def _stats(x: np.ndarray) -> dict[str, float | int | None]:
     x = x[np.isfinite(x)]
     if len(x) == 0:
@@ -366,7 +394,16 @@ def summarize(out: Arrays, sel: np.ndarray, settings: Settings, stage1_dir: Path
         last_value_area=last_va,
         stage1_dir=str(stage1_dir),
         config=engine_config(settings),
+        segments=_segments_with_validity(ts, out["va_valid"][sel]),
     )
+
+
+def _segments_with_validity(ts: np.ndarray, valid: np.ndarray) -> list[dict[str, Any]]:
+    segs = segments(ts)
+    cuts = np.r_[0, np.cumsum([s["minutes"] for s in segs])]
+    for s, a, b in zip(segs, cuts[:-1], cuts[1:], strict=True):
+        s["valid_va_minutes"] = int(valid[a:b].sum())
+    return segs
 
 
 def run_features(

@@ -137,7 +137,9 @@ def test_slice_rebases_tick_path() -> None:
 def test_no_look_ahead_and_first_later_quote(rows: list[tuple[bool, int, int]]) -> None:
     """Generated minute grids (with gaps between rows and quiet minutes): every finite fill
     reference is strictly after its minute's close, and it is the earliest first-quote of
-    any later row (brute force against the Rust table builder)."""
+    any later row of the same segment: a reference never crosses a data gap (a row that
+    does not follow its predecessor by one minute) (brute force against the Rust table
+    builder)."""
     ts = []
     t = T0
     for _, _, gap in rows:
@@ -152,7 +154,10 @@ def test_no_look_ahead_and_first_later_quote(rows: list[tuple[bool, int, int]]) 
     tab = minute_table(a)
     nts, nb, na = tab["next_quote_ts"], tab["next_bid"], tab["next_ask"]
     for m in range(n):
-        later = [j for j in range(m + 1, n) if fq_ts[j] >= 0]
+        seg_end = m + 1
+        while seg_end < n and ts_a[seg_end] - ts_a[seg_end - 1] == M:
+            seg_end += 1
+        later = [j for j in range(m + 1, seg_end) if fq_ts[j] >= 0]
         if np.isfinite(nb[m]):
             assert nts[m] > ts_a[m] + 59_999, "fill at or before the decision"
             assert later and nts[m] == fq_ts[later[0]] and nb[m] == bid[later[0]]

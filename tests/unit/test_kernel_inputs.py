@@ -133,4 +133,4 @@ def test_rust_errors_map_onto_their_python_classes() -> None:
         k.on_minute(m)
     strided = np.arange(10, dtype=np.int64)[::2]
     with pytest.raises(InputError, match="contiguous"):
-        _core.fill_reference_rows(strided, np.zeros(5), np.zeros(5))
+        _core.fill_reference_rows(strided, strided, np.zeros(5), np.zeros(5))

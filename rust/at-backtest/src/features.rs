@@ -10,6 +10,9 @@
 //!   quote of the next row that has one (a quiet minute is skipped: the quote still in
 //!   force at its close is older than the decision). Until such a row exists the
 //!   reference is unknown (NaN prices, ts -1) and an order waiting on it stays pending.
+//!   **A reference never crosses a data gap** (a hole in `ts_min`, see at-features
+//!   `stage1`): the rows of a segment that no quote of the same segment follows keep an
+//!   unknown reference, so no order is ever priced on the far side of a hole.
 //! * **BVC fallback (SPEC §5.9).** With `use_bvc_fallback` on, order flow is the BVC
 //!   proxy (`bvc_net`, NaN while its lookback fills) and `of_norm_1m` is that over the
 //!   minute's volume, exactly as `features_1m.of_1m` stores it; off, stage 1's inferred OF.
@@ -224,6 +227,19 @@ impl References {
         self.open = i;
         r
     }
+
+    /// Row `i` starts a new segment (a data gap before it): the rows still waiting keep
+    /// no reference.
+    #[inline]
+    fn segment_at(&mut self, i: usize) {
+        self.open = i;
+    }
+}
+
+/// Whether minute `ts` does not follow minute `prev` directly (a data gap between them).
+#[inline]
+pub fn is_gap(prev: i64, ts: i64) -> bool {
+    ts - prev > at_types::MINUTE_MS
 }
 
 #[inline]
@@ -232,12 +248,15 @@ fn has_quote(fq_ts: i64, bid: f64, ask: f64) -> bool {
 }
 
 /// For every row, the row whose first quote is its fill reference (the first later row
-/// with one), or -1 when none follows: the rule of the minute table, for the stored
-/// `features_1m_ext.fill_*` columns.
-pub fn reference_rows(fq_ts: &[i64], fq_bid: &[f64], fq_ask: &[f64]) -> Vec<i64> {
+/// of the same segment with one), or -1 when none follows: the rule of the minute table,
+/// for the stored `features_1m_ext.fill_*` columns.
+pub fn reference_rows(ts_min: &[i64], fq_ts: &[i64], fq_bid: &[f64], fq_ask: &[f64]) -> Vec<i64> {
     let mut out = vec![-1i64; fq_ts.len()];
     let mut refs = References::default();
     for i in 0..fq_ts.len() {
+        if i > 0 && is_gap(ts_min[i - 1], ts_min[i]) {
+            refs.segment_at(i);
+        }
         if has_quote(fq_ts[i], fq_bid[i], fq_ask[i]) {
             for j in refs.quote_at(i) {
                 out[j] = i as i64;
@@ -272,6 +291,9 @@ impl TableBuilder {
                         message: format!("{ts} does not follow {last}"),
                     });
                 }
+            }
+            if t.ts_min.last().is_some_and(|&last| is_gap(last, ts)) {
+                self.refs.segment_at(t.ts_min.len());
             }
             // This minute's first quote is the reference of every earlier row without one.
             let (fq, fb, fa) = (cols.fq_ts[i], cols.fq_bid_px[i], cols.fq_ask_px[i]);
@@ -369,8 +391,38 @@ mod tests {
     #[test]
     fn reference_rows_follow_the_table_rule() {
         let nan = f64::NAN;
-        let r = reference_rows(&[5, -1, 9, -1, 7], &[1.0, nan, 1.0, nan, nan], &[1.0; 5]);
+        let ts = [0, 60_000, 120_000, 180_000, 240_000];
+        let r = reference_rows(
+            &ts,
+            &[5, -1, 9, -1, 7],
+            &[1.0, nan, 1.0, nan, nan],
+            &[1.0; 5],
+        );
         assert_eq!(r, vec![2, 2, -1, -1, -1]);
+        // a data gap before row 2: rows 0 and 1 keep no reference
+        let ts = [0, 60_000, 900_000, 960_000, 1_020_000];
+        let r = reference_rows(
+            &ts,
+            &[5, -1, 9, -1, 7],
+            &[1.0, nan, 1.0, nan, 1.0],
+            &[1.0; 5],
+        );
+        assert_eq!(r, vec![-1, -1, 4, 4, -1]);
+    }
+
+    #[test]
+    fn references_never_cross_a_data_gap() {
+        let mut s = store(4);
+        s.i[0].1[2] += 600_000;
+        s.i[0].1[3] += 600_000;
+        let cols = gather(&s).unwrap();
+        let t = minute_table(&cols, false).unwrap();
+        assert_eq!(t.next_quote_ts[0], 60_005);
+        assert_eq!(
+            t.next_quote_ts[1], -1,
+            "the first quote after the gap is not a reference"
+        );
+        assert!(t.next_bid[1].is_nan());
     }
 
     #[test]

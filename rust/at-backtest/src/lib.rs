@@ -25,3 +25,5 @@ pub use table::{MinuteTable, OwnedTable, Row, TickPath};
 mod tests;
 #[cfg(test)]
 mod tests_fill_timing;
+#[cfg(test)]
+mod tests_gaps;

@@ -12,7 +12,10 @@
 //! - spread paid: quoted spread (ask − bid) of the quote every taker fill executed against
 //!   (entries and market exits; resting-limit fills pay none): mean, p50, p90, max;
 //! - ambiguous fraction: over minutes with trades, mean, max and the share above
-//!   `ambiguous_trade_frac_max`; and the mean at entry decisions.
+//!   `ambiguous_trade_frac_max`; and the mean at entry decisions;
+//! - coverage: `n_days` = UTC days with at least one minute of data (what the Sharpe's
+//!   daily returns are taken over), `n_gaps` / `gap_minutes` = data gaps met and the
+//!   minutes missing in them (a run spanning 471 calendar days may cover 2).
 
 use at_strategy::{event, Bar, Decision};
 
@@ -56,11 +59,14 @@ pub struct Metrics {
     pub n_kill_switch: f64,
     pub exposure: f64,
     pub lookahead_violations: f64,
+    pub n_days: f64,
+    pub n_gaps: f64,
+    pub gap_minutes: f64,
 }
 
 impl Metrics {
     /// Column names, in the order of `values()`.
-    pub const NAMES: [&'static str; 35] = [
+    pub const NAMES: [&'static str; 38] = [
         "n_minutes",
         "n_trades",
         "n_wins",
@@ -96,9 +102,12 @@ impl Metrics {
         "n_kill_switch",
         "exposure",
         "lookahead_violations",
+        "n_days",
+        "n_gaps",
+        "gap_minutes",
     ];
 
-    pub fn values(&self) -> [f64; 35] {
+    pub fn values(&self) -> [f64; 38] {
         [
             self.n_minutes,
             self.n_trades,
@@ -135,6 +144,9 @@ impl Metrics {
             self.n_kill_switch,
             self.exposure,
             self.lookahead_violations,
+            self.n_days,
+            self.n_gaps,
+            self.gap_minutes,
         ]
     }
 }
@@ -311,6 +323,12 @@ impl MetricsAcc {
         }
     }
 
+    /// A data gap of `missing` minutes.
+    pub fn gap(&mut self, missing: i64) {
+        self.m.n_gaps += 1.0;
+        self.m.gap_minutes += missing as f64;
+    }
+
     /// `count` more minutes exactly like the previous one (same day, same equity, flat,
     /// no event): only the minute count moves.
     #[inline]
@@ -332,6 +350,7 @@ impl MetricsAcc {
             self.daily.push(final_equity / self.prev_day_equity - 1.0);
         }
         let m = &mut self.m;
+        m.n_days = self.daily.len() as f64;
         m.net_pnl = m.gross_pnl - m.fees + m.funding;
         m.final_equity = final_equity;
         m.return_pct = final_equity / self.initial - 1.0;

@@ -97,7 +97,9 @@ impl IdlePlan {
             let b = pm.below(fb);
             fa = a.fired;
             fb = b.fired;
-            let mut ev = pm.bits & PreMinute::STATIC_SIGNALS != 0;
+            // A data gap is an event: the engine flattens and forgets the sequences there.
+            let mut ev =
+                pm.bits & PreMinute::STATIC_SIGNALS != 0 || pm.flags & PreMinute::AFTER_GAP != 0;
             if pm.bits & sig::BREAKOUT_LONG != 0 && a.count >= k && !fa {
                 fa = true;
                 ev = true;

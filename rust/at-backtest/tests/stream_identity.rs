@@ -447,3 +447,29 @@ fn partial_and_unexplained_external_fills() {
     assert!(g.entry_fill(now, 42_000.0, 0.0005, 0.0, false).is_err());
     assert!(g.halted().unwrap().contains("multiple"), "{:?}", g.halted());
 }
+
+#[test]
+fn a_stream_with_a_data_gap_equals_its_batch_backtest() {
+    // 14 hours with the events of 06:00-06:40 removed: a 40-minute hole, then a new
+    // segment that warms up again
+    let (trades, quotes) = ticks(14, 11);
+    let hole = |ts: i64| (DAY0 + 6 * HOUR..DAY0 + 6 * HOUR + 40 * 60_000).contains(&ts);
+    let trades: Vec<Trade> = trades.into_iter().filter(|t| !hole(t.ts_ms)).collect();
+    let quotes: Vec<Quote> = quotes.into_iter().filter(|q| !hole(q.ts_ms)).collect();
+    let p = Params {
+        tick_size: 0.1,
+        max_daily_loss_pct: 0.0,
+        use_limit_for_entry: false,
+        ..Params::default()
+    };
+    let b = batch(&trades, &quotes, p, None);
+    let (s, _) = stream(&trades, &quotes, p, None);
+    same(&b, &s, "gap");
+    assert_eq!(b.metrics.n_gaps, 1.0);
+    assert_eq!(
+        b.metrics.gap_minutes,
+        40.0 - 5.0,
+        "5 quiet minutes, then the hole"
+    );
+    assert!(!b.trades.is_empty());
+}

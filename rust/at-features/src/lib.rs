@@ -110,6 +110,10 @@ pub struct Stage1Config {
     pub side_source: SideSource,
     pub use_tick_rule_fallback: bool,
     pub qimb_ema_span_seconds: f64,
+    /// Data-gap limit (see [`stage1`]): after this many consecutive minutes without any
+    /// event (no trade and no quote) the data is considered to have stopped; the minutes
+    /// beyond are not emitted and the next event starts a new segment with fresh state.
+    pub max_gap_minutes: i64,
 }
 
 impl Default for Stage1Config {
@@ -122,6 +126,7 @@ impl Default for Stage1Config {
             side_source: SideSource::Inferred,
             use_tick_rule_fallback: true,
             qimb_ema_span_seconds: 60.0,
+            max_gap_minutes: 5,
         }
     }
 }
@@ -139,6 +144,12 @@ impl Stage1Config {
             return Err(bad_cfg(
                 "max_quote_staleness_ms",
                 format!("must be >= 0, got {}", self.max_quote_staleness_ms),
+            ));
+        }
+        if !(0..=1440).contains(&self.max_gap_minutes) {
+            return Err(bad_cfg(
+                "max_gap_minutes",
+                format!("must be in 0..=1440, got {}", self.max_gap_minutes),
             ));
         }
         if !(self.qimb_ema_span_seconds.is_finite() && self.qimb_ema_span_seconds > 0.0) {

@@ -5,7 +5,24 @@
 //! signed only when time moves past it, against the quote the `quote_match` rule picks).
 //! A minute is closed when an event of a later minute arrives or on `close_minute`; minutes
 //! without events between two closed minutes are emitted too (empty bar, L1 carried), so
-//! the output is a contiguous minute grid. Events of an already closed minute are refused.
+//! the output is a contiguous minute grid within a *segment*. Events of an already closed
+//! minute are refused.
+//!
+//! ## Data gaps (segments)
+//! A quiet stretch is not a gap: a minute with quotes but no trade, or up to
+//! `max_gap_minutes` consecutive minutes with no event at all, are emitted as usual (empty
+//! bars, the L1 quote carried). After `max_gap_minutes` eventless minutes the data is
+//! considered to have *stopped* (a recording that ends, two windows months apart, a feed
+//! outage in live mode): the minutes beyond are **not emitted**, and the next event starts
+//! a new segment with fresh state: no carried quote, tick rule or qimb EMA from before the
+//! gap. The minute grid therefore has a hole exactly where the data has one, and every
+//! consumer reads a hole in `ts_min` as "the rolling state ends here" (stage 2 restarts its
+//! windows and warm-up, the backtester flattens and forgets its acceptance sequences).
+//! A wall clock (`close_minute`) and a batch see the same thing: the clock emits the first
+//! `max_gap_minutes` eventless minutes as they pass and then nothing, and a batch emits the
+//! same minutes when the next event is far away. So the same ticks give the same minutes
+//! whether they are imported alone or beside distant data (only the up to
+//! `max_gap_minutes` trailing empty minutes of a segment depend on a later event).
 //!
 //! ## qimb EMA over quote updates in time (SPEC §5.8, spec silent on the details)
 //! qimb is a step function of time: the value of the latest quote holds until the next one.
@@ -75,6 +92,19 @@ impl Ema {
             .collect();
         Self {
             w,
+            base: f64::NAN,
+            base_t: 0,
+            end: 0,
+            a_w: 1.0,
+            held: f64::NAN,
+            acc: 0.0,
+        }
+    }
+
+    /// A fresh EMA sharing `other`'s weight table.
+    fn new_shared(other: &Self) -> Self {
+        Self {
+            w: other.w.clone(),
             base: f64::NAN,
             base_t: 0,
             end: 0,
@@ -164,6 +194,10 @@ pub struct Stage1Engine {
     ready: Vec<MinuteSummary>,
     record_trades: bool,
     trade_sides: Vec<TradeSide>,
+    /// Minute of the latest event (the last minute opened); `i64::MIN` before any.
+    last_event_min: i64,
+    /// Number of data gaps met so far (segments started after the first).
+    gaps: u64,
 }
 
 impl Stage1Engine {
@@ -186,6 +220,8 @@ impl Stage1Engine {
             ready: Vec::new(),
             record_trades: false,
             trade_sides: Vec::new(),
+            last_event_min: i64::MIN,
+            gaps: 0,
         })
     }
 
@@ -241,6 +277,11 @@ impl Stage1Engine {
         self.last_ts
     }
 
+    /// Data gaps met so far (see the module notes).
+    pub fn gaps(&self) -> u64 {
+        self.gaps
+    }
+
     /// Start of the minute being built, if any.
     pub fn open_minute(&self) -> Option<i64> {
         self.cur.as_ref().map(|c| c.ts_min)
@@ -286,15 +327,13 @@ impl Stage1Engine {
             Some(open) => {
                 self.close_current();
                 self.emit_empty(open + MINUTE_MS, m);
-                self.cur = Some(MinuteSummary::new(m));
-                self.cur_end = m + MINUTE_MS;
+                self.open_minute_at(m);
             }
             None => {
                 if let Some(c) = self.closed_through {
                     self.emit_empty(c + MINUTE_MS, m);
                 }
-                self.cur = Some(MinuteSummary::new(m));
-                self.cur_end = m + MINUTE_MS;
+                self.open_minute_at(m);
             }
         }
         self.last_ts = ts;
@@ -377,15 +416,45 @@ impl Stage1Engine {
         self.take_ready()
     }
 
+    fn open_minute_at(&mut self, m: i64) {
+        self.cur = Some(MinuteSummary::new(m));
+        self.cur_end = m + MINUTE_MS;
+        self.last_event_min = m;
+    }
+
+    /// Emit the eventless minutes `from..to_excl`, at most up to `max_gap_minutes` after
+    /// the last event; if the range goes beyond, the data has stopped: the rest is not
+    /// emitted and the state that describes the market before the gap is dropped.
     fn emit_empty(&mut self, from: i64, to_excl: i64) {
+        let limit = self
+            .last_event_min
+            .saturating_add(self.cfg.max_gap_minutes * MINUTE_MS);
         let mut m = from;
-        while m < to_excl {
+        while m < to_excl && m <= limit {
             let mut s = MinuteSummary::new(m);
             self.fill_close(&mut s);
             self.ready.push(s);
             self.closed_through = Some(m);
             m += MINUTE_MS;
         }
+        if m < to_excl {
+            self.closed_through = Some(to_excl - MINUTE_MS);
+            self.start_gap();
+        }
+    }
+
+    /// The data stopped: forget the quote in force, the tick rule's last price and the
+    /// qimb EMA (they describe a market that is no longer observed). Idempotent while the
+    /// gap lasts (a clock closing further empty minutes).
+    fn start_gap(&mut self) {
+        if self.last_event_min == i64::MIN {
+            return;
+        }
+        self.book = QuoteBook::new();
+        self.tick = TickRule::new();
+        self.ema = Ema::new_shared(&self.ema);
+        self.last_event_min = i64::MIN;
+        self.gaps += 1;
     }
 
     fn fill_close(&mut self, s: &mut MinuteSummary) {

@@ -29,8 +29,14 @@
 //! at or after the warm-up start, i.e. `ts_min - warm_start >= (window - 1) * 60_000`.
 //! The warm-up start is the first minute this instance saw (a first minute that began
 //! mid-minute still counts as one). It lives here, in the engine, so that a live driver and
-//! the backtester gate on the same rule; [`Stage2::restart_warm_up`] is the one seam through
-//! which a caller (e.g. a data-gap policy) starts the count again.
+//! the backtester gate on the same rule.
+//!
+//! Data gaps: stage 1 emits a contiguous minute grid within a segment and no minute across
+//! a gap (see `stage1`), so a minute that does not follow the previous one by exactly one
+//! minute starts a new segment. Stage 2 then starts from scratch, exactly as a new engine
+//! would: sigma, spread, BVC, the profile, the applied bin width and the warm-up count all
+//! restart, and the value area is invalid until a fresh warm-up. The features of a segment
+//! are therefore the same whether or not distant data was computed before it.
 
 use crate::minute::MinuteSummary;
 use crate::profile::RollingProfile;
@@ -126,9 +132,10 @@ pub struct Stage2 {
     last_mid: Option<f64>,
     last_ts: Option<i64>,
     applied: Option<i64>,
-    /// First minute of the history the rolling state holds (the warm-up counts from it;
-    /// the seam where a data gap will restart it).
+    /// First minute of the history the rolling state holds (the warm-up counts from it).
     history_start: Option<i64>,
+    /// Segments started after the first (data gaps met).
+    gaps: u64,
 }
 
 impl Stage2 {
@@ -144,14 +151,27 @@ impl Stage2 {
             last_ts: None,
             applied: None,
             history_start: None,
+            gaps: 0,
             cfg,
         })
     }
 
-    /// Start the warm-up count again at the next minute pushed (the seam for a data-gap
-    /// policy: after an outage the rolling state no longer describes the last 4 hours).
-    pub fn restart_warm_up(&mut self) {
+    /// Data gaps met so far (minutes that did not follow their predecessor).
+    pub fn gaps(&self) -> u64 {
+        self.gaps
+    }
+
+    /// Drop every rolling state, as a new engine (the first minute after a data gap).
+    fn restart(&mut self) {
+        let c = &self.cfg;
+        self.profile = RollingProfile::new(c.rolling_window_minutes, c.base_bin_ticks);
+        self.sigma = RollingSigma::new(c.rolling_window_minutes);
+        self.spread = RollingSpread::new(c.spread_lookback_minutes);
+        self.bvc = Bvc::new(c.bvc_lookback_minutes);
+        self.last_mid = None;
+        self.applied = None;
         self.history_start = None;
+        self.gaps += 1;
     }
 
     pub fn config(&self) -> &Stage2Config {
@@ -181,7 +201,7 @@ impl Stage2 {
         w.clamp(base, max)
     }
 
-    /// Feed the next minute (strictly increasing `ts_min`; gaps allowed).
+    /// Feed the next minute (strictly increasing `ts_min`; a hole starts a new segment).
     pub fn push(&mut self, m: Stage2Input<'_>) -> Result<FeatureRow, AtError> {
         if let Some(t) = self.last_ts {
             if m.ts_min <= t {
@@ -196,6 +216,9 @@ impl Stage2 {
                 location: format!("minute {}", m.ts_min),
                 message: "not a minute boundary".into(),
             });
+        }
+        if self.last_ts.is_some_and(|t| m.ts_min - t > MINUTE_MS) {
+            self.restart();
         }
         self.last_ts = Some(m.ts_min);
         let start = *self.history_start.get_or_insert(m.ts_min);

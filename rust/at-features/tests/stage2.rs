@@ -88,27 +88,35 @@ fn warm_up_window_is_the_longer_of_warmup_and_rolling_window() {
 }
 
 #[test]
-fn warm_up_counts_wall_clock_minutes_and_can_restart() {
+fn a_hole_in_the_minutes_starts_a_new_segment_from_scratch() {
     let cfg = Stage2Config {
         min_va_bins: 3,
         warmup_minutes: 5,
         rolling_window_minutes: 3,
         ..Stage2Config::default()
     };
-    let mut s = Stage2::new(cfg).unwrap();
-    // minutes 0, 1, then a gap to minute 4: the window [0, 4] lies inside the data
-    assert!(!s.push(minute(0, &BUSY)).unwrap().va_valid);
-    assert!(!s.push(minute(M, &BUSY)).unwrap().va_valid);
-    assert!(s.push(minute(4 * M, &BUSY)).unwrap().va_valid);
-    // the seam for a data-gap reset: the warm-up starts again at the next minute
-    s.restart_warm_up();
-    for k in 10..14 {
-        assert!(
-            !s.push(minute(k * M, &BUSY)).unwrap().va_valid,
-            "minute {k}"
-        );
+    let mut s = Stage2::new(cfg.clone()).unwrap();
+    for k in 0..6 {
+        s.push(minute(k * M, &BUSY)).unwrap();
     }
-    assert!(s.push(minute(14 * M, &BUSY)).unwrap().va_valid);
+    assert!(s.push(minute(6 * M, &BUSY)).unwrap().va_valid);
+    // minute 8 does not follow minute 6: a data gap; the warm-up starts again
+    let after: Vec<FeatureRow> = (8..20)
+        .map(|k| s.push(minute(k * M, &BUSY)).unwrap())
+        .collect();
+    assert_eq!(s.gaps(), 1);
+    assert!(after[..4].iter().all(|r| !r.va_valid), "{after:?}");
+    assert!(after[4].va_valid);
+    // and the segment is computed exactly as by a fresh engine (sigma, profile, widths)
+    let mut fresh = Stage2::new(cfg).unwrap();
+    let alone: Vec<FeatureRow> = (8..20)
+        .map(|k| fresh.push(minute(k * M, &BUSY)).unwrap())
+        .collect();
+    assert_eq!(
+        format!("{after:?}"),
+        format!("{alone:?}"),
+        "bit-identical (NaN-aware)"
+    );
 }
 
 #[test]

@@ -293,9 +293,9 @@ fn backtest_batch<'py>(
             (Ok(m), None) => m.values(),
             (Err(e), None) => {
                 errors[i] = Some(format!("params[{i}]: {e}"));
-                [f64::NAN; 35]
+                [f64::NAN; Metrics::NAMES.len()]
             }
-            _ => [f64::NAN; 35],
+            _ => [f64::NAN; Metrics::NAMES.len()],
         };
         for (c, v) in columns.iter_mut().zip(vals) {
             c.push(v);

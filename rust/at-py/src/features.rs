@@ -64,6 +64,9 @@ pub(crate) fn configs(d: &Bound<'_, PyDict>) -> PyResult<(Stage1Config, Stage2Co
     if let Some(v) = get::<f64>(d, "qimb_ema_span_seconds")? {
         c1.qimb_ema_span_seconds = v;
     }
+    if let Some(v) = get::<i64>(d, "max_gap_minutes")? {
+        c1.max_gap_minutes = v;
+    }
     macro_rules! s2 {
         ($key:literal, $t:ty, $field:ident) => {
             if let Some(v) = get::<$t>(d, $key)? {

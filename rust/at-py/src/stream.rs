@@ -331,23 +331,31 @@ fn backtest_minute_table<'py>(
 #[pyfunction]
 fn fill_reference_rows<'py>(
     py: Python<'py>,
+    ts_min: PyReadonlyArray1<'py, i64>,
     fq_ts: PyReadonlyArray1<'py, i64>,
     fq_bid_px: PyReadonlyArray1<'py, f64>,
     fq_ask_px: PyReadonlyArray1<'py, f64>,
 ) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
     let nc = || bad("fill_reference_rows", "arrays must be contiguous".into());
-    let (t, b, a) = (
+    let (m, t, b, a) = (
+        ts_min.as_slice().map_err(|_| nc())?,
         fq_ts.as_slice().map_err(|_| nc())?,
         fq_bid_px.as_slice().map_err(|_| nc())?,
         fq_ask_px.as_slice().map_err(|_| nc())?,
     );
-    if b.len() != t.len() || a.len() != t.len() {
+    if m.len() != t.len() || b.len() != t.len() || a.len() != t.len() {
         return Err(bad(
             "fill_reference_rows",
-            format!("lengths differ: {} / {} / {}", t.len(), b.len(), a.len()),
+            format!(
+                "lengths differ: {} / {} / {} / {}",
+                m.len(),
+                t.len(),
+                b.len(),
+                a.len()
+            ),
         ));
     }
-    Ok(reference_rows(t, b, a).into_pyarray(py))
+    Ok(reference_rows(m, t, b, a).into_pyarray(py))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

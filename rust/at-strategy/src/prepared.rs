@@ -30,7 +30,7 @@ pub struct PreMinute {
     /// the bar closes beyond the VA with breakout initiative (fires if the sequence count
     /// reaches `accept_outside_k` and the sequence has not fired yet).
     pub bits: u8,
-    /// `VA_OK`, `START_ABOVE`, `START_BELOW`.
+    /// `VA_OK`, `START_ABOVE`, `START_BELOW`, `AFTER_GAP`.
     pub flags: u8,
 }
 
@@ -39,6 +39,9 @@ impl PreMinute {
     /// A new sequence above (below) started at this bar: its `fired` flag starts false.
     pub const START_ABOVE: u8 = 2;
     pub const START_BELOW: u8 = 4;
+    /// The first minute after a data gap (its `ts_min` does not follow the previous one):
+    /// the sequences were reset before it (`Kernel::forget_market`).
+    pub const AFTER_GAP: u8 = 8;
     pub const STATIC_SIGNALS: u8 =
         sig::BREAKIN_LONG | sig::BREAKIN_SHORT | sig::FAILBREAK_LONG | sig::FAILBREAK_SHORT;
 
@@ -102,8 +105,15 @@ where
     let mut b = SeqTrack::NONE;
     let rows = rows.into_iter();
     let mut out = Vec::with_capacity(rows.size_hint().0);
+    let mut prev_ts: Option<i64> = None;
     for x in rows {
         let x = &x;
+        let after_gap = prev_ts.is_some_and(|t| x.ts_min - t > crate::kernel::MINUTE);
+        prev_ts = Some(x.ts_min);
+        if after_gap {
+            a = SeqTrack::NONE;
+            b = SeqTrack::NONE;
+        }
         let has = x.has_trades();
         let ok = va_ok(x);
         let dc = k.spread_dist(x, p.crossing_spread_mult);
@@ -141,6 +151,9 @@ where
             }
         }
         let mut flags = if ok { PreMinute::VA_OK } else { 0 };
+        if after_gap {
+            flags |= PreMinute::AFTER_GAP;
+        }
         if !a0 && a.locked.is_some() {
             flags |= PreMinute::START_ABOVE;
         }

@@ -45,10 +45,13 @@ pub enum Reason {
     KillSwitch,
     Flip,
     EndOfData,
+    /// The data stopped (a gap longer than `max_gap_minutes`): closed at the last mark
+    /// before it, like at the end of the data.
+    DataGap,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 36] = [
+    pub const ALL: [Reason; 37] = [
         Reason::NoSignal,
         Reason::NoTrades,
         Reason::VaInvalid,
@@ -85,6 +88,7 @@ impl Reason {
         Reason::KillSwitch,
         Reason::Flip,
         Reason::EndOfData,
+        Reason::DataGap,
     ];
 
     /// Stable text code (what the stores and reports show).
@@ -126,6 +130,7 @@ impl Reason {
             Reason::KillSwitch => "KILL_SWITCH",
             Reason::Flip => "FLIP",
             Reason::EndOfData => "END_OF_DATA",
+            Reason::DataGap => "DATA_GAP",
         }
     }
 

@@ -4,9 +4,32 @@
 
 use at_strategy::{Bar, IdleCols, Reason};
 
-use super::{day_end_row, Engine, DAY};
+use super::{day_end_row, Engine, DAY, MINUTE};
 use crate::prepared::{engine_mark, kernel_mark, last_mark};
 use crate::table::{HotRow, Row};
+
+/// The first row in `m + 1..end` that does not follow its predecessor by one minute (the
+/// first after a data gap), or `end`. Rows strictly increase on minute boundaries, so the
+/// rows up to `j` are contiguous exactly when `ts[j] - ts[m] == (j - m)` minutes: a
+/// monotone predicate, found by binary search (one comparison when there is no gap).
+#[inline]
+fn first_gap_row(ts: &[i64], m: usize, end: usize) -> usize {
+    let ok = |k: usize| ts[m + k] - ts[m] == k as i64 * MINUTE;
+    if end <= m + 1 || ok(end - 1 - m) {
+        return end;
+    }
+    // ok(lo) and !ok(hi): the last contiguous row is m + lo
+    let (mut lo, mut hi) = (0usize, end - 1 - m);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if ok(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    m + lo + 1
+}
 
 impl Engine<'_, '_> {
     /// Process row `m` and possibly more; returns the next row to process. On the prepared
@@ -52,7 +75,8 @@ impl Engine<'_, '_> {
         let t = self.t;
         let ts = t.ts_min;
         let day_end = (ts[m].div_euclid(DAY) + 1) * DAY;
-        let end = day_end_row(ts, m, day_end);
+        // ... and not past a data gap (its first row goes through `step`)
+        let end = first_gap_row(ts, m, day_end_row(ts, m, day_end));
         let a = m + 1;
         let keep = self.c.keep;
         let base = self.c.decisions.reason.len();

@@ -24,6 +24,19 @@
 //!    `use_market_for_exit` is off, in which case targets fill as maker limits at the level;
 //! 4. the kernel decides at the close of row `m` with row `m` only (no look-ahead).
 //!
+//! Data gaps: a row whose minute does not follow the previous row's is the first after a
+//! gap (stage 1 emits no minute across a hole longer than `max_gap_minutes`). Before it,
+//! the engine does what it does at the end of the data, at the last row before the hole:
+//! a working entry is cancelled, an open position is closed at the last mark (reason
+//! `DATA_GAP`, taker fee), and the kernel forgets its acceptance sequences and retest.
+//! Funding instants inside the hole therefore find no position, no fill reference
+//! crosses the hole (see `crate::features`), and the metrics count the gaps and the
+//! minutes missing. The position is closed when the hole is *known*: in a batch that is
+//! from the table; a streaming driver sees the same rows (stage 1 emits the same minutes
+//! to a wall clock), so the same close at the same price happens at the same row. With
+//! external fills (live) the engine does not invent an exit: the exchange holds the
+//! position, and the live layer treats a feed outage as an alert.
+//!
 //! Fill times (documented bounds): a resting limit / stop / target fills at the time of the
 //! minute's first print at its low or high (an upper bound for when the level first
 //! traded). In the minute an entry fills, only prints after the fill belong to the
@@ -293,6 +306,9 @@ impl<'t, 'a> Engine<'t, 'a> {
     #[inline]
     pub fn step(&mut self, m: usize) -> &Decision {
         let t = self.t;
+        if m > 0 && t.ts_min[m] - t.ts_min[m - 1] > MINUTE {
+            self.data_gap(m - 1, m);
+        }
         if self.c.external {
             return self.decide_row(m);
         }
@@ -309,6 +325,37 @@ impl<'t, 'a> Engine<'t, 'a> {
             self.expire_limit(m);
         }
         self.decide_row(m)
+    }
+
+    /// Rows `last` and `next` are the two sides of a data gap (see the module notes).
+    #[cold]
+    #[inline(never)]
+    fn data_gap(&mut self, last: usize, next: usize) {
+        let ts = self.t.ts_min;
+        self.c.acc.gap((ts[next] - ts[last]) / MINUTE - 1);
+        if !self.c.external {
+            let end = ts[last] + MINUTE;
+            if self.c.exit.is_some() {
+                self.fill_orders_end(last);
+            }
+            if self.c.entry.take().is_some() {
+                self.c.k.cancel_entry();
+            }
+            if let Some(pos) = self.c.k.position().copied() {
+                let px = self.c.last_mark;
+                self.exit_fill(
+                    ExitKind::Market,
+                    end,
+                    px,
+                    pos.qty_steps,
+                    false,
+                    0.0,
+                    Reason::DataGap,
+                    end - 1,
+                );
+            }
+        }
+        self.c.k.forget_market();
     }
 
     /// Step 4 alone: the kernel decides row `m`.

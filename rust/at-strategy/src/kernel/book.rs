@@ -161,6 +161,16 @@ impl Kernel {
         self.s.working = None;
     }
 
+    /// A data gap: forget what described the market before it (the acceptance sequences
+    /// and an armed retest); the book (cash, position, day, kill switch, cooldown clock)
+    /// is kept. A sequence locked before a hole of hours would otherwise keep counting
+    /// closes after it as if they were consecutive.
+    pub fn forget_market(&mut self) {
+        self.s.above = SeqTrack::NONE;
+        self.s.below = SeqTrack::NONE;
+        self.s.retest = None;
+    }
+
     /// Part or all of the position closed at `price`. Returns true when it is now flat.
     pub fn on_exit_fill(
         &mut self,

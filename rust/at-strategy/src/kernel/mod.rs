@@ -38,7 +38,7 @@ use crate::reason::{event, sig, Reason};
 use crate::sizing::{size_position, tp1_steps, SizeReject};
 use at_types::AtError;
 
-const MINUTE: i64 = 60_000;
+pub(crate) const MINUTE: i64 = 60_000;
 const DAY: i64 = 86_400_000;
 
 mod acceptance;
