@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "at_core.ingest.cli_generate",
     "at_core.ingest.cli_import",
     "at_core.ingest.cli_download",
+    "at_core.ingest.cli_sources",
     "at_core.features.cli",
     "at_core.backtest.cli",
     "at_core.grid.cli",

@@ -134,6 +134,8 @@ def _stage1_outdated(db_dir: Path) -> str | None:
         return "stored features come from an older engine (no low_ts / high_ts)"
     meta = json.loads((d / "meta.json").read_text())
     lake = Lake(db_dir)
+    if meta.get("sources") != json.loads(json.dumps(lake.sources.fingerprint())):
+        return "the lake's sources changed since the features were computed"
     days = sorted(set(lake.days("trades")) | set(lake.days("quotes")))
     last = meta.get("last_minute")
     if days and (last is None or last < day_start_ms(days[-1])):

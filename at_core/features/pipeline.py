@@ -41,7 +41,7 @@ from tqdm import tqdm
 import at_core._core as _core
 from at_core import logging as at_logging
 from at_core.config import Settings
-from at_core.errors import InputError, StorageError
+from at_core.errors import CoreInputError, InputError, StorageError
 from at_core.features.engine import (
     HIST_COLUMNS,
     STAGE2_COLUMNS,
@@ -170,14 +170,20 @@ def compute(
         if cut is not None:
             t = t.filter(pc.less(t["ts_ms"], pa.scalar(cut, pa.int64())))
             q = q.filter(pc.less(q["ts_ms"], pa.scalar(cut, pa.int64())))
-        parts.append(
-            dict(
-                engine.push(
-                    trades_arrays(t) if t.num_rows else None,
-                    quotes_arrays(q) if q.num_rows else None,
-                )
+        try:
+            pushed = engine.push(
+                trades_arrays(t) if t.num_rows else None,
+                quotes_arrays(q) if q.num_rows else None,
             )
-        )
+        except CoreInputError as exc:
+            # the engine names the row within the day's arrays; say which day and parts
+            files = [p.name for k in ("trades", "quotes") for p in lake.parts(k, day)]
+            raise InputError(
+                f"{lake.root} day {day} ({', '.join(files)}): {exc} (config tick_size "
+                f"{settings.tick_size}; see `auction-trader sources list` for where the day "
+                "came from)"
+            ) from exc
+        parts.append(dict(pushed))
         if sides is not None:
             sides.add_day(day, t["ts_ms"].to_numpy(), t["seq"].to_numpy())
             sides.add_sides(dict(engine.take_trade_sides()))
@@ -232,8 +238,14 @@ def _atomic_parquet(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_stage1(db_dir: str | Path, out: Arrays, settings: Settings) -> Path:
-    """Store the stage-1 minute summaries and histograms under ``<db_dir>/stage1``."""
+def write_stage1(
+    db_dir: str | Path, out: Arrays, settings: Settings, sources: list[list[object]] | None = None
+) -> Path:
+    """Store the stage-1 minute summaries and histograms under ``<db_dir>/stage1``.
+
+    ``sources``: the lake's source fingerprint the ticks were read under (taken before the
+    computation; ``Sources.fingerprint``): a later import or ``sources remove`` makes the
+    stored summaries stale, and every reader recomputes instead of using them."""
     d = Path(db_dir) / "stage1"
     d.mkdir(parents=True, exist_ok=True)
     minute_cols = [k for k in out if k not in STAGE2_COLUMNS and k not in HIST_COLUMNS]
@@ -246,6 +258,7 @@ def write_stage1(db_dir: str | Path, out: Arrays, settings: Settings) -> Path:
         "minutes": len(out["ts_min"]),
         "first_minute": int(out["ts_min"][0]) if len(out["ts_min"]) else None,
         "last_minute": int(out["ts_min"][-1]) if len(out["ts_min"]) else None,
+        "sources": sources if sources is not None else Lake(db_dir).sources.fingerprint(),
     }
     tmp = d / f".meta.json.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(meta, indent=2))
@@ -417,11 +430,12 @@ def run_features(
     if from_ms is not None and to_ms is not None and from_ms > to_ms:
         raise InputError(f"--from ({from_ms}) is after --to ({to_ms})")
     sides = TradeSidesWriter(Lake(db_dir).root)
+    sources = Lake(db_dir).sources.fingerprint()
     out = compute(db_dir, settings, to_ms=to_ms, progress=progress, sides=sides)
     ts = out.get("ts_min")
     if ts is None or len(ts) == 0:
         raise InputError("the lake holds no minute in the requested range")
-    stage1_dir = write_stage1(db_dir, out, settings)
+    stage1_dir = write_stage1(db_dir, out, settings, sources)
     lo = int(ts[0]) if from_ms is None else max(int(ts[0]), (from_ms // MINUTE_MS) * MINUTE_MS)
     hi = int(ts[-1]) if to_ms is None else min(int(ts[-1]), (to_ms // MINUTE_MS) * MINUTE_MS)
     if lo > hi:

@@ -100,8 +100,11 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "grid",
-        help="grid-search results: list, show, export",
-        description="Browse and export grid-search results stored in execution.db.",
+        help="parameter sweeps: run, list, show, export, sensitivity",
+        description=(
+            "Run parameter sweeps (a local Ray or a cluster, tracked in SQLite and MLflow), "
+            "and browse, export and plot their results stored in execution.db."
+        ),
     )
     gsub = p.add_subparsers(dest="grid_command", metavar="GRID_COMMAND")
     gsub.required = True

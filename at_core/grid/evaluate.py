@@ -39,7 +39,11 @@ def stage1_for(db_dir: str | Path, settings: Settings, progress: bool = False) -
     meta_path = Path(db_dir) / "stage1" / "meta.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        if meta.get("stage1_config") == _stage1_config(settings):
+        from at_core.storage.lake import Lake
+
+        if meta.get("stage1_config") == _stage1_config(settings) and meta.get(
+            "sources"
+        ) == json.loads(json.dumps(Lake(db_dir).sources.fingerprint())):
             return pipeline.load_stage1(db_dir)
     out = pipeline.compute(db_dir, settings, progress=progress)
     if not len(out.get("ts_min", ())):

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from at_core.config import db_dir_from_args
+from at_core.config import db_dir_from_args, settings_from_args
 from at_core.ingest.formats import FORMAT_HELP, FORMATS
 from at_core.ingest.importer import ImportStopped, import_files, parse_mapping
 
@@ -19,8 +19,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="import trade/quote files into the tick lake",
         description=(
             "Import tick files into <db-dir>/lake. Each file is parsed and validated in full "
-            "before anything is stored; a bad row is reported as file:line:field. Re-importing "
-            "a file does not duplicate rows (the lake source id is a hash of its content).\n\n"
+            "before anything is stored; a bad row is reported as file:line:field (prices are "
+            "checked against the config's tick_size). Re-importing a file does not duplicate "
+            "rows (the lake source id is a hash of its content). A store keeps one instrument "
+            "(config `instrument`, one venue) and one source per stream and time: a file of "
+            "another market, or overlapping another source's trades or quotes, is refused "
+            "(--force replaces the other source's rows). See `auction-trader sources`.\n\n"
             f"formats:\n{formats}"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -63,7 +67,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--force",
         action="store_true",
-        help="re-import files already imported (replaces their rows)",
+        help="re-import files already imported, and replace the rows of other sources that "
+        "hold the same stream (trades / quotes) over the same time (see `sources list`)",
+    )
+    p.add_argument("--venue", help="csv only: the venue the file comes from (e.g. bybit)")
+    p.add_argument(
+        "--symbol", help="csv only: the symbol the file holds (checked against `instrument`)"
     )
     p.add_argument(
         "files",
@@ -87,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
             kind=args.kind,
             force=args.force,
             ts_unit=args.ts_unit,
+            settings=settings_from_args(args),
+            venue=args.venue,
+            symbol=args.symbol,
         )
     except ImportStopped as exc:
         for rep in exc.done:

@@ -55,6 +55,10 @@ class Parsed:
     ts: tsmod.Detection | None = None
     notes: list[str] = field(default_factory=list)
     seq_is_trade_id: bool = False  # numeric trade ids: duplicates inside the file are checked
+    #: The instrument the file says it holds, where it says (symbol column, Tardis
+    #: ``exchange``, Binance ``s``); the importer checks it against the store's.
+    symbol: str | None = None
+    venue: str | None = None
 
 
 @dataclass
@@ -62,6 +66,13 @@ class Options:
     mapping: dict[str, str] | None = None
     kind: str | None = None
     ts_unit: str | None = None
+    #: The store's instrument facts (config ``instrument``, ``tick_size``): checked at
+    #: import. ``None``: not checked (parser-level use).
+    instrument: str | None = None
+    tick_size: float | None = None
+    #: What a generic CSV holds (other formats say it themselves).
+    venue: str | None = None
+    symbol: str | None = None
 
 
 # ---- helpers ---------------------------------------------------------------------------
@@ -129,18 +140,24 @@ def all_int(arr: pa.Array) -> np.ndarray | None:
     return pc.cast(s, pa.int64()).to_numpy(zero_copy_only=False)
 
 
-def check_one_symbol(arr: pa.Array, name: str) -> None:
+def check_one_symbol(
+    arr: pa.Array | pa.ChunkedArray, name: str, what: str = "symbols"
+) -> str | None:
+    """The one symbol of the file (``None`` when the column is empty); several: an error."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
     if pa.types.is_dictionary(arr.type):  # look at the few dictionary entries in use
         used = pc.unique(arr.indices).drop_null()
         values = arr.dictionary.take(used)
     else:
         values = pc.unique(arr)
-    syms = [s for s in values.to_pylist() if s]
+    syms = sorted({str(s) for s in values.to_pylist() if s})
     if len(syms) > 1:
         raise InputError(
-            f"{name}: the file holds {len(syms)} symbols ({', '.join(sorted(syms)[:5])}); "
+            f"{name}: the file holds {len(syms)} {what} ({', '.join(syms[:5])}); "
             "the lake keeps one instrument: split the file by symbol first"
         )
+    return syms[0] if syms else None
 
 
 def _side_rejects(csv: CsvData, name: str, col: str, unknown: np.ndarray, expected: str) -> None:
@@ -160,7 +177,7 @@ def _parsed(
     notes: list[str],
     names: dict[str, str] | None = None,
 ) -> Parsed:
-    return Parsed(
+    out = Parsed(
         kinds={kind: KindRows(cols, csv.lines, csv.bad, names or {}, csv.field_bad)},
         rejects=csv.rejects,
         rows_read=csv.rows + csv.skipped_rows,
@@ -168,6 +185,12 @@ def _parsed(
         ts=csv.ts,
         notes=notes,
     )
+    # the parsers checked these columns hold one value each (errors name the file there)
+    if "symbol" in csv.columns:
+        out.symbol = check_one_symbol(csv.columns["symbol"], "")
+    if "exchange" in csv.columns:
+        out.venue = check_one_symbol(csv.columns["exchange"], "", "exchanges")
+    return out
 
 
 def _fast_parsed(
@@ -183,7 +206,9 @@ def _fast_parsed(
     """What ``_parsed`` returns for the same clean file read by the general path (the
     per-field masks of the columns it checks, all clear)."""
     n = fast.rows
+    sym = fast.columns.get("symbol")
     return Parsed(
+        symbol=sym.decode() if isinstance(sym, bytes | bytearray) and sym else None,
         kinds={
             kind: KindRows(
                 cols,
@@ -423,6 +448,7 @@ def parse_binance_ws(data: pa.Buffer, name: str, opts: Options) -> Parsed:
     qt: dict[str, list] = {k: [] for k in ("line", "ts", "b", "B", "a", "A", "u")}
     rejects: list[Reject] = []
     ignored: Counter[str] = Counter()
+    symbols: set[str] = set()
     blank = 0
     rows = 0
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -471,6 +497,8 @@ def parse_binance_ws(data: pa.Buffer, name: str, opts: Options) -> Parsed:
         target["line"].append(lineno)
         for k, src in zip(keys, need, strict=True):
             target[k].append(d[src])
+        if isinstance(d.get("s"), str):
+            symbols.add(d["s"])
     kinds: dict[str, KindRows] = {}
     if tr["line"]:
         kinds["trades"] = _ws_rows(name, tr, rejects, "trades")
@@ -481,14 +509,20 @@ def parse_binance_ws(data: pa.Buffer, name: str, opts: Options) -> Parsed:
         raise InputError(
             f"{name}: no trade or bookTicker messages found (is this a Binance capture?)"
         )
+    if len(symbols) > 1:
+        raise InputError(
+            f"{name}: the capture holds {len(symbols)} symbols ({', '.join(sorted(symbols)[:5])}); "
+            "the lake keeps one instrument: split the file by symbol first"
+        )
     return Parsed(
         kinds,
         rejects,
         rows,
         blank,
-        tsmod.Detection("ms", "format", "T (event time)"),
+        tsmod.Detection("ms", "format", "T (trade time) / T (bookTicker transaction time)"),
         notes,
         seq_is_trade_id=True,
+        symbol=next(iter(symbols), None),
     )
 
 
@@ -566,6 +600,7 @@ def parse_tardis_trades(data: pa.Buffer, name: str, opts: Options) -> Parsed:
     the exchange time in µs (``local_timestamp`` is Tardis' receive time), ``side`` the
     aggressor (``unknown`` allowed -> null), seq = numeric id, else line order."""
     usecols: dict[str, ColType] = {
+        "exchange": "dict",
         "symbol": "dict",
         "timestamp": "ts",
         "id": "str",
@@ -582,6 +617,7 @@ def parse_tardis_trades(data: pa.Buffer, name: str, opts: Options) -> Parsed:
         ts_how="given" if opts.ts_unit else "format",
     )
     check_one_symbol(csv.columns["symbol"], name)
+    check_one_symbol(csv.columns["exchange"], name, "exchanges")
     side, _n, unknown = map_values(csv.columns["side"], TARDIS_SIDES)
     _side_rejects(csv, name, "side", unknown, "buy, sell or unknown")
     ts = csv.columns["timestamp"].to_numpy(zero_copy_only=False)
@@ -630,7 +666,7 @@ def parse_tardis_quotes(data: pa.Buffer, name: str, opts: Options) -> Parsed:
             "bid_sz": "bid_amount",
         }
         note = "quotes"
-    usecols: dict[str, ColType] = {"symbol": "dict", "timestamp": "ts"}
+    usecols: dict[str, ColType] = {"exchange": "dict", "symbol": "dict", "timestamp": "ts"}
     usecols.update(dict.fromkeys(px.values(), "float"))
     csv = read_csv(
         data,
@@ -641,6 +677,7 @@ def parse_tardis_quotes(data: pa.Buffer, name: str, opts: Options) -> Parsed:
         ts_how="given" if opts.ts_unit else "format",
     )
     check_one_symbol(csv.columns["symbol"], name)
+    check_one_symbol(csv.columns["exchange"], name, "exchanges")
     ts = csv.columns["timestamp"].to_numpy(zero_copy_only=False)
     seq, order = line_seq(csv.lines, ts, csv.bad)
     cols: dict[str, pa.Array | np.ndarray] = {"ts_ms": ts, "seq": seq}

@@ -34,7 +34,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
+from at_core.config import Settings, load_settings
 from at_core.errors import InputError
+from at_core.ingest import admission
 from at_core.ingest.csvread import Reject
 from at_core.ingest.formats import FORMATS, Options, Parsed
 from at_core.ingest.validate import validate
@@ -52,7 +54,7 @@ class ImportReport:
     path: str
     fmt: str
     source_id: str
-    status: str = "imported"  # imported | skipped (already imported) | failed
+    status: str = "imported"  # imported | skipped (already imported) | empty | failed
     rows_read: int = 0
     imported: dict[str, int] = field(default_factory=dict)
     rejected_rows: int = 0
@@ -242,6 +244,7 @@ def import_file(
             rejects_append=rejects_append,
             force=force,
             progress=progress,
+            opts=opts,
         )
         return rep
     t0 = time.perf_counter()
@@ -312,8 +315,11 @@ def import_file(
     report.ts_unit = parsed.ts.describe() if parsed.ts else None
     rejects = list(parsed.rejects)
     tables: dict[str, pa.Table] = {}
+    inst = admission.instrument_of(fmt, parsed.venue, parsed.symbol, opts.venue, opts.symbol)
+    if opts.instrument is not None:
+        admission.check_instrument(lake, str(path), inst, opts.instrument)
     for kind, rows in parsed.kinds.items():
-        table, rej, _bad = validate(kind, rows, str(path))
+        table, rej, _bad = validate(kind, rows, str(path), opts.tick_size)
         rejects.extend(rej)
         tables[kind] = table
     bad_lines = {r.line for r in rejects}
@@ -342,6 +348,9 @@ def import_file(
             if not first.all():
                 report.duplicates_dropped += table.num_rows - int(first.sum())
                 tables[kind] = table.filter(pa.array(first))
+    if not any(t.num_rows for t in tables.values()) and not rejects:
+        report.status = "empty"
+        report.notes.append("the file holds no data rows (only a header?): nothing imported")
     step(0.7)
     t_valid = time.perf_counter()
     report.timings["validate"] = t_valid - t_parsed
@@ -352,10 +361,22 @@ def import_file(
     # so re-importing a big file is skipped without writing it.
     if hasher is not None and _touches_stored_days(lake, tables) and resolve():
         return skipped()
+    # One source per stream and time (admission): another source over the same stream and
+    # time is refused, or replaced with --force. The file's own earlier import is not a
+    # conflict (re-import: skipped, or rewritten with --force).
+    ranges = admission.stream_ranges(tables)
+    conflicts = admission.overlaps(lake, ranges, exclude="")
+    if conflicts:
+        if resolve():
+            return skipped()
+        conflicts = [(k, s) for k, s in conflicts if s.source_id != report.source_id]
+        if conflicts and not force:
+            admission.refuse_overlaps(str(path), conflicts, ranges)
+    replacing = frozenset(s.source_id for _, s in conflicts)
     staged: dict[str, StagedWrite] = {}
     try:
         for kind, table in tables.items():
-            staged[kind] = lake.stage(kind, table, report.source_id or None)  # type: ignore[arg-type]
+            staged[kind] = lake.stage(kind, table, report.source_id or None, replacing)  # type: ignore[arg-type]
         if resolve():
             for st in staged.values():
                 st.discard()
@@ -365,7 +386,7 @@ def import_file(
             if f"part-{source_id}.parquet" in staged[kind].consulted:
                 # a forced re-import de-duplicated against its own old part: write again
                 staged[kind].discard()
-                staged[kind] = lake.stage(kind, table, source_id)  # type: ignore[arg-type]
+                staged[kind] = lake.stage(kind, table, source_id, replacing)  # type: ignore[arg-type]
     except BaseException:
         for st in staged.values():
             st.discard()
@@ -388,7 +409,11 @@ def import_file(
         report.imported.get("trades", 0),
         report.imported.get("quotes", 0),
         bad_rows,
+        venue=inst.venue,
+        symbol=inst.symbol,
+        ranges=ranges,
     )
+    report.notes.extend(admission.replace(lake, conflicts))
     step(1.0)
     report.seconds = time.perf_counter() - t0
     return report
@@ -450,8 +475,21 @@ def import_files(
     force: bool = False,
     ts_unit: str | None = None,
     show_progress: bool | None = None,
+    settings: Settings | None = None,
+    venue: str | None = None,
+    symbol: str | None = None,
+    instrument_checks: bool = True,
 ) -> list[ImportReport]:
     """Import ``paths`` of format ``fmt`` into the lake under ``db_dir``, in order.
+
+    ``settings`` (default: the default config) gives the store's instrument facts that
+    every file is checked against: ``instrument`` (the symbol the file holds) and
+    ``tick_size`` (every price on its grid); see ``at_core.ingest.admission``.
+    ``venue`` / ``symbol``: what a generic CSV holds (other formats say it themselves).
+    ``instrument_checks=False`` skips the symbol and tick-grid checks (parser tests that
+    feed arbitrary decimals; the CLI always checks).
+    ``force`` re-imports an already imported file and replaces the rows of other sources
+    that overlap the file's streams in time.
 
     ``on_error="stop"`` raises ``ImportStopped`` at the first file with a bad row (files
     before it stay imported, that file and the ones after it are not); ``"skip"`` imports
@@ -475,7 +513,18 @@ def import_files(
         if not p.is_file():
             raise InputError(f"{p}: no such file")
     lake = Lake(db_dir)
-    opts = Options(mapping=mapping, kind=kind, ts_unit=ts_unit)
+    if (venue or symbol) and fmt != "csv":
+        raise InputError("--venue / --symbol only apply to --format csv (other formats say it)")
+    settings = settings or load_settings()
+    opts = Options(
+        mapping=mapping,
+        kind=kind,
+        ts_unit=ts_unit,
+        instrument=settings.instrument if instrument_checks else None,
+        tick_size=settings.tick_size if instrument_checks else None,
+        venue=venue,
+        symbol=symbol,
+    )
     total = sum(p.stat().st_size for p in files)
     if show_progress is None:
         show_progress = sys.stderr.isatty() and total > 32 << 20

@@ -30,6 +30,7 @@ import datetime as dt
 import gzip
 import hashlib
 import queue
+import re
 import struct
 import threading
 import time
@@ -233,8 +234,11 @@ def import_ob_file(
     rejects_append: bool = False,
     force: bool = False,
     progress: Callable[[float], None] | None = None,
+    opts: Any = None,
 ) -> Any:
-    """Import one ob500 archive as quotes (same contract as ``importer.import_file``)."""
+    """Import one ob500 archive as quotes (same contract as ``importer.import_file``;
+    ``opts``: the importer's ``Options``, for the instrument checks)."""
+    from at_core.ingest import admission
     from at_core.ingest.importer import (
         ImportReport,
         ImportStopped,
@@ -295,7 +299,14 @@ def import_ob_file(
             "seq": "data.u",
         },
     )
-    good, rej, _bad = validate("quotes", rows, str(path))
+    # the archive is named <date>_<SYMBOL>_ob500.data(.zip)
+    m = re.search(r"_([A-Za-z0-9]+)_ob\d+", path.name)
+    inst = admission.Instrument("bybit", m.group(1) if m else None)
+    if opts is not None and opts.instrument is not None:
+        admission.check_instrument(lake, str(path), inst, opts.instrument)
+    good, rej, _bad = validate(
+        "quotes", rows, str(path), opts.tick_size if opts is not None else None
+    )
     rejects = d.rejects + rej
     report.rejected_rows = len({r.line for r in rejects})
     if rejects:
@@ -307,7 +318,12 @@ def import_ob_file(
         dest = rejects_path or default_rejects_path(lake.db_dir, path)
         write_rejects(dest, rejects, append=rejects_append)
         report.rejects_path = str(dest)
-    wr = lake.write("quotes", good, sid)
+    ranges = admission.stream_ranges({"quotes": good})
+    conflicts = admission.overlaps(lake, ranges, exclude=sid)
+    if conflicts and not force:
+        admission.refuse_overlaps(str(path), conflicts, ranges)
+    st = lake.stage("quotes", good, sid, frozenset(s.source_id for _, s in conflicts))
+    wr = st.commit(sid)
     report.imported["quotes"] = wr.rows
     report.days = sorted(wr.rows_by_day)
     if prior is not None:
@@ -316,7 +332,18 @@ def import_ob_file(
             if day not in keep:
                 (lake.day_dir("quotes", day) / f"part-{sid}.parquet").unlink(missing_ok=True)
     report.timings["lake write"] = time.perf_counter() - t2
-    lake.record_import(sid, str(path), "bybit-ob", 0, wr.rows, report.rejected_rows)
+    lake.record_import(
+        sid,
+        str(path),
+        "bybit-ob",
+        0,
+        wr.rows,
+        report.rejected_rows,
+        venue=inst.venue,
+        symbol=inst.symbol,
+        ranges=ranges,
+    )
+    report.notes.extend(admission.replace(lake, conflicts))
     step(1.0)
     report.seconds = time.perf_counter() - t0
     return report

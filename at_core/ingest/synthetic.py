@@ -51,6 +51,9 @@ DEFAULT_SEED = 7
 MAX_DAYS = 3660
 MAX_ACTIVITY = 20.0
 FORMAT = "synthetic"
+#: The manifest says which market a generated source is: never mistaken for a real venue.
+VENUE = "synthetic"
+SYMBOL = "BTCUSDT"
 
 
 def _activity_tag(activity: float) -> str:
@@ -160,6 +163,8 @@ def _remove_parts(lake: Lake, parts: list[Path]) -> list[dict[str, Any]]:
                 max(0, int(str(info["trades"])) - n["trades"]),
                 max(0, int(str(info["quotes"])) - n["quotes"]),
                 int(str(info["rejected"])),
+                venue=info.get("venue"),  # type: ignore[arg-type]
+                symbol=info.get("symbol"),  # type: ignore[arg-type]
             )
     return removed
 
@@ -193,6 +198,13 @@ def generate_market(
     start = start or DEFAULT_START
     sid = source_id(seed, start, activity)
     lake = Lake(db_dir)
+    held = lake.sources.instrument()
+    if held is not None and held.venue != VENUE:
+        raise StorageError(
+            f"the lake in {lake.root} holds {held.instrument()} data ({held.describe()}); a "
+            "synthetic market beside it would be taken for the same market. Generate into "
+            "another --db-dir"
+        )
     day_list = [start + dt.timedelta(days=i) for i in range(days)]
     conflicts = _conflicts(lake, day_list, sid)
     if conflicts and not force:
@@ -245,7 +257,7 @@ def generate_market(
     origin = f"synthetic:seed={seed},start={start.isoformat()}"
     if activity != 1.0:
         origin += f",activity={_activity_tag(activity)}"
-    lake.record_import(sid, origin, FORMAT, total_t, total_q, 0)
+    lake.record_import(sid, origin, FORMAT, total_t, total_q, 0, venue=VENUE, symbol=SYMBOL)
     lows = [r["low"] for r in per_day if r["low"] is not None]
     highs = [r["high"] for r in per_day if r["high"] is not None]
     return {

@@ -134,14 +134,29 @@ def _np(v: pa.Array | pa.ChunkedArray | np.ndarray) -> np.ndarray:
     return v.to_numpy(zero_copy_only=False)
 
 
-def validate(kind: str, rows: KindRows, name: str) -> tuple[pa.Table, list[Reject], np.ndarray]:
-    """Apply ``RULES[kind]``; return (good rows in lake schema, rejects, bad-row mask)."""
+def _on_grid(field: str, tick: float) -> Rule:
+    def off(c: dict[str, np.ndarray]) -> np.ndarray:
+        k = _num(c, field) / tick
+        return np.isfinite(k) & (np.abs(k - np.round(k)) > 1e-6)
+
+    return (field, f"not on the {tick:g} tick grid", off)
+
+
+def validate(
+    kind: str, rows: KindRows, name: str, tick_size: float | None = None
+) -> tuple[pa.Table, list[Reject], np.ndarray]:
+    """Apply ``RULES[kind]`` (and, with ``tick_size``, the instrument's tick grid to every
+    price); return (good rows in lake schema, rejects, bad-row mask)."""
     bad = rows.bad.copy()
     rejects: list[Reject] = []
+    rules = list(RULES[kind])
+    if tick_size is not None:
+        prices = ("price",) if kind == "trades" else ("bid_px", "ask_px")
+        rules.extend(_on_grid(f, tick_size) for f in prices)
     numeric = {
-        f: _np(rows.columns[f]).astype(np.float64, copy=False) for f in {r[0] for r in RULES[kind]}
+        f: _np(rows.columns[f]).astype(np.float64, copy=False) for f in {r[0] for r in rules}
     }
-    for field, reason, test in RULES[kind]:
+    for field, reason, test in rules:
         # a rule is checked wherever its own fields parsed, so a line with two bad fields
         # reports both; rows rejected as a whole (e.g. bad JSON) are not re-checked
         used = ("bid_px", "ask_px") if reason.startswith("crossed") else (field,)
@@ -167,6 +182,11 @@ def validate(kind: str, rows: KindRows, name: str) -> tuple[pa.Table, list[Rejec
 
 
 def _detail(field: str, reason: str, cols: dict[str, np.ndarray], i: int) -> str:
+    if "tick grid" in reason:
+        return (
+            f"{field} {float(cols[field][i])!r} is {reason} (config tick_size: a finer-ticked "
+            "venue or another instrument?)"
+        )
     if reason.startswith("crossed"):
         return f"crossed quote: bid {float(cols['bid_px'][i])!r} > ask {float(cols['ask_px'][i])!r}"
     return f"{reason} ({float(cols[field][i])!r})"

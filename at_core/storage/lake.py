@@ -23,11 +23,9 @@ import datetime as dt
 import itertools
 import os
 import secrets
-import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -39,6 +37,7 @@ import pyarrow.parquet as pq
 
 from at_core.errors import StorageError
 from at_core.storage.schema import ARROW_SCHEMAS
+from at_core.storage.sources import Sources
 
 Kind = Literal["trades", "quotes"]
 DAY_MS = 86_400_000
@@ -135,7 +134,13 @@ class Lake:
         _check_source_id(source_id)
         return self.stage(kind, table, source_id).commit(source_id)
 
-    def stage(self, kind: Kind, table: pa.Table, source_id: str | None = None) -> StagedWrite:
+    def stage(
+        self,
+        kind: Kind,
+        table: pa.Table,
+        source_id: str | None = None,
+        replacing: frozenset[str] = frozenset(),
+    ) -> StagedWrite:
         """Write the day parts of ``table`` under temporary names, invisible to readers;
         ``commit(source_id)`` renames them into place, ``discard()`` removes them.
 
@@ -144,6 +149,9 @@ class Lake:
         of trade ids then consults every part of the day, and ``StagedWrite.consulted``
         names the parts it read, so that the caller can tell whether one of them was this
         source's own old part (a forced re-import) and stage again with the id.
+        ``replacing``: sources whose rows this write replaces (removed after the commit):
+        their trade ids are not "known" (a corrected file must not lose its rows as
+        duplicates of the very rows it replaces).
         """
         if source_id is not None:
             _check_source_id(source_id)
@@ -178,7 +186,9 @@ class Lake:
                 part = table.slice(start, end - start)
                 if kind == "trades":
                     before = part.num_rows
-                    part = self._drop_known_trade_ids(day, part, source_id, staged.consulted)
+                    part = self._drop_known_trade_ids(
+                        day, part, source_id, staged.consulted, replacing
+                    )
                     staged.report.duplicates_dropped += before - part.num_rows
                 if part.num_rows == 0:
                     continue
@@ -194,12 +204,18 @@ class Lake:
         return staged
 
     def _drop_known_trade_ids(
-        self, day: dt.date, part: pa.Table, source_id: str | None, consulted: set[str]
+        self,
+        day: dt.date,
+        part: pa.Table,
+        source_id: str | None,
+        consulted: set[str],
+        replacing: frozenset[str] = frozenset(),
     ) -> pa.Table:
         ids = part["trade_id"]
         if ids.null_count == len(ids):
             return part
-        others = [p for p in self.parts("trades", day) if p.name != f"part-{source_id}.parquet"]
+        skip = {f"part-{s}.parquet" for s in (*replacing, source_id) if s}
+        others = [p for p in self.parts("trades", day) if p.name not in skip]
         if not others:
             return part
         consulted.update(p.name for p in others)
@@ -238,39 +254,44 @@ class Lake:
         for day in self.days(kind):
             yield day, self.read_day(kind, day)
 
-    # ---- import manifest ---------------------------------------------------------
-    def _manifest(self) -> sqlite3.Connection:
-        self.root.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.root / "_imports.sqlite")
-        con.execute(
-            """CREATE TABLE IF NOT EXISTS imports (
-                source_id TEXT PRIMARY KEY, path TEXT NOT NULL, format TEXT NOT NULL,
-                trades INTEGER NOT NULL, quotes INTEGER NOT NULL, rejected INTEGER NOT NULL,
-                imported_at INTEGER NOT NULL)"""
-        )
-        return con
+    # ---- import manifest (at_core.storage.sources) ----------------------------------
+    @property
+    def sources(self) -> Sources:
+        return Sources(self)
 
     def imported(self, source_id: str) -> dict[str, object] | None:
-        with closing(self._manifest()) as con:
-            con.row_factory = sqlite3.Row
-            row = con.execute("SELECT * FROM imports WHERE source_id = ?", [source_id]).fetchone()
-            return dict(row) if row else None
+        if not (self.root / "_imports.sqlite").exists():
+            return None
+        src = self.sources.get(source_id)
+        return asdict(src) if src else None
 
     def record_import(
-        self, source_id: str, path: str, fmt: str, trades: int, quotes: int, rejected: int
+        self,
+        source_id: str,
+        path: str,
+        fmt: str,
+        trades: int,
+        quotes: int,
+        rejected: int,
+        *,
+        venue: str | None = None,
+        symbol: str | None = None,
+        ranges: dict[str, tuple[int, int] | None] | None = None,
     ) -> None:
-        with closing(self._manifest()) as con, con:
-            con.execute(
-                "INSERT OR REPLACE INTO imports VALUES (?,?,?,?,?,?,?)",
-                [source_id, path, fmt, trades, quotes, rejected, int(time.time() * 1000)],
-            )
+        self.sources.record(
+            source_id,
+            path,
+            fmt,
+            trades,
+            quotes,
+            rejected,
+            venue=venue,
+            symbol=symbol,
+            ranges=ranges,
+        )
 
     def imports(self) -> list[dict[str, object]]:
-        if not (self.root / "_imports.sqlite").exists():
-            return []
-        with closing(self._manifest()) as con:
-            con.row_factory = sqlite3.Row
-            return [dict(r) for r in con.execute("SELECT * FROM imports ORDER BY imported_at")]
+        return [asdict(s) for s in self.sources.all()]
 
 
 # (ts_ms, seq) are sorted within a part: delta encoding stores them in a few bits per row

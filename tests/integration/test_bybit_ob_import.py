@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from bybit_loopback import brute_force_l1, zip_lines
 
+from at_core.config import load_settings
 from at_core.ingest import bybit_files as bf
 from at_core.ingest.importer import ImportStopped, import_files
 from at_core.ingest.orderbook import source_id
@@ -82,8 +83,11 @@ def test_handmade_book_matches_hand_values_and_oracle(tmp_path: Path) -> None:
     msg = str(ei.value)
     assert f"{path}:9:data.u: u gap: expected 3, got 5 (2 update(s) missing)" in msg
     assert f"{path}:10:data.b: crossed book: best bid 41000.2 >= best ask 41000.1" in msg
+    # the hand-made book has a 0.05 level: off the instrument's 0.1 grid, named by its line
+    assert f"{path}:5:data.b: bid_px 42000.15 is not on the 0.1 tick grid" in msg
     assert not Lake(db).has_data("quotes")  # stop mode: nothing written
-    (rep,) = import_files(db, "bybit-ob", [path], on_error="skip")
+    half = load_settings(overrides={"tick_size": 0.05})
+    (rep,) = import_files(db, "bybit-ob", [path], on_error="skip", settings=half)
     assert rep.rejected_rows == 2
     assert rep.rejects_path and Path(rep.rejects_path).is_file()
     q = _quotes(db)

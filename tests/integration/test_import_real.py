@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from at_core.config import load_settings
 from at_core.errors import InputError
 from at_core.ingest.importer import import_files
 from at_core.storage.lake import Lake
@@ -78,12 +79,21 @@ def test_csv_2024_counts_and_no_duplicates_with_raw(tmp_path: Path) -> None:
     assert sum(r.imported["trades"] for r in rep_t) == 10_701
     assert sum(r.imported["quotes"] for r in rep_q) == 52_260
     before = _trades(tmp_path)
-    rep_raw = import_files(tmp_path, "binance-ws", RAW_2024)
-    assert sum(r.imported["trades"] for r in rep_raw) == 0
-    assert sum(r.duplicates_dropped for r in rep_raw) == 10_701
+    # the raw capture holds the same trades and quotes: refused, naming both CSV sources
+    with pytest.raises(InputError, match=r"(?s)its trades .* overlap .*its quotes .* overlap"):
+        import_files(tmp_path, "binance-ws", RAW_2024)
+    assert _trades(tmp_path) == before
+    # told to replace them, the capture's rows stand in for the CSVs': the same trades
+    rep_raw = import_files(tmp_path, "binance-ws", RAW_2024, force=True)
+    assert sum(r.imported["trades"] for r in rep_raw) == 10_701
     after = _trades(tmp_path)
     assert len(after["trade_id"]) == len(set(after["trade_id"])) == 10_701
-    assert after == before
+    assert sorted(zip(after["trade_id"], after["ts_ms"], strict=True)) == sorted(
+        zip(before["trade_id"], before["ts_ms"], strict=True)
+    )
+    lake = Lake(tmp_path)
+    assert {s.format for s in lake.sources.all()} == {"binance-ws"}
+    assert sum(lake.read_day("quotes", d).num_rows for d in lake.days("quotes")) == 52_260
 
 
 def test_csv_2023_counts(tmp_path: Path) -> None:
@@ -119,18 +129,36 @@ TARDIS = DATA / "tardis_samples"
 
 @pytest.mark.skipif(not TARDIS.is_dir(), reason=f"tardis samples not available at {TARDIS}")
 def test_tardis_samples(tmp_path: Path) -> None:
-    (tr,) = import_files(tmp_path, "tardis-trades", [TARDIS / "bitmex_trades_XBTUSD.csv"])
+    """Three venues' samples: each is its own market, stored in its own store (the
+    importer refuses a store of mixed instruments)."""
+    bitmex = load_settings(overrides={"instrument": "XBTUSD", "tick_size": 0.5})
+    (tr,) = import_files(
+        tmp_path / "bitmex", "tardis-trades", [TARDIS / "bitmex_trades_XBTUSD.csv"], settings=bitmex
+    )
     assert tr.imported == {"trades": 10}
-    t = Lake(tmp_path).read_day("trades", dt.date(2020, 3, 1)).to_pydict()
+    t = Lake(tmp_path / "bitmex").read_day("trades", dt.date(2020, 3, 1)).to_pydict()
     assert t["ts_ms"][0] == 1583020803145  # `timestamp` (µs) floored, not local_timestamp
     assert t["exchange_side"][0] == -1 and t["size"][0] == 2152.0
-    quotes = [
-        TARDIS / "huobi-dm-swap_quotes_BTC-USD.csv",
-        TARDIS / "binance-futures_book_snapshot_5_BTCUSDT.csv",
-    ]
-    reps = import_files(tmp_path, "tardis-quotes", quotes)
-    assert [r.imported for r in reps] == [{"quotes": 10}, {"quotes": 10}]
-    q = Lake(tmp_path).read_day("quotes", dt.date(2020, 9, 1)).to_pydict()
+    huobi = TARDIS / "huobi-dm-swap_quotes_BTC-USD.csv"
+    with pytest.raises(InputError, match=r"holds huobi-dm-swap BTC-USD .* store is for XBTUSD"):
+        import_files(tmp_path / "bitmex", "tardis-quotes", [huobi], settings=bitmex)
+    with pytest.raises(InputError, match=r"holds bitmex XBTUSD .* store is for BTCUSDT"):
+        import_files(tmp_path / "default", "tardis-trades", [TARDIS / "bitmex_trades_XBTUSD.csv"])
+    (hq,) = import_files(
+        tmp_path / "huobi",
+        "tardis-quotes",
+        [huobi],
+        settings=load_settings(overrides={"instrument": "BTC-USD", "tick_size": 0.1}),
+    )
+    futures = load_settings(overrides={"tick_size": 0.01})
+    (fq,) = import_files(
+        tmp_path / "futures",
+        "tardis-quotes",
+        [TARDIS / "binance-futures_book_snapshot_5_BTCUSDT.csv"],
+        settings=futures,
+    )
+    assert [hq.imported, fq.imported] == [{"quotes": 10}, {"quotes": 10}]
+    q = Lake(tmp_path / "futures").read_day("quotes", dt.date(2020, 9, 1)).to_pydict()
     assert (q["ts_ms"][0], q["bid_px"][0], q["ask_px"][0]) == (1598918403696, 11657.07, 11657.08)
     with pytest.raises(InputError, match="incremental_book_L2"):
         import_files(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from at_core.errors import InputError
 from at_core.ingest.importer import ImportStopped, import_files
 from at_core.storage.lake import Lake
 
@@ -56,9 +57,16 @@ def test_trades_csv_and_capture_share_trade_ids(tmp_path: Path) -> None:
     # out-of-order row (id ...736 listed last) is sorted in
     assert t["seq"] == [5182005737, 5182005738, 5182005736, 5182005739]
     assert t["exchange_side"] == [-1, 1, -1, 1]
-    (ws_rep,) = import_files(tmp_path, "binance-ws", [FIX / "binance_ws_capture.txt"])
-    assert ws_rep.imported["trades"] == 0  # all three already stored from the CSV
+    # the capture holds the same trades (and ids): one market stored twice is refused ...
+    with pytest.raises(InputError, match=r"its trades .* overlap source .*binance_trades.csv"):
+        import_files(tmp_path, "binance-ws", [FIX / "binance_ws_capture.txt"])
     assert Lake(tmp_path).read_day("trades", DAY).num_rows == 4
+    # ... unless told to replace it: the capture's three trades replace the CSV's four
+    (ws_rep,) = import_files(tmp_path, "binance-ws", [FIX / "binance_ws_capture.txt"], force=True)
+    assert ws_rep.imported["trades"] == 3
+    t = Lake(tmp_path).read_day("trades", DAY).to_pydict()
+    assert t["seq"] == [5182005737, 5182005738, 5182005739]
+    assert [s.format for s in Lake(tmp_path).sources.all()] == ["binance-ws"]
 
 
 def test_bookticker_csv(tmp_path: Path) -> None:

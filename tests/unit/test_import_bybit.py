@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from at_core.errors import InputError
 from at_core.ingest.importer import ImportStopped, import_files
 from at_core.storage.lake import Lake
 
@@ -82,9 +83,15 @@ def test_same_trades_in_another_file_are_not_counted_twice(tmp_path: Path) -> No
     import_files(tmp_path, "bybit", [NEW])
     copy = tmp_path / "copy.csv"
     copy.write_bytes(NEW.read_bytes() + b"\n")  # different bytes, same trades
-    (rep,) = import_files(tmp_path, "bybit", [copy])
-    assert rep.duplicates_dropped == 6 and rep.imported == {"trades": 0}
+    # the same trades from another file: refused (one source per stream and time) ...
+    with pytest.raises(InputError, match=r"its trades .* overlap source"):
+        import_files(tmp_path, "bybit", [copy])
     assert _all(Lake(tmp_path)).num_rows == 6
+    # ... or, told so, they replace the first file's: still six trades, from the copy
+    (rep,) = import_files(tmp_path, "bybit", [copy], force=True)
+    assert rep.imported == {"trades": 6} and rep.duplicates_dropped == 0
+    assert _all(Lake(tmp_path)).num_rows == 6
+    assert [Path(s.path).name for s in Lake(tmp_path).sources.all()] == ["copy.csv"]
 
 
 def test_bad_rows_stop_the_file_and_nothing_is_written(tmp_path: Path) -> None:

@@ -91,7 +91,7 @@ def test_forced_reimport_with_another_unit_leaves_no_stale_rows(tmp_path: Path) 
     assert rep.imported == {"trades": 1}
     assert Lake(db).days("trades") == [DAY]
     g = tmp_path / "g.csv"
-    g.write_text("ts,price,size\n1748736000000,1,1\n1748822400000,1,1\n")  # two days
+    g.write_text("ts,price,size\n1748739600000,1,1\n1748826000000,1,1\n")  # two days, after t
     import_files(db, "csv", [g], ts_unit="ms")
     (rep2,) = import_files(db, "csv", [g], ts_unit="s", force=True, on_error="skip")
     assert rep2.imported == {"trades": 0} and rep2.rejected_rows == 2

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 import at_core.ingest.importer as imp
+from at_core.errors import InputError
 from at_core.ingest.importer import ImportStopped, import_files
 from at_core.storage.lake import KINDS, Lake
 
@@ -72,6 +73,10 @@ def _both(
                 (rep,) = import_files(db, "bybit", [src], **kw)  # type: ignore[arg-type]
             except ImportStopped as exc:
                 rep = exc.report
+            except InputError as exc:  # refused before anything was staged
+                out[name].append(("refused", str(exc)))
+                _no_temporaries(db)
+                continue
             out[name].append(_summary(rep))
             _no_temporaries(db)
     assert out["overlap"] == out["first"]
@@ -105,7 +110,7 @@ def test_reimport_is_skipped_and_forced_reimport_replaces_its_part(
     assert forced[2] == first[2] and forced[4] == 0  # no duplicates against its own part
 
 
-def test_trades_known_from_another_source_are_dropped(
+def test_trades_of_another_source_are_refused_or_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, always_staged: bool
 ) -> None:
     lines = BYBIT.read_text().splitlines()
@@ -116,8 +121,14 @@ def test_trades_known_from_another_source_are_dropped(
         + "\n".join(lines[2:4])
         + "\n1748736030.5,BTCUSDT,Buy,0.5,104500.0,PlusTick,own-1,1,1,1,0\n"
     )
-    (_, first) = _both(tmp_path, monkeypatch, [(other, {}), (BYBIT, {})])
-    assert first[0] == "imported" and first[4] == 2
+    _, refused, forced = _both(
+        tmp_path, monkeypatch, [(other, {}), (BYBIT, {}), (BYBIT, {"force": True})]
+    )
+    # the same trades from another source: refused (one source per stream and time) ...
+    assert refused[0] == "refused" and "overlap source" in str(refused[1])
+    # ... or replaced: the other source's trades go, none of this file's count as known
+    assert forced[0] == "imported" and forced[4] == 0 and forced[2] == {"trades": 6}
+    assert any("replaced source" in n for n in forced[7])  # type: ignore[union-attr]
 
 
 def test_rejects_and_skip_mode(
@@ -187,6 +198,8 @@ def test_long_files_check_the_stored_days(
     long.write_text(HEADER + "\n".join(rows) + "\n")
     other = tmp_path / "other.csv"
     other.write_text(HEADER + rows[20] + "\n")
-    out = _both(tmp_path, monkeypatch, [(other, {}), (long, {}), (long, {})])
-    assert [o[0] for o in out] == ["imported", "imported", "skipped"]
-    assert out[1][4] == 1  # the trade already stored by the other source
+    out = _both(
+        tmp_path, monkeypatch, [(other, {}), (long, {}), (long, {"force": True}), (long, {})]
+    )
+    assert [o[0] for o in out] == ["imported", "refused", "imported", "skipped"]
+    assert out[2][4] == 0 and out[2][2] == {"trades": 40}  # the other source's trade replaced
