@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import sqlite3
 import sys
 from collections.abc import Sequence
+
+import duckdb
 
 from at_core import __version__
 from at_core import logging as at_logging
@@ -88,6 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         what = exc.strerror or str(exc)
         where = f": {exc.filename}" if exc.filename else ""
         print(f"auction-trader {args.command}: error: {what}{where}", file=sys.stderr)
+        return 2
+    except (sqlite3.Error, duckdb.Error) as exc:
+        # a store the engine could not open or write (a read-only folder, a locked or
+        # damaged file): one line naming the data folder, not a traceback
+        if args.debug:
+            raise
+        where = getattr(args, "db_dir", None) or os.environ.get("DATABASE_DIR") or "data/"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"auction-trader {args.command}: error: store in {where}: {first}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"auction-trader {args.command}: interrupted", file=sys.stderr)

@@ -22,6 +22,10 @@ def _banner(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
+def _px(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.1f}"
+
+
 def _fmt_ms(ms: int | None) -> str:
     if ms is None:
         return "-"
@@ -40,7 +44,11 @@ def run(args: argparse.Namespace) -> int:
     _banner(f"generate {args.days} day(s) of synthetic {settings.instrument} (seed {args.seed})")
     start = dt.date.fromisoformat(args.start) if args.start else None
     summary = generate_market(db_dir, days=args.days, seed=args.seed, start=start, force=True)
-    print({k: v for k, v in summary.items() if not isinstance(v, list | dict)})
+    print(
+        f"  {summary['days']} day(s) {summary['start']} .. {summary['end']} (end exclusive): "
+        f"{summary['trades']:,} trades, {summary['quotes']:,} quotes, price "
+        f"{_px(summary['price_min'])} .. {_px(summary['price_max'])}; source {summary['source_id']}"
+    )
 
     _banner("what is stored")
     for table in ("raw_trades", "raw_quotes"):

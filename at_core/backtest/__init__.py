@@ -134,6 +134,10 @@ def metric_names() -> list[str]:
     return list(_core.backtest_metric_names())
 
 
+#: Fewest daily returns a Sharpe is reported from; below, the metric is NaN (shown n/a).
+SHARPE_MIN_DAYS: int = _core.backtest_sharpe_min_days()
+
+
 def action_names() -> list[str]:
     """Action names in code order (``decisions['action']`` holds codes)."""
     return list(_core.backtest_action_names())

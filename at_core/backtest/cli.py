@@ -39,6 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from at_core import logging as at_logging
+from at_core.backtest import SHARPE_MIN_DAYS
 from at_core.config import Settings, db_dir_from_args, settings_from_args
 from at_core.errors import InputError, StorageError
 
@@ -485,16 +486,32 @@ def print_summary(out: BacktestOutcome) -> None:
             f"  {n_gaps:,} data gap(s), {missing:,} minutes ({missing / 1440:,.1f} days) without "
             "data: nothing held or priced across them (DATA_GAP exits at the last mark)"
         )
-    days = n_days
     for key, label, fmt in HEADLINE:
-        v = m.get(key)
-        if v is None:
+        if key not in m:
             continue
+        v = m.get(key)
+        finite = v is not None and math.isfinite(float(v))
         if key == "sharpe":
             # mean / stdev of daily returns x sqrt(365): noise with a handful of days
-            label = f"Sharpe (daily x sqrt 365, {days:.0f} d)"
-        txt = "-" if not math.isfinite(float(v)) else fmt.format(float(v))
+            label = f"Sharpe (daily x sqrt 365, {n_days} d)"
+            txt = (
+                fmt.format(float(v))  # type: ignore[arg-type]
+                if finite
+                else f"n/a (needs >= {SHARPE_MIN_DAYS} daily returns)"
+            )
+        elif key == "profit_factor" and v is not None and float(v) == math.inf:
+            txt = "inf (no losing trade)"
+        elif not finite:
+            txt = "n/a (no trade)" if not m.get("n_trades") else "n/a"
+        else:
+            txt = fmt.format(float(v))  # type: ignore[arg-type]
         print(f"  {label:<32} {txt}")
+    entries, capped = m.get("n_entries") or 0, m.get("n_leverage_cap_hits") or 0
+    if entries and capped >= 0.5 * entries:
+        print(
+            f"  note: the leverage cap bound {capped:.0f} of {entries:.0f} entries: their size is "
+            "max_leverage x equity, not the risk_pct budget (risk_pct changes nothing for them)"
+        )
     if out.report_dir:
         print(f"  report: {out.report_dir}")
 

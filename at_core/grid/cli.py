@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from at_core.config import db_dir_from_args
-from at_core.grid.results import ResultStore
+from at_core.grid.results import ResultStore, inert_keys
 
 
 def _ts(ms: int | None) -> str:
@@ -20,7 +20,12 @@ def _ts(ms: int | None) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    runs = ResultStore(db_dir_from_args(args)).list_runs()
+    from at_core.storage.stores import StorePaths
+
+    db = db_dir_from_args(args)
+    # reading: a store without execution.db has no sweeps (and a read-only folder must
+    # not be written to find that out)
+    runs = ResultStore(db).list_runs() if StorePaths(db).execution.exists() else []
     if args.json:
         print(json.dumps(runs))
         return 0
@@ -50,7 +55,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{"params": {k: p.get(k) for k in swept}, "metrics": m} for p, m in rows]))
         return 0
-    print(f"run {args.run_id} ({info['status']}), top {len(rows)} by {sort} ({mode})")
+    print(
+        f"run {args.run_id} ({info['status']}), top {len(rows)} by {sort} ({mode}; "
+        f"{ResultStore.TIE_BREAK})"
+    )
+    inert = inert_keys(store.results(args.run_id), swept)
+    if inert:
+        print(f"  swept keys that changed no result: {', '.join(inert)}")
     for i, (p, m) in enumerate(rows, 1):
         ps = ", ".join(f"{k}={p.get(k)}" for k in swept)
         ms = ", ".join(f"{k}={_fmt(m.get(k))}" for k in _headline(m, sort))
@@ -59,6 +70,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from at_core.config import load_settings, resolve_db_dir
 from at_core.errors import AuctionTraderError
-from at_core.grid.results import ResultStore
+from at_core.grid.results import ResultStore, inert_keys
 from at_core.grid.spec import load_grid
 from at_core.grid.tracking import default_tracking_uri
 
@@ -105,11 +105,13 @@ def run(args: argparse.Namespace) -> int:
             list(spec.params),
             spec.metric,
         )
+    inert = inert_keys(store.results(summary.run_id), list(spec.params))
     if args.json:
         print(
             json.dumps(
                 {
                     "run_id": summary.run_id,
+                    "inert_keys": inert,
                     "combinations": summary.n_combinations,
                     "trials": summary.n_trials,
                     "skipped_trials": summary.n_trials_skipped,
@@ -127,11 +129,15 @@ def run(args: argparse.Namespace) -> int:
         f"run {summary.run_id}: {summary.n_combinations:,} combinations in {summary.wall_s:.1f} s "
         f"({summary.n_trials_skipped} of {summary.n_trials} trials resumed), trials per node {list(summary.nodes.values())}"
     )
-    print(f"top {len(top)} by {spec.metric}:")
+    if inert:
+        print(f"swept keys that changed no result (they only widened the grid): {', '.join(inert)}")
+    print(f"top {len(top)} by {spec.metric} ({ResultStore.TIE_BREAK}):")
     for i, (p, m) in enumerate(top, 1):
         ps = ", ".join(f"{k}={p[k]}" for k in spec.params)
         ms = ", ".join(
-            f"{k}={m[k]:.4g}" if isinstance(m.get(k), float) else f"{k}={m.get(k)}"
+            f"{k}={m[k]:.4g}"
+            if isinstance(m.get(k), float)
+            else f"{k}={'n/a' if m.get(k) is None else m.get(k)}"
             for k in (spec.metric, "n_trades", "win_rate", "max_drawdown", "sharpe")
             if k in m
         )

@@ -26,6 +26,8 @@ def top_equity_plot(
     import matplotlib
 
     matplotlib.use("Agg")
+    import json
+
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
     import numpy as np
@@ -35,6 +37,10 @@ def top_equity_plot(
     from at_core.features.engine import stage2
     from at_core.grid.evaluate import stage1_for
 
+    # The legend names only the settings that differ among these rows (a label cut at a
+    # fixed width used to end before the one that did); the shared ones go in the title.
+    differ = [k for k in swept if len({json.dumps(p.get(k)) for p, _ in rows}) > 1]
+    common = [k for k in swept if k not in differ]
     fig, ax = plt.subplots(figsize=(11, 5))
     stage1_cache: dict[str, Any] = {}
     for rank, (params, metrics) in enumerate(rows, 1):
@@ -46,11 +52,17 @@ def top_equity_plot(
         table = minute_table({**s1, **stage2(s1, settings)}, use_bvc=settings.use_bvc_fallback)
         res = run_backtest(table, settings)
         t = np.asarray(table["ts_min"], dtype="datetime64[ms]")
-        label = f"#{rank} {metric}={metrics.get(metric, float('nan')):.4g}: " + ", ".join(
-            f"{k}={params[k]}" for k in swept
+        value = metrics.get(metric)
+        shown = "n/a" if value is None else f"{value:.4g}"
+        label = f"#{rank} {metric}={shown}" + (
+            ": " + ", ".join(f"{k}={params[k]}" for k in differ) if differ else ""
         )
-        ax.plot(t, res.equity, lw=1.1, label=label[:110])
-    ax.set_title(f"equity of the top {len(rows)} parameter sets")
+        ax.plot(t, res.equity, lw=1.1, label=label)
+    title = f"equity of the top {len(rows)} parameter sets"
+    if common and rows:
+        shared = ", ".join(f"{k}={rows[0][0].get(k)}" for k in common)
+        title += f"\nall with {shared}"
+    ax.set_title(title, fontsize=9)
     ax.set_ylabel("equity (USDT)")
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
     ax.grid(alpha=0.3)
@@ -121,12 +133,20 @@ def sensitivity_report(
     n = len(tables)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), squeeze=False)
     for ax, (key, tab) in zip(axes[0], tables.items(), strict=True):
+        # Points on an axis scaled to the data, not bars from zero: a bar from zero makes
+        # -1,243 and -1,320 look the same.
         xs = list(range(len(tab)))
-        ax.bar(xs, [r["median"] for r in tab], color="#4a78b5", label="median")
-        ax.plot(xs, [r["best"] for r in tab], "o-", color="#2a9d5b", label="best")
-        ax.plot(xs, [r["worst"] for r in tab], "o-", color="#c0392b", label="worst")
+        ax.vlines(xs, [r["worst"] for r in tab], [r["best"] for r in tab], color="#999999",
+                  lw=3, alpha=0.5, label="worst .. best")  # fmt: skip
+        ax.plot(xs, [r["median"] for r in tab], "s-", color="#4a78b5", label="median")
+        ax.plot(xs, [r["mean"] for r in tab], "d", color="#e08a1e", ms=5, label="mean")
         ax.set_xticks(xs, [str(r["value"]) for r in tab])
-        ax.axhline(0, color="black", lw=0.6)
+        lo = min((r["worst"] for r in tab), default=0.0)
+        hi = max((r["best"] for r in tab), default=0.0)
+        pad = (hi - lo) * 0.08 or max(abs(hi), 1.0) * 0.05
+        ax.set_ylim(lo - pad, hi + pad)
+        if lo <= 0 <= hi:
+            ax.axhline(0, color="black", lw=0.6)
         ax.set_title(key, fontsize=9)
         ax.tick_params(labelsize=7)
     axes[0][0].set_ylabel(metric)

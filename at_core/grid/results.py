@@ -210,11 +210,18 @@ class ResultStore:
             )
         sign = -1.0 if mode == "max" else 1.0
 
-        def key(r: tuple[dict[str, Any], dict[str, Any]]) -> float:
-            v = r[1].get(sort)
-            return float("inf") if v is None else sign * float(v)
+        def key(r: tuple[dict[str, Any], dict[str, Any]]) -> tuple[float, float]:
+            # n/a (None) last; ties broken by the lower max drawdown (TIE_BREAK), then by
+            # the order the combinations were stored in (a stable sort)
+            v, dd = r[1].get(sort), r[1].get("max_drawdown")
+            return (
+                float("inf") if v is None else sign * float(v),
+                float("inf") if dd is None else float(dd),
+            )
 
         return sorted(rows, key=key)[:n]
+
+    TIE_BREAK = "ties broken by the lower max_drawdown, then by the order stored"
 
     def export_csv(
         self, run_id: str, path: str | Path, swept_only: Iterable[str] | None = None
@@ -235,3 +242,22 @@ class ResultStore:
 
 def _dict_row(cursor: Any, row: tuple[Any, ...]) -> dict[str, Any]:
     return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+
+
+def inert_keys(rows: list[tuple[dict[str, Any], dict[str, Any]]], swept: list[str]) -> list[str]:
+    """Swept keys that changed no result: for every setting of the other swept keys, all
+    of this key's values gave identical metrics (e.g. a norm threshold under a raw-only
+    rule, or a risk share when every trade is sized by the leverage cap). Measured on the
+    results, not assumed: a key listed here only widened the grid."""
+    out = []
+    for k in swept:
+        values = {json.dumps(p.get(k), sort_keys=True) for p, _ in rows}
+        if len(values) < 2:
+            continue
+        groups: dict[str, set[str]] = {}
+        for p, m in rows:
+            rest = json.dumps({o: p.get(o) for o in swept if o != k}, sort_keys=True)
+            groups.setdefault(rest, set()).add(json.dumps(m, sort_keys=True, default=str))
+        if all(len(g) == 1 for g in groups.values()):
+            out.append(k)
+    return out

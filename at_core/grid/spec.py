@@ -196,6 +196,11 @@ def point_key(point: dict[str, Any]) -> str:
     return json.dumps(point, sort_keys=True, separators=(",", ":"))
 
 
+#: Settings the grid's tables cannot honour (they need ticks or a funding history per
+#: trial): refused with the reason, never evaluated as something else.
+GRID_UNSUPPORTED = {"stop_fill_mode": "tick_path", "funding_source": "history"}
+
+
 def parse_grid(data: dict[str, Any], base: Settings, source: str = "<dict>") -> GridSpec:
     """Validate a grid mapping against the config model and split its keys by stage."""
     if not isinstance(data, dict):
@@ -248,9 +253,24 @@ def parse_grid(data: dict[str, Any], base: Settings, source: str = "<dict>") -> 
         params[key] = values
         (feature_keys if stage in FEATURE_STAGES else strategy_keys).append(key)
     metric = str(data.get("metric", "net_pnl"))
+    from at_core.backtest import metric_names
+
+    if metric not in metric_names():
+        raise ConfigError(
+            f"{source}: metric {metric!r} is not a backtest metric; one of: "
+            f"{', '.join(metric_names())}"
+        )
     mode = str(data.get("mode", "max"))
     if mode not in ("max", "min"):
         raise ConfigError(f"{source}: mode must be max or min, got {mode!r}")
+    for key, value in GRID_UNSUPPORTED.items():
+        if getattr(base, key) == value or value in params.get(key, []):
+            raise ConfigError(
+                f"{source}: {key}: {value} is not evaluated by the grid (its tables carry "
+                "neither the tick path nor the funding history, so every combination would be "
+                f"priced as with the default): sweep without it, then check a chosen "
+                f"combination with `auction-trader backtest --set {key}={value}`"
+            )
     return GridSpec(
         name=str(data.get("name") or Path(source).stem),
         base=base,

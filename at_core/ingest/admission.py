@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from at_core.errors import InputError
 from at_core.storage.lake import Lake
-from at_core.storage.sources import Source, contract_unit, normalize_symbol
+from at_core.storage.sources import Source, contract_unit, normalize_symbol, short_id
 
 #: The venue each format's files come from (Tardis files and generic CSVs say it
 #: themselves, or through ``--venue``).
@@ -118,7 +118,7 @@ def refuse_overlaps(
             f"  its {stream} ({_iso(r[0])} .. {_iso(r[1])}) overlap {s.describe()}, "
             f"{stream} {_iso(o[0])} .. {_iso(o[1])}"
         )
-    ids = " ".join(sorted({s.source_id[:12] for _, s in conflicts}))
+    ids = " ".join(sorted({short_id(s.source_id) for _, s in conflicts}))
     raise InputError(
         f"{Path(name)}: the store already holds these streams for this time; storing both "
         f"would count the same market twice:\n" + "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ from typing import Any
 
 from at_core.config import db_dir_from_args
 from at_core.storage.lake import Lake
-from at_core.storage.sources import STREAMS, Source
+from at_core.storage.sources import STREAMS, Source, short_id
 
 
 def _iso(ms: int | None) -> str:
@@ -29,7 +29,7 @@ def _row(s: Source) -> list[str]:
                 f"{k} {s.rows(k):,} ({_iso(r[0]) if r else '-'} .. {_iso(r[1]) if r else '-'})"
             )
     return [
-        s.source_id[:12],
+        short_id(s.source_id),
         s.instrument(),
         s.format,
         "; ".join(spans) or "no rows",

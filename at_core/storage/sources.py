@@ -48,6 +48,14 @@ _COLUMNS = (
 )
 
 
+def short_id(source_id: str) -> str:
+    """What `sources list` shows: 12 hex digits of a content hash (a unique prefix in
+    practice), a readable id (a generator run's) in full."""
+    if len(source_id) > 12 and all(c in "0123456789abcdef" for c in source_id):
+        return source_id[:12]
+    return source_id
+
+
 def normalize_symbol(symbol: str) -> str:
     """``BTC-USDT``, ``btcusdt``, ``BTC/USDT`` → ``BTCUSDT`` (venues spell one pair apart)."""
     return "".join(ch for ch in symbol.upper() if ch.isalnum())
@@ -89,7 +97,7 @@ class Source:
         return f"{v} {s}"
 
     def describe(self) -> str:
-        return f"source {self.source_id[:12]} ({Path(self.path).name}, {self.format}, {self.instrument()})"
+        return f"source {short_id(self.source_id)} ({Path(self.path).name}, {self.format}, {self.instrument()})"
 
 
 class Sources:
@@ -102,16 +110,24 @@ class Sources:
     def _connect(self) -> sqlite3.Connection:
         self.lake.root.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.path)
-        con.execute(
-            """CREATE TABLE IF NOT EXISTS imports (
-                source_id TEXT PRIMARY KEY, path TEXT NOT NULL, format TEXT NOT NULL,
-                trades INTEGER NOT NULL, quotes INTEGER NOT NULL, rejected INTEGER NOT NULL,
-                imported_at INTEGER NOT NULL)"""
-        )
         have = {r[1] for r in con.execute("PRAGMA table_info(imports)")}
-        for name, typ in _COLUMNS:
-            if name not in have:  # additive migration of an older manifest
-                con.execute(f"ALTER TABLE imports ADD COLUMN {name} {typ}")
+        try:
+            if not have:
+                con.execute(
+                    """CREATE TABLE IF NOT EXISTS imports (
+                        source_id TEXT PRIMARY KEY, path TEXT NOT NULL, format TEXT NOT NULL,
+                        trades INTEGER NOT NULL, quotes INTEGER NOT NULL,
+                        rejected INTEGER NOT NULL, imported_at INTEGER NOT NULL)"""
+                )
+            for name, typ in _COLUMNS:
+                if (
+                    have and name not in have
+                ) or not have:  # additive migration of an older manifest
+                    con.execute(f"ALTER TABLE imports ADD COLUMN {name} {typ}")
+        except sqlite3.OperationalError:
+            if not have:
+                raise
+            # a read-only folder: read what is there (missing columns read as unknown)
         con.row_factory = sqlite3.Row
         return con
 
@@ -258,8 +274,11 @@ class Sources:
     def _save_range(self, source_id: str, stream: str, r: tuple[int, int] | None) -> None:
         if r is None:
             return
-        with closing(self._connect()) as con, con:
-            con.execute(
-                f"UPDATE imports SET {stream}_first = ?, {stream}_last = ? WHERE source_id = ?",
-                [r[0], r[1], source_id],
-            )
+        try:
+            with closing(self._connect()) as con, con:
+                con.execute(
+                    f"UPDATE imports SET {stream}_first = ?, {stream}_last = ? WHERE source_id = ?",
+                    [r[0], r[1], source_id],
+                )
+        except sqlite3.OperationalError:
+            pass  # a read-only folder: the range is read from the parts again next time

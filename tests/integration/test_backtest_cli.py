@@ -213,3 +213,17 @@ def test_funding_history(db: Path, capsys: pytest.CaptureFixture[str], tmp_path:
     assert charged >= 1
     assert hist["metrics"]["funding"] == pytest.approx(sum(t["funding"] for t in hist["trades"]))
     assert hist["metrics"]["funding"] != fixed["metrics"]["funding"]
+
+
+def test_no_annualised_sharpe_from_one_day(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 10 §6: a Sharpe from a handful of daily returns is noise that reads like a
+    result; it is reported n/a below the stated minimum, in JSON and in text."""
+    from at_core.backtest import SHARPE_MIN_DAYS
+
+    res = run_json(capsys, "--db-dir", str(db))
+    assert res["metrics"]["n_days"] == 1 < SHARPE_MIN_DAYS
+    assert res["metrics"]["sharpe"] is None
+    capsys.readouterr()
+    assert cli.main(["backtest", "--db-dir", str(db)]) == 0
+    text = capsys.readouterr().out
+    assert f"n/a (needs >= {SHARPE_MIN_DAYS} daily returns)" in text

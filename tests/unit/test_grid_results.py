@@ -78,3 +78,30 @@ def test_export_csv_round_trip(
     assert cli_main(["grid", "show", "r1", "--top", "1", "--db-dir", str(db_dir)]) == 0
     assert "risk_pct=0.01" in capsys.readouterr().out
     assert cli_main(["grid", "export", "nope", "--csv", str(out), "--db-dir", str(db_dir)]) == 2
+
+
+def test_ties_are_broken_by_drawdown_then_stored_order_and_na_goes_last(db_dir: Path) -> None:
+    store = ResultStore(db_dir)
+    store.start_run("r2", "t", "fp", {"params": {"k": [1, 2, 3, 4]}}, 1)
+    rows = [
+        ({"k": 1}, {"net_pnl": 5.0, "max_drawdown": 9.0}),
+        ({"k": 2}, {"net_pnl": 5.0, "max_drawdown": 3.0}),
+        ({"k": 3}, {"net_pnl": None, "max_drawdown": 1.0}),  # n/a: never on top
+        ({"k": 4}, {"net_pnl": 5.0, "max_drawdown": 3.0}),
+    ]
+    store.add_trial("r2", "a", rows)
+    assert [p["k"] for p, _ in store.top("r2", 4, "net_pnl", "max")] == [2, 4, 1, 3]
+    assert [p["k"] for p, _ in store.top("r2", 4, "net_pnl", "min")] == [2, 4, 1, 3]
+
+
+def test_keys_that_changed_no_result_are_found_from_the_results() -> None:
+    from at_core.grid.results import inert_keys
+
+    rows = []
+    for a in (1, 2):
+        for b in (0.1, 0.2, 0.3):  # b changes nothing
+            for c in (True, False):  # c matters only when a == 2
+                m = {"net_pnl": float(a) + (0.5 if (c and a == 2) else 0.0), "sharpe": None}
+                rows.append(({"a": a, "b": b, "c": c}, m))
+    assert inert_keys(rows, ["a", "b", "c"]) == ["b"]
+    assert inert_keys(rows[:1], ["a", "b", "c"]) == [], "one value swept: nothing to say"

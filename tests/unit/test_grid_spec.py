@@ -54,11 +54,26 @@ def test_ranges_expand_inclusively_without_float_drift() -> None:
         ({"risk_pct": {"from": 0.03, "to": 0.01, "step": 0.01}}, "to >= from"),
         ({"risk_pct": []}, "empty"),
         ({"risk_pct": [0.01, 0.01]}, "duplicate"),
+        ({"stop_fill_mode": ["worst_case", "tick_path"]}, "tick_path is not evaluated by the grid"),
+        ({"funding_source": ["fixed", "history"]}, "history is not evaluated by the grid"),
+        ({"tp2_pct": [0.6, 0.7]}, r"tp2_pct: value 0\.6"),
     ],
 )
 def test_invalid_grids_stop_before_work(params: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         parse_grid({"params": params}, load_settings())
+
+
+def test_metric_and_fixed_settings_are_checked_before_work() -> None:
+    """Issue 10 §5: `metric: netpnl` used to run the whole sweep, be stored as finished,
+    then fail; a fixed setting the grid cannot evaluate was silently priced as default."""
+    with pytest.raises(ConfigError, match=r"metric 'netpnl' is not a backtest metric.*net_pnl"):
+        parse_grid({"params": {"risk_pct": [0.01]}, "metric": "netpnl"}, load_settings())
+    with pytest.raises(ConfigError, match="stop_fill_mode: tick_path"):
+        parse_grid(
+            {"params": {"risk_pct": [0.01]}, "set": {"stop_fill_mode": "tick_path"}},
+            load_settings(),
+        )
 
 
 def test_fixed_overrides_and_fingerprint() -> None:

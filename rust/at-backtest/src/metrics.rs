@@ -8,7 +8,12 @@
 //! - max drawdown on mark-to-market equity at minute closes (mid), absolute and as a share
 //!   of the running peak;
 //! - Sharpe: daily (UTC) returns of mark-to-market equity, `mean / stdev(ddof=1) × √365`
-//!   (crypto trades every day); 0 with fewer than two days or zero variance;
+//!   (crypto trades every day); **n/a (NaN)** with fewer than [`SHARPE_MIN_DAYS`] daily
+//!   returns or zero variance: an annualised figure from 2 or 3 days (−1,135 on 2 days was
+//!   printed before) is noise that reads like a result;
+//! - with no trade, win rate, P&L per trade and profit factor are n/a (NaN), not 0; with no
+//!   winning (losing) trade the average win (loss) is n/a; profit factor is +inf with wins
+//!   and no loss;
 //! - spread paid: quoted spread (ask − bid) of the quote every taker fill executed against
 //!   (entries and market exits; resting-limit fills pay none): mean, p50, p90, max;
 //! - ambiguous fraction: over minutes with trades, mean, max and the share above
@@ -18,6 +23,10 @@
 //!   minutes missing in them (a run spanning 471 calendar days may cover 2).
 
 use at_strategy::{event, Bar, Decision};
+
+/// Fewest daily returns an annualised Sharpe is reported from (else n/a). Twenty trading
+/// days: below that the standard error of an annualised Sharpe is several units.
+pub const SHARPE_MIN_DAYS: usize = 20;
 
 use crate::engine::TradeRecord;
 
@@ -354,21 +363,26 @@ impl MetricsAcc {
         m.net_pnl = m.gross_pnl - m.fees + m.funding;
         m.final_equity = final_equity;
         m.return_pct = final_equity / self.initial - 1.0;
+        let na = f64::NAN;
         if m.n_trades > 0.0 {
             m.win_rate = m.n_wins / m.n_trades;
             m.pnl_per_trade = m.net_pnl / m.n_trades;
+        } else {
+            (m.win_rate, m.pnl_per_trade) = (na, na);
         }
         m.avg_win = if m.n_wins > 0.0 {
             self.sum_win / m.n_wins
         } else {
-            0.0
+            na
         };
         m.avg_loss = if m.n_losses > 0.0 {
             self.sum_loss / m.n_losses
         } else {
-            0.0
+            na
         };
-        m.profit_factor = if self.sum_loss < 0.0 {
+        m.profit_factor = if m.n_trades == 0.0 {
+            na
+        } else if self.sum_loss < 0.0 {
             self.sum_win / -self.sum_loss
         } else if self.sum_win > 0.0 {
             f64::INFINITY
@@ -376,7 +390,8 @@ impl MetricsAcc {
             0.0
         };
         let n = self.daily.len();
-        if n >= 2 {
+        m.sharpe = na;
+        if n >= SHARPE_MIN_DAYS.max(2) {
             let mean = self.daily.iter().sum::<f64>() / n as f64;
             let var = self
                 .daily
@@ -384,11 +399,9 @@ impl MetricsAcc {
                 .map(|r| (r - mean) * (r - mean))
                 .sum::<f64>()
                 / (n - 1) as f64;
-            m.sharpe = if var > 0.0 {
-                mean / var.sqrt() * 365f64.sqrt()
-            } else {
-                0.0
-            };
+            if var > 0.0 {
+                m.sharpe = mean / var.sqrt() * 365f64.sqrt();
+            }
         }
         self.spreads.sort_by(f64::total_cmp);
         m.n_taker_fills = self.spreads.len() as f64;

@@ -135,3 +135,34 @@ fn the_days_covered_are_counted_not_the_calendar_span() {
     assert_eq!(r.metrics.n_days, 2.0);
     assert_eq!(r.metrics.n_gaps, 1.0);
 }
+
+/// No number that misleads (issue 10 §6): an annualised Sharpe needs
+/// `SHARPE_MIN_DAYS` daily returns; with no trade the per-trade ratios are n/a.
+#[test]
+fn sharpe_and_trade_ratios_are_na_when_they_cannot_be_measured() {
+    use crate::metrics::SHARPE_MIN_DAYS;
+    let short = synthetic_table(3 * 1440, 9, 1_704_067_200_000, 0);
+    let r = run(&short.view(), Params::default()).unwrap();
+    assert!(r.metrics.n_trades > 0.0 && r.metrics.n_days == 3.0);
+    assert!(r.metrics.sharpe.is_nan(), "{}", r.metrics.sharpe);
+    assert!(r.metrics.win_rate.is_finite() && r.metrics.profit_factor.is_finite());
+    let days = SHARPE_MIN_DAYS + 1;
+    let long = synthetic_table(days * 1440, 9, 1_704_067_200_000, 0);
+    let r = run(&long.view(), Params::default()).unwrap();
+    assert!(r.metrics.sharpe.is_finite(), "{} days", r.metrics.n_days);
+    // a risk too small for the minimum quantity: every entry is refused
+    let never = Params {
+        risk_pct: 1e-9,
+        ..Params::default()
+    };
+    let r = run(&short.view(), never).unwrap();
+    assert_eq!(r.metrics.n_trades, 0.0);
+    for (name, v) in [
+        ("profit_factor", r.metrics.profit_factor),
+        ("win_rate", r.metrics.win_rate),
+        ("pnl_per_trade", r.metrics.pnl_per_trade),
+        ("sharpe", r.metrics.sharpe),
+    ] {
+        assert!(v.is_nan(), "{name} = {v} with no trade");
+    }
+}

@@ -329,6 +329,12 @@ fn backtest_metric_names() -> Vec<&'static str> {
     Metrics::NAMES.to_vec()
 }
 
+/// Fewest daily returns a Sharpe is reported from (below: NaN, shown as n/a).
+#[pyfunction]
+fn backtest_sharpe_min_days() -> usize {
+    at_backtest::metrics::SHARPE_MIN_DAYS
+}
+
 pub(crate) fn owned_dict<'py>(py: Python<'py>, t: OwnedTable) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("ts_min", t.ts_min.into_pyarray(py))?;
@@ -388,6 +394,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(backtest, m)?)?;
     m.add_function(wrap_pyfunction!(backtest_batch, m)?)?;
     m.add_function(wrap_pyfunction!(backtest_metric_names, m)?)?;
+    m.add_function(wrap_pyfunction!(backtest_sharpe_min_days, m)?)?;
     m.add_function(wrap_pyfunction!(backtest_action_names, m)?)?;
     m.add_function(wrap_pyfunction!(synthetic_minute_table, m)?)?;
     Ok(())
