@@ -6,6 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DB_DIR ?= data
+MLFLOW_PORT ?= 5000
 DEMO_DAYS ?= 3
 DEMO_SEED ?= 7
 PYTEST_ARGS ?=
@@ -56,8 +57,8 @@ fmt: install ## apply ruff and rustfmt formatting
 	$(VENV)/bin/ruff check --fix $(PY_DIRS)
 	cargo fmt --all
 
-mlflow-ui: install ## MLflow UI over the sweeps in DB_DIR on http://127.0.0.1:5000
-	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(abspath $(DB_DIR))/mlflow.db
+mlflow-ui: install ## MLflow UI over the sweeps in DB_DIR on http://127.0.0.1:$(MLFLOW_PORT) (MLFLOW_PORT=5000)
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) --backend-store-uri sqlite:///$(abspath $(DB_DIR))/mlflow.db
 
 lock: ## refresh requirements-lock.txt from the current .venv
 	$(PIP) freeze --exclude-editable | grep -v '^auction-trader' > requirements-lock.txt

@@ -348,6 +348,14 @@ def load_settings(
         raise ConfigError(f"{cfg_path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{cfg_path}: top level must be a mapping of keys to values")
+    if "params" in data and not set(data) & set(Settings.model_fields):
+        # `tune/grid.py --config` takes a grid file; every `auction-trader` command's
+        # --config is the base config: say which is which instead of "unknown key params"
+        raise ConfigError(
+            f"{cfg_path}: this is a grid file (it has `params`), given where a base config is "
+            "expected: `auction-trader grid run --grid FILE` (or `python tune/grid.py --config "
+            "FILE`); --config / --base-config name the base config (configs/default.yaml)"
+        )
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:

@@ -44,7 +44,9 @@ def print_report(report: FeaturesReport) -> None:
     agree = report.side_agreement
     print(
         f"features: {report.minutes:,} minutes written ({report.first_minute} .. {report.last_minute}), "
-        f"{report.valid_va_minutes:,} with a valid value area"
+        f"{report.valid_va_minutes:,} with a tradeable value area (after the "
+        f"{max(report.config.get('warmup_minutes', 0), report.config.get('rolling_window_minutes', 0))}"
+        f"-minute warm-up of each segment, and >= {report.config.get('min_va_bins')} bins)"
     )
     if report.gaps:
         print(

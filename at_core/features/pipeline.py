@@ -54,6 +54,7 @@ from at_core.features.engine import (
 from at_core.features.trade_sides import TradeSidesWriter
 from at_core.storage.lake import Lake, day_start_ms
 from at_core.storage.stores import init_stores
+from at_core.storage.tmpfiles import sweep
 
 log = at_logging.get(__name__)
 MINUTE_MS = 60_000
@@ -164,29 +165,34 @@ def compute(
     engine = _core.FeatureEngine(engine_config(settings), record_trades=sides is not None)
     parts: list[Arrays] = []
     show = sys.stderr.isatty() if progress is None else progress
-    for day in tqdm(days, desc="features", unit="day", disable=not show, file=sys.stderr):
-        t = lake.read_day("trades", day)
-        q = lake.read_day("quotes", day)
-        if cut is not None:
-            t = t.filter(pc.less(t["ts_ms"], pa.scalar(cut, pa.int64())))
-            q = q.filter(pc.less(q["ts_ms"], pa.scalar(cut, pa.int64())))
-        try:
-            pushed = engine.push(
-                trades_arrays(t) if t.num_rows else None,
-                quotes_arrays(q) if q.num_rows else None,
-            )
-        except CoreInputError as exc:
-            # the engine names the row within the day's arrays; say which day and parts
-            files = [p.name for k in ("trades", "quotes") for p in lake.parts(k, day)]
-            raise InputError(
-                f"{lake.root} day {day} ({', '.join(files)}): {exc} (config tick_size "
-                f"{settings.tick_size}; see `auction-trader sources list` for where the day "
-                "came from)"
-            ) from exc
-        parts.append(dict(pushed))
+    try:
+        for day in tqdm(days, desc="features", unit="day", disable=not show, file=sys.stderr):
+            t = lake.read_day("trades", day)
+            q = lake.read_day("quotes", day)
+            if cut is not None:
+                t = t.filter(pc.less(t["ts_ms"], pa.scalar(cut, pa.int64())))
+                q = q.filter(pc.less(q["ts_ms"], pa.scalar(cut, pa.int64())))
+            try:
+                pushed = engine.push(
+                    trades_arrays(t) if t.num_rows else None,
+                    quotes_arrays(q) if q.num_rows else None,
+                )
+            except CoreInputError as exc:
+                # the engine names the row within the day's arrays; say which day and parts
+                files = [p.name for k in ("trades", "quotes") for p in lake.parts(k, day)]
+                raise InputError(
+                    f"{lake.root} day {day} ({', '.join(files)}): {exc} (config tick_size "
+                    f"{settings.tick_size}; see `auction-trader sources list` for where the day "
+                    "came from)"
+                ) from exc
+            parts.append(dict(pushed))
+            if sides is not None:
+                sides.add_day(day, t["ts_ms"].to_numpy(), t["seq"].to_numpy())
+                sides.add_sides(dict(engine.take_trade_sides()))
+    except BaseException:
         if sides is not None:
-            sides.add_day(day, t["ts_ms"].to_numpy(), t["seq"].to_numpy())
-            sides.add_sides(dict(engine.take_trade_sides()))
+            sides.discard()
+        raise
     parts.append(dict(engine.finish()))
     if sides is not None:
         sides.add_sides(dict(engine.take_trade_sides()))
@@ -429,8 +435,27 @@ def run_features(
     """Compute features from the lake and write the minutes of [from, to] (inclusive)."""
     if from_ms is not None and to_ms is not None and from_ms > to_ms:
         raise InputError(f"--from ({from_ms}) is after --to ({to_ms})")
+    sweep(Path(db_dir))  # temporaries of a run killed earlier
     sides = TradeSidesWriter(Lake(db_dir).root)
     sources = Lake(db_dir).sources.fingerprint()
+    try:
+        report = _compute_and_write(db_dir, settings, from_ms, to_ms, progress, sides, sources)
+    except BaseException:
+        sides.discard()  # a failed run leaves the stored sidecars as they were
+        raise
+    sides.commit()
+    return report
+
+
+def _compute_and_write(
+    db_dir: str | Path,
+    settings: Settings,
+    from_ms: int | None,
+    to_ms: int | None,
+    progress: bool | None,
+    sides: TradeSidesWriter,
+    sources: list[list[object]],
+) -> FeaturesReport:
     out = compute(db_dir, settings, to_ms=to_ms, progress=progress, sides=sides)
     ts = out.get("ts_min")
     if ts is None or len(ts) == 0:

@@ -12,12 +12,17 @@ the group ends, so its per-trade output lags the input (possibly across a day bo
 is matched to days by count, in input order; and a day whose (ts_ms, seq) keys are not
 unique (two sources with colliding sequences) gets no sidecar at all rather than a join
 that would duplicate trades: its columns stay NULL, and a warning says so.
+
+A run's sidecars are staged (``<lake>/.trade_sides-staging-PID``) and moved into place by
+``commit()`` only when the whole run succeeded: a failed ``features`` run leaves the
+previous sidecars as they were (``discard()``), never half of a new run's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +62,8 @@ class TradeSidesWriter:
 
     def __init__(self, lake_root: Path) -> None:
         self.root = sides_dir(lake_root)
+        self.stage = self.root.parent / f".trade_sides-staging-{os.getpid()}"  # tmpfiles.sweep
+        self.to_remove: list[Path] = []
         self.pending: deque[_Day] = deque()
         self.written = 0
         self.skipped_days: list[dt.date] = []
@@ -88,18 +95,36 @@ class TradeSidesWriter:
             self._write(self.pending.popleft())
         if self.pending:
             missing = sum(len(d.ts_ms) - d.n_got for d in self.pending)
+            self.discard()
             raise RuntimeError(f"the engine left {missing} pushed trades without a side")
 
+    def commit(self) -> None:
+        """Move the staged sidecars into place (after the run's features are stored)."""
+        for p in self.to_remove:
+            p.unlink(missing_ok=True)
+        if self.stage.exists():
+            for f in sorted(self.stage.glob("date=*/sides.parquet")):
+                dest = self.root / f.parent.name / f.name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(f, dest)
+            shutil.rmtree(self.stage, ignore_errors=True)
+
+    def discard(self) -> None:
+        """A failed run: drop what was staged; the stored sidecars stay as they were."""
+        shutil.rmtree(self.stage, ignore_errors=True)
+        self.pending.clear()
+
     def _write(self, d: _Day) -> None:
-        out = self.root / f"date={d.day.isoformat()}" / "sides.parquet"
+        final = self.root / f"date={d.day.isoformat()}" / "sides.parquet"
+        out = self.stage / f"date={d.day.isoformat()}" / "sides.parquet"
         if len(d.ts_ms) == 0:
-            out.unlink(missing_ok=True)
+            self.to_remove.append(final)
             return
         order = np.lexsort((d.seq, d.ts_ms))
         ts, seq = d.ts_ms[order], d.seq[order]
         if bool(np.any((ts[1:] == ts[:-1]) & (seq[1:] == seq[:-1]))):
             self.skipped_days.append(d.day)
-            out.unlink(missing_ok=True)
+            self.to_remove.append(final)
             log.warning(
                 "trade sides not stored: (ts_ms, seq) not unique on this day; raw_trades "
                 "shows NULL inferred_side there",

@@ -194,7 +194,10 @@ def _convert_ts(
 ) -> None:
     col = out.columns[ts_col]
     if ts_unit is None:
-        det = tsmod.detect_unit(col.filter(pc.invert(pa.array(out.bad))), column=ts_col)
+        try:
+            det = tsmod.detect_unit(col.filter(pc.invert(pa.array(out.bad))), column=ts_col)
+        except InputError as exc:
+            raise InputError(f"{name}: {exc}") from None  # name the file
         unit = det.unit
     else:
         det = tsmod.Detection(ts_unit, ts_how)

@@ -41,6 +41,7 @@ from at_core.ingest.csvread import Reject
 from at_core.ingest.formats import FORMATS, Options, Parsed
 from at_core.ingest.validate import validate
 from at_core.storage.lake import KINDS, Lake, StagedWrite, day_of_ms
+from at_core.storage.tmpfiles import sweep
 
 MAX_LISTED = 20
 # formats imported by streaming (at_core/ingest/orderbook.py), never read into memory whole
@@ -124,6 +125,36 @@ def read_source(path: Path) -> pa.Buffer:
         except zipfile.BadZipFile as exc:
             raise InputError(f"{path}: corrupt zip file ({exc})") from exc
     return pa.py_buffer(raw)
+
+
+def check_line_ends(data: pa.Buffer, name: str, chunk: int = 64 << 20) -> None:
+    """Refuse a carriage return that does not end a line (``\r`` not followed by
+    ``\n``): CSV readers split the row there, and every later reject would name the wrong
+    line. Windows line ends (``\r\n``) are fine. Scanned in chunks with NumPy (memchr
+    speed, no copy of the file)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    n = len(arr)
+    newlines = 0
+    for a in range(0, n, chunk):
+        part = arr[a : a + chunk]
+        cr = np.flatnonzero(part == 13)
+        if len(cr):
+            nxt = cr + 1
+            follow = np.where(
+                nxt < len(part),
+                part[np.minimum(nxt, len(part) - 1)],
+                arr[a + len(part)] if a + len(part) < n else 10,
+            )
+            bare = cr[follow != 10]
+            if len(bare):
+                k = int(bare[0])
+                line = newlines + int(np.count_nonzero(part[:k] == 10)) + 1
+                raise InputError(
+                    f"{name}:{line}: a carriage return inside a line (byte {a + k}): CSV readers "
+                    "would split the row there and every later line number would shift; fix the "
+                    "file (e.g. `tr -d '\\r'`)"
+                )
+        newlines += int(np.count_nonzero(part == 10))
 
 
 def content_id(data: pa.Buffer) -> str:
@@ -250,6 +281,7 @@ def import_file(
     t0 = time.perf_counter()
     parser = FORMATS[fmt]
     data = read_source(path)
+    check_line_ends(data, str(path))
     step = progress or (lambda _f: None)
     t_read = time.perf_counter()
     report = ImportReport(path=str(path), fmt=fmt, source_id="")
@@ -516,6 +548,7 @@ def import_files(
     if (venue or symbol) and fmt != "csv":
         raise InputError("--venue / --symbol only apply to --format csv (other formats say it)")
     settings = settings or load_settings()
+    sweep(lake.db_dir)  # temporaries of an import killed earlier
     opts = Options(
         mapping=mapping,
         kind=kind,

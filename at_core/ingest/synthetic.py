@@ -45,6 +45,7 @@ from at_core import _core
 from at_core.errors import InputError, StorageError
 from at_core.storage.lake import KINDS, Kind, Lake, day_start_ms
 from at_core.storage.schema import QUOTES_ARROW, TRADES_ARROW
+from at_core.storage.tmpfiles import sweep
 
 DEFAULT_START = dt.date(2024, 1, 1)
 DEFAULT_SEED = 7
@@ -198,6 +199,7 @@ def generate_market(
     start = start or DEFAULT_START
     sid = source_id(seed, start, activity)
     lake = Lake(db_dir)
+    sweep(lake.db_dir)  # temporaries of a writer killed earlier
     held = lake.sources.instrument()
     if held is not None and held.venue != VENUE:
         raise StorageError(

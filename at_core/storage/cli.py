@@ -66,6 +66,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(out, default=str))
         return 0
     print(f"DATABASE_DIR {db_dir}")
+    for kind, info in out["lake"].items():
+        span = f" ({info['first']} .. {info['last']})" if info["days"] else ""
+        print(f"  lake {kind:<7} {info['days']:>12,} days{span}")
     for table, info in out["tables"].items():
         rng = ""
         if info["from_ms"] is not None:
@@ -77,7 +80,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             )
             rng = f"  {lo} -> {hi} UTC"
         print(f"  {table:<12} {info['rows']:>12,} rows{rng}")
-    print(f"  imports recorded: {len(out['imports'])}")
+    print(f"  sources: {len(out['imports'])} (what --json lists; `sources list` as a table)")
+    from at_core.ingest.cli_sources import print_list
+
+    print_list(lake.sources.all())
     return 0
 
 

@@ -224,3 +224,12 @@ def test_implausible_fees_and_unsupported_margin_are_refused() -> None:
     with pytest.raises(ConfigError, match="margin_mode"):
         load_settings(overrides={"margin_mode": "isolated"})
     load_settings(overrides={"maker_fee_bps": -2.5, "taker_fee_bps": 5.5})
+
+
+def test_a_grid_file_given_as_the_base_config_says_so(tmp_path: Path) -> None:
+    """Issue 10 §7: `tune/grid.py --config` is the grid file, `grid run --config` the base
+    config; mixing them up names both, not "unknown key params"."""
+    from at_core.config import REPO_ROOT
+
+    with pytest.raises(ConfigError, match=r"this is a grid file .* grid run --grid FILE"):
+        load_settings(REPO_ROOT / "configs" / "grid" / "demo.yaml")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -117,3 +118,11 @@ def test_generic_csv_ambiguous_is_refused_and_ts_unit_resolves(tmp_path: Path) -
     )
     assert rep.rejected_rows == 1 and rep.imported == {"trades": 1}
     assert rep.rejects[0].line == 2 and rep.rejects[0].field == "time"
+
+
+def test_a_unit_that_cannot_be_detected_names_the_file(tmp_path: Path) -> None:
+    """Issue 10 §7: the detection error named the column but not the file."""
+    f = tmp_path / "tiny.csv"
+    f.write_text("ts,price,size\n5,1,1\n7,1,1\n")
+    with pytest.raises(InputError, match=rf"^{re.escape(str(f))}: column 'ts': cannot tell"):
+        import_files(tmp_path / "db", "csv", [f])
