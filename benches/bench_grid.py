@@ -54,13 +54,15 @@ params = {"alpha_bin": [0.25], "accept_outside_k": [2, 3, 4, 5, 6], "of_entry_mi
           "max_hold_minutes": [30, 60, 120, 240]}
 ensure_ray()
 s1 = lambda s: stage1_for(db, s)
-ours = parse_grid({"name": "ours", "params": params}, load_settings())
-naive = parse_grid({"name": "naive", "params": params}, load_settings())
+import os
+full = load_settings(overrides={"backtest_workers": os.cpu_count() or 2})  # every core
+ours = parse_grid({"name": "ours", "params": params}, full)
+naive = parse_grid({"name": "naive", "params": params}, full)
 naive.feature_keys, naive.strategy_keys = list(params), []   # every combination its own trial
 out = {}
 # untimed warm-up: one-time Tune imports and set-up on the driver, and at_core's import in a
 # pooled worker, paid by whichever runs first
-warm = parse_grid({"name": "warm", "params": {"risk_pct": [0.01]}}, load_settings())
+warm = parse_grid({"name": "warm", "params": {"risk_pct": [0.01]}}, full)
 for i, use_tune in enumerate((True, False)):
     run_sweep(warm, db, s1, evaluate_point, run_id=f"warm{i}", progress=False, mlflow_uri=None,
               use_tune=use_tune)
@@ -125,6 +127,9 @@ def run() -> list[dict[str, object]]:
             "--run-id",
             "b10k",
             "--json",
+            # every core: the default `auto` (CPU/2, SPEC §12.5) keeps half of them free
+            "--set",
+            f"backtest_workers={os.cpu_count() or 2}",
         ]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env())

@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 import at_core._core as _core
 from at_core import logging as at_logging
@@ -52,6 +50,7 @@ from at_core.features.engine import (
     trades_arrays,
 )
 from at_core.features.trade_sides import TradeSidesWriter
+from at_core.progress import track
 from at_core.storage.lake import Lake, day_start_ms
 from at_core.storage.stores import init_stores
 from at_core.storage.tmpfiles import sweep
@@ -164,9 +163,9 @@ def compute(
         raise InputError(f"no ticks in {lake.root} (in range): import or generate data first")
     engine = _core.FeatureEngine(engine_config(settings), record_trades=sides is not None)
     parts: list[Arrays] = []
-    show = sys.stderr.isatty() if progress is None else progress
+    show = None if progress is None else bool(progress)
     try:
-        for day in tqdm(days, desc="features", unit="day", disable=not show, file=sys.stderr):
+        for day in track(days, len(days), "features", "day", show):
             t = lake.read_day("trades", day)
             q = lake.read_day("quotes", day)
             if cut is not None:

@@ -64,10 +64,18 @@ def run(args: argparse.Namespace) -> int:
         if search.algorithm == "grid"
         else f"{spec.n_planned_trials} {search.algorithm}-search trials over {spec.n_feature_points} feature points"
     )
+    from at_core.grid.runner import sweep_workers
+
+    workers = sweep_workers(spec.base, args.ray_address)
     print(
         f"grid {spec.name}: {spec.n_combinations:,} combinations = {trials} "
         f"({', '.join(spec.feature_keys) or '-'}) x {spec.n_strategy_points} strategy points "
-        f"({', '.join(spec.strategy_keys) or '-'})",
+        f"({', '.join(spec.strategy_keys) or '-'}); "
+        + (
+            f"{workers} worker(s) (backtest_workers={spec.base.backtest_workers})"
+            if workers
+            else "workers: the cluster's CPUs"
+        ),
         flush=True,
     )
 

@@ -33,9 +33,10 @@ from at_core.grid.spec import GridSpec, point_key
 
 log = at_logging.get("grid")
 
-# evaluate(stage1, settings, strategy_points) -> [(full params, metrics)], one per strategy point
+# evaluate(stage1, settings, strategy_points, threads) -> [(full params, metrics)], one per
+# strategy point
 Evaluate = Callable[
-    [Any, Settings, list[dict[str, Any]]], list[tuple[dict[str, Any], dict[str, Any]]]
+    [Any, Settings, list[dict[str, Any]], int], list[tuple[dict[str, Any], dict[str, Any]]]
 ]
 # stage1(settings) -> stage-1 summaries (anything picklable; shared through the object store)
 Stage1 = Callable[[Settings], Any]
@@ -74,6 +75,17 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(
             num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False
         )
+
+
+def sweep_workers(base: Settings, ray_address: str | None) -> int | None:
+    """How many trials run at once (SPEC §12.5 ``backtest_workers``, default CPU/2): on a
+    local Ray, ``auto`` is half this machine's cores (the rest stays free, e.g. for a live
+    graph beside the research); a number is that number anywhere. On an existing cluster
+    ``auto`` means no cap: the cluster's CPUs decide."""
+    cluster = ray_address or os.environ.get("RAY_ADDRESS")
+    if base.backtest_workers == "auto" and cluster:
+        return None
+    return base.effective_workers()
 
 
 @dataclass
@@ -146,6 +158,8 @@ def run_sweep(
     """
 
     t0 = time.perf_counter()
+    if max_concurrent is None:
+        max_concurrent = sweep_workers(spec.base, ray_address)
     store = ResultStore(db_dir)
     plan = plan_sweep(spec, store, run_id)
     run_id = plan.run_id
@@ -233,18 +247,21 @@ def _execute(
     feature_keys = list(spec.feature_keys)
     metric, mode = spec.metric, spec.mode
 
+    direct = use_tune is False or (use_tune is None and not adaptive and n_pending == 1)
+    # one trial alone (direct) uses the workers as Rust threads over its strategy points
+    threads = max(1, max_concurrent or 1) if direct else 1
+
     def compute(point: dict[str, Any]) -> tuple[str, list[Any], Any, str, float]:
         """One trial's work: stage 2 + the whole strategy grid on the trial's node."""
         settings = Settings.model_validate({**base_dump, **point})
         stage1 = ray.get(stage1_refs[_stage1_key(settings)])
         t_kernel = time.perf_counter()
-        rows = evaluate_fn(stage1, settings, strategy_points)
+        rows = evaluate_fn(stage1, settings, strategy_points, threads)
         kernel_s = time.perf_counter() - t_kernel
         node = ray.get_runtime_context().get_node_id()
         return point_key(point), rows, _best(rows, metric, mode), node, kernel_s
 
     bar = _ProgressCallback(n_pending, enabled=progress)
-    direct = use_tune is False or (use_tune is None and not adaptive and n_pending == 1)
     if direct:
         # the rows come back to the driver as the task's result (through Ray) and are
         # written here, in one transaction per trial, as the sink actor would

@@ -7,8 +7,10 @@ no format can forget one.
 
 Domain pitfalls handled here:
 
-* Time is the exchange's event time (Bybit ``timestamp``, Binance ``T``, Tardis
-  ``timestamp``), never the capture's local receive time, which lags by a variable delay.
+* Time is the exchange's own time of the event (Bybit ``timestamp``; Binance ``T``,
+  which is the *trade* time of a trade and the *transaction* time of a bookTicker — not
+  ``E``, the event (message) time; Tardis ``timestamp``), never the capture's local receive
+  time, which lags by a variable delay.
 * ``seq`` keeps the source's order of events inside one millisecond (Binance trade id /
   bookTicker update id; otherwise the line number, reversed for newest-first files such
   as old Bybit archives), because the lake sorts by (ts_ms, seq).
@@ -441,7 +443,7 @@ def parse_binance_ws(data: pa.Buffer, name: str, opts: Options) -> Parsed:
 
     ``trade`` messages become trades (T, t, p, q, m), ``bookTicker`` messages quotes (T, u,
     b, B, a, A); other streams (depth diffs, markPrice, REST snapshots) are counted and
-    ignored. The receive time is never used as the event time.
+    ignored. The receive time is never used as the time of the trade or quote.
     """
     text = data.to_pybytes().decode("utf-8", errors="replace")
     tr: dict[str, list] = {k: [] for k in ("line", "ts", "p", "q", "m", "t")}

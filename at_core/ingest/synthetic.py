@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,10 +38,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from at_core import _core
 from at_core.errors import InputError, StorageError
+from at_core.progress import Progress
 from at_core.storage.lake import KINDS, Kind, Lake, day_start_ms
 from at_core.storage.schema import QUOTES_ARROW, TRADES_ARROW
 from at_core.storage.tmpfiles import sweep
@@ -223,8 +222,7 @@ def generate_market(
     gen = _core.SynthGenerator(seed, day_start_ms(start), activity=activity)
     per_day: list[dict[str, Any]] = []
     removed: list[dict[str, Any]] = []
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=days, unit="day", desc=f"generate {sid}", file=sys.stderr, disable=not show)
+    bar = Progress(days, f"generate {sid}", "day", None if progress is None else bool(progress))
     try:
         for day in day_list:
             batch = gen.next_day()
@@ -248,8 +246,7 @@ def generate_market(
             per_day.append(row)
             if on_day is not None:
                 on_day(day, row)
-            bar.update(1)
-            bar.set_postfix(trades=row["trades"], quotes=row["quotes"])
+            bar.update(1, trades=row["trades"], quotes=row["quotes"])
             del batch, trades, quotes
     finally:
         bar.close()

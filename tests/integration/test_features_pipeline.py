@@ -240,6 +240,8 @@ def test_trade_sides_with_colliding_keys_are_not_joined(tmp_path: Path) -> None:
     w.add_sides({k: v[:2] for k, v in sides.items()})  # the engine's output lags its input
     w.add_sides({k: v[2:] for k, v in sides.items()})
     w.finish()
+    assert not sides_dir(tmp_path).exists(), "staged until the run's features are stored"
+    w.commit()
     assert w.skipped_days == [d1]
     assert not (sides_dir(tmp_path) / "date=2024-01-01").exists()
     got = pq.read_table(sides_dir(tmp_path) / "date=2024-01-02" / "sides.parquet").to_pydict()

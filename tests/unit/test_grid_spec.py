@@ -154,3 +154,17 @@ def test_optuna_searcher_is_primed_with_a_resumed_runs_trials() -> None:
     algo = _optuna_search(g, finished)
     assert algo._points_to_evaluate == [{"alpha_bin": 0.2, "va_fraction": 0.6}]
     assert algo._evaluated_rewards == [12.5]
+
+
+def test_backtest_workers_sets_the_sweep_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10 §5: `backtest_workers` (SPEC §12.5, default CPU/2) was accepted and ignored."""
+    import os
+
+    from at_core.grid.runner import sweep_workers
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    auto = load_settings()
+    assert sweep_workers(auto, None) == max(1, (os.cpu_count() or 2) // 2)
+    assert sweep_workers(auto, "127.0.0.1:6379") is None, "a cluster's CPUs decide"
+    three = load_settings(overrides={"backtest_workers": 3})
+    assert sweep_workers(three, None) == 3 and sweep_workers(three, "127.0.0.1:6379") == 3
