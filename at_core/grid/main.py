@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from at_core.config import load_settings, resolve_db_dir
-from at_core.errors import AuctionTraderError
+from at_core.config import Settings, load_settings, resolve_db_dir
+from at_core.errors import AuctionTraderError, InputError
+from at_core.grid.precheck import inert_alone
 from at_core.grid.results import ResultStore, inert_keys
 from at_core.grid.spec import load_grid
 from at_core.grid.tracking import default_tracking_uri
@@ -86,8 +87,29 @@ def run(args: argparse.Namespace) -> int:
     db_dir.mkdir(parents=True, exist_ok=True)
     os.chdir(db_dir)
 
+    stage1_cache: dict[str, Any] = {}
+
     def stage1_fn(s: Any) -> Any:
-        return stage1_for(db_dir, s)
+        """Stage 1 per distinct stage-1 setting, computed once (the pre-check and the sweep
+        share it)."""
+        key = json.dumps(
+            {k: getattr(s, k) for k in Settings.keys_of_stage("stage1")}, sort_keys=True
+        )
+        if key not in stage1_cache:
+            stage1_cache[key] = stage1_for(db_dir, s)
+        return stage1_cache[key]
+
+    try:
+        inert = inert_alone(spec, stage1_fn(spec.base))
+    except InputError:
+        inert = []  # no data: the sweep itself reports it (and records the run as failed)
+    if inert:
+        print(
+            f"warning: alone (every other key at its base value), these swept keys change no "
+            f"result on this data: {', '.join(inert)}; they may still matter in combination "
+            "(the summary says which changed nothing in the whole sweep)",
+            flush=True,
+        )
 
     summary = run_sweep(
         spec,
