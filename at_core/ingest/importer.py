@@ -434,7 +434,7 @@ def import_file(
     report.days = sorted(days)
     report.timings["lake write"] = time.perf_counter() - t_valid - (hash_wait - waited)
     report.timings["read+hash"] = (t_read - t0) + hash_wait
-    lake.record_import(
+    lake.sources.record(
         source_id,
         str(path),
         fmt,

@@ -332,7 +332,7 @@ def import_ob_file(
             if day not in keep:
                 (lake.day_dir("quotes", day) / f"part-{sid}.parquet").unlink(missing_ok=True)
     report.timings["lake write"] = time.perf_counter() - t2
-    lake.record_import(
+    lake.sources.record(
         sid,
         str(path),
         "bybit-ob",

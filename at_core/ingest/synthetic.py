@@ -156,7 +156,7 @@ def _remove_parts(lake: Lake, parts: list[Path]) -> list[dict[str, Any]]:
     for sid, n in by_source.items():
         info = lake.imported(sid)
         if info is not None:
-            lake.record_import(
+            lake.sources.record(
                 sid,
                 str(info["path"]),
                 str(info["format"]),
@@ -256,7 +256,7 @@ def generate_market(
     origin = f"synthetic:seed={seed},start={start.isoformat()}"
     if activity != 1.0:
         origin += f",activity={_activity_tag(activity)}"
-    lake.record_import(sid, origin, FORMAT, total_t, total_q, 0, venue=VENUE, symbol=SYMBOL)
+    lake.sources.record(sid, origin, FORMAT, total_t, total_q, 0, venue=VENUE, symbol=SYMBOL)
     lows = [r["low"] for r in per_day if r["low"] is not None]
     highs = [r["high"] for r in per_day if r["high"] is not None]
     return {

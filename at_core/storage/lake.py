@@ -265,31 +265,6 @@ class Lake:
         src = self.sources.get(source_id)
         return asdict(src) if src else None
 
-    def record_import(
-        self,
-        source_id: str,
-        path: str,
-        fmt: str,
-        trades: int,
-        quotes: int,
-        rejected: int,
-        *,
-        venue: str | None = None,
-        symbol: str | None = None,
-        ranges: dict[str, tuple[int, int] | None] | None = None,
-    ) -> None:
-        self.sources.record(
-            source_id,
-            path,
-            fmt,
-            trades,
-            quotes,
-            rejected,
-            venue=venue,
-            symbol=symbol,
-            ranges=ranges,
-        )
-
     def imports(self) -> list[dict[str, object]]:
         return [asdict(s) for s in self.sources.all()]
 

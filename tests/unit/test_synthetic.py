@@ -141,7 +141,7 @@ def test_other_sources_refused_unless_forced(db_dir: Path) -> None:
         }
     )
     lake.write("trades", foreign, "import-x")
-    lake.record_import("import-x", "/somewhere/x.csv", "csv", 2, 0, 0)
+    lake.sources.record("import-x", "/somewhere/x.csv", "csv", 2, 0, 0)
     with pytest.raises(StorageError, match="import-x"):
         generate_market(db_dir, 1, 4, START)
     assert len(lake.parts("trades", START)) == 1  # nothing written, nothing removed

@@ -90,21 +90,17 @@ impl Ema {
         let w = (0..=MINUTE_MS)
             .map(|k| (-(k as f64) / tau_ms).exp())
             .collect();
-        Self {
-            w,
-            base: f64::NAN,
-            base_t: 0,
-            end: 0,
-            a_w: 1.0,
-            held: f64::NAN,
-            acc: 0.0,
-        }
+        Self::with_table(w)
     }
 
     /// A fresh EMA sharing `other`'s weight table.
     fn new_shared(other: &Self) -> Self {
+        Self::with_table(other.w.clone())
+    }
+
+    fn with_table(w: std::sync::Arc<[f64]>) -> Self {
         Self {
-            w: other.w.clone(),
+            w,
             base: f64::NAN,
             base_t: 0,
             end: 0,

@@ -341,21 +341,27 @@ impl<'t, 'a> Engine<'t, 'a> {
             if self.c.entry.take().is_some() {
                 self.c.k.cancel_entry();
             }
-            if let Some(pos) = self.c.k.position().copied() {
-                let px = self.c.last_mark;
-                self.exit_fill(
-                    ExitKind::Market,
-                    end,
-                    px,
-                    pos.qty_steps,
-                    false,
-                    0.0,
-                    Reason::DataGap,
-                    end - 1,
-                );
-            }
+            self.close_at_mark(end, Reason::DataGap);
         }
         self.c.k.forget_market();
+    }
+
+    /// The data ends (for good, or at a gap) at `end`: close what is open at the last mark,
+    /// as a market exit with the taker fee and no slippage (there is no later quote).
+    fn close_at_mark(&mut self, end: i64, reason: Reason) {
+        if let Some(pos) = self.c.k.position().copied() {
+            let px = self.c.last_mark;
+            self.exit_fill(
+                ExitKind::Market,
+                end,
+                px,
+                pos.qty_steps,
+                false,
+                0.0,
+                reason,
+                end - 1,
+            );
+        }
     }
 
     /// Step 4 alone: the kernel decides row `m`.
@@ -431,19 +437,7 @@ impl<'t, 'a> Engine<'t, 'a> {
             if self.c.exit.is_some() {
                 self.fill_orders_end(n - 1);
             }
-            if let Some(pos) = self.c.k.position().copied() {
-                let px = self.c.last_mark;
-                self.exit_fill(
-                    ExitKind::Market,
-                    ts,
-                    px,
-                    pos.qty_steps,
-                    false,
-                    0.0,
-                    Reason::EndOfData,
-                    ts - 1,
-                );
-            }
+            self.close_at_mark(ts, Reason::EndOfData);
         }
         let eq = self.c.k.equity_at(self.c.last_mark);
         if let Some((a, high)) = &self.amb {
