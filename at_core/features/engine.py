@@ -15,28 +15,8 @@ from at_core.config import Settings
 
 Arrays = dict[str, np.ndarray]
 
-#: Config keys the engine reads (stage 1 and stage 2).
-ENGINE_KEYS = (
-    "tick_size",
-    "base_bin_ticks",
-    "max_quote_staleness_ms",
-    "quote_match",
-    "side_source",
-    "use_tick_rule_fallback",
-    "qimb_ema_span_seconds",
-    "max_gap_minutes",
-    "rolling_window_minutes",
-    "va_fraction",
-    "alpha_bin",
-    "bin_width_max_ticks",
-    "rebucket_interval_minutes",
-    "rebucket_change_pct",
-    "min_va_bins",
-    "spread_lookback_minutes",
-    "use_bvc_fallback",
-    "bvc_lookback_minutes",
-    "warmup_minutes",
-)
+#: Config keys the engine reads (stage 1 and stage 2), declared once in Rust.
+ENGINE_KEYS: tuple[str, ...] = tuple(_core.features_config_keys())
 
 #: Stage-1 per-minute columns (everything the engine returns that is not stage 2 or the
 #: histogram triple).

@@ -114,3 +114,13 @@ def test_rejected_batch_leaves_the_engine_untouched() -> None:
     assert eng.last_ts == 1_000, "nothing of the bad batch was fed"
     out = eng.push(trades([2_000, 70_000], [100.0, 100.2]), None)
     assert list(out["ts_min"]) == [0] and out["trade_count"][0] == 2
+
+
+def test_the_engine_config_keys_come_from_rust_and_nothing_else_is_taken() -> None:
+    """One list of keys (exported by Rust); a key the engine would not read is refused,
+    never silently ignored."""
+    from at_core.features.engine import ENGINE_KEYS
+
+    assert tuple(core.features_config_keys()) == ENGINE_KEYS and "max_gap_minutes" in ENGINE_KEYS
+    with pytest.raises(CoreError, match="max_gap_minute"):
+        core.features_batch(trades([1], [50_000.1]), None, {**CFG, "max_gap_minute": 3})

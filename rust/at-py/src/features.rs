@@ -38,7 +38,41 @@ fn get<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyR
     }
 }
 
+/// The config keys the feature engine reads (stage 1 and stage 2): the one list, exported
+/// to Python (`features_config_keys`), which builds the engine's config dict from it.
+pub(crate) const ENGINE_CONFIG_KEYS: [&str; 19] = [
+    "tick_size",
+    "base_bin_ticks",
+    "max_quote_staleness_ms",
+    "quote_match",
+    "side_source",
+    "use_tick_rule_fallback",
+    "qimb_ema_span_seconds",
+    "max_gap_minutes",
+    "rolling_window_minutes",
+    "va_fraction",
+    "alpha_bin",
+    "bin_width_max_ticks",
+    "rebucket_interval_minutes",
+    "rebucket_change_pct",
+    "min_va_bins",
+    "spread_lookback_minutes",
+    "use_bvc_fallback",
+    "bvc_lookback_minutes",
+    "warmup_minutes",
+];
+
 pub(crate) fn configs(d: &Bound<'_, PyDict>) -> PyResult<(Stage1Config, Stage2Config)> {
+    // a key the engine does not read would be silently ignored: refuse it
+    for k in d.keys() {
+        let k: String = k.extract()?;
+        if !ENGINE_CONFIG_KEYS.contains(&k.as_str()) {
+            return Err(bad(
+                "config",
+                format!("`{k}` is not a feature-engine key (see features_config_keys())"),
+            ));
+        }
+    }
     let mut c1 = Stage1Config::default();
     let mut c2 = Stage2Config::default();
     if let Some(v) = get::<f64>(d, "tick_size")? {
@@ -443,7 +477,14 @@ fn features_volume_quantum() -> f64 {
     at_features::VOLUME_QUANTUM
 }
 
+/// The config keys the feature engine reads, in order.
+#[pyfunction]
+fn features_config_keys() -> Vec<&'static str> {
+    ENGINE_CONFIG_KEYS.to_vec()
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(features_config_keys, m)?)?;
     m.add_class::<PyFeatureEngine>()?;
     m.add_function(wrap_pyfunction!(features_stage1, m)?)?;
     m.add_function(wrap_pyfunction!(features_stage2, m)?)?;
