@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "at_core.features.cli",
     "at_core.backtest.cli",
     "at_core.grid.cli",
+    "at_core.exchange.cli_simulate",
     "at_core.demo",
 ]
 
