@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from at_core.exchange.client import WebSocket, http_session
+from at_core.exchange.client import http_session
 from at_core.exchange.testing import SimProcess
 
 DATA = (
@@ -52,7 +52,7 @@ def throughput(seconds: float = 10.0) -> tuple[float, int]:
         def count(_m: dict[str, Any]) -> None:
             n[0] += 1
 
-        ws = WebSocket(sim.ws_base, channel_type="linear", callback_function=count)
+        ws = sim.public_ws(count)
         ws.trade_stream("BTCUSDT", lambda m: None)
         ws.orderbook_stream(1, "BTCUSDT", lambda m: None)
         time.sleep(0.5)
@@ -88,14 +88,7 @@ def round_trip(orders: int = 400) -> tuple[list[float], list[float], list[float]
                         seen.setdefault(e["orderLinkId"], time.perf_counter())
                     cond.notify_all()
 
-        ws = WebSocket(
-            sim.ws_base,
-            channel_type="private",
-            api_key=sim.api_key,
-            api_secret=sim.api_secret,
-            private_auth_expire=10,
-            callback_function=on_msg,
-        )
+        ws = sim.private_ws(on_msg)
         ws.execution_stream(lambda m: None)
         time.sleep(0.5)
         base = []

@@ -67,24 +67,23 @@ def _check_category(p: dict[str, Any], symbol_required: bool = True) -> None:
         raise VenueError(10001, f"params error: symbol {sym!r} invalid (only {SYMBOL})")
 
 
-def _ticks(sim: Simulator, p: dict[str, Any], key: str) -> int:
+def _units(p: dict[str, Any], key: str, parse: Callable[[str, str], int]) -> int:
+    """A positive price or quantity on its grid (``Instrument.price_ticks``/``qty_steps``)."""
     try:
-        t = sim.v.inst.price_ticks(_param(p, key), key)
-    except InputError as exc:
-        raise VenueError(10001, f"params error: {exc}") from None
-    if t <= 0:
-        raise VenueError(10001, f"params error: {key} must be positive")
-    return t
-
-
-def _steps(sim: Simulator, p: dict[str, Any], key: str) -> int:
-    try:
-        n = sim.v.inst.qty_steps(_param(p, key), key)
+        n = parse(_param(p, key), key)
     except InputError as exc:
         raise VenueError(10001, f"params error: {exc}") from None
     if n <= 0:
         raise VenueError(10001, f"params error: {key} must be positive")
     return n
+
+
+def _ticks(sim: Simulator, p: dict[str, Any], key: str) -> int:
+    return _units(p, key, sim.v.inst.price_ticks)
+
+
+def _steps(sim: Simulator, p: dict[str, Any], key: str) -> int:
+    return _units(p, key, sim.v.inst.qty_steps)
 
 
 def _page(rows: list[dict[str, Any]], p: dict[str, Any], default: int, most: int) -> dict[str, Any]:

@@ -10,11 +10,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import requests
+
+from at_core.exchange.client import WebSocket
 
 
 class SimProcess:
@@ -86,6 +89,22 @@ class SimProcess:
     @property
     def api_secret(self) -> str:
         return str(self.info["api_secret"])
+
+    # ---- clients ------------------------------------------------------------------------
+    def private_ws(self, callback: Callable[[dict[str, Any]], None]) -> WebSocket:
+        """pybit's private WebSocket, authenticated, every message to ``callback``."""
+        return WebSocket(
+            self.ws_base,
+            channel_type="private",
+            api_key=self.api_key,
+            api_secret=self.api_secret,
+            private_auth_expire=10,
+            callback_function=callback,
+        )
+
+    def public_ws(self, callback: Callable[[dict[str, Any]], None]) -> WebSocket:
+        """pybit's public linear WebSocket, every message to ``callback``."""
+        return WebSocket(self.ws_base, channel_type="linear", callback_function=callback)
 
     # ---- control -------------------------------------------------------------------------
     def _control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:

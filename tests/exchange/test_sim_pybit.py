@@ -15,7 +15,7 @@ import websocket
 from pybit.exceptions import FailedRequestError, InvalidRequestError
 from pybit.unified_trading import HTTP
 
-from at_core.exchange.client import WebSocket, http_session
+from at_core.exchange.client import http_session
 from at_core.exchange.testing import SimProcess
 
 from .conftest import MARKET
@@ -188,7 +188,7 @@ def test_expired_timestamp_through_pybit() -> None:
 
 def test_public_websocket_streams(sim: SimProcess) -> None:
     got: list[dict[str, Any]] = []
-    ws = WebSocket(sim.ws_base, channel_type="linear", callback_function=got.append)
+    ws = sim.public_ws(got.append)
     try:
         ws.trade_stream("BTCUSDT", lambda m: None)
         ws.orderbook_stream(1, "BTCUSDT", lambda m: None)
@@ -224,14 +224,7 @@ def test_public_websocket_streams(sim: SimProcess) -> None:
 
 def test_private_websocket_and_ping(sim: SimProcess, http: HTTP) -> None:
     got: list[dict[str, Any]] = []
-    ws = WebSocket(
-        sim.ws_base,
-        channel_type="private",
-        api_key=sim.api_key,
-        api_secret=sim.api_secret,
-        private_auth_expire=10,
-        callback_function=got.append,
-    )
+    ws = sim.private_ws(got.append)
     try:
         for stream in (ws.order_stream, ws.execution_stream, ws.position_stream, ws.wallet_stream):
             stream(lambda m: None)
@@ -271,12 +264,16 @@ def test_private_websocket_and_ping(sim: SimProcess, http: HTTP) -> None:
         raw.close()
 
 
-def test_simulate_command_refuses_bad_arguments(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_simulate_command_refuses_bad_arguments(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     from at_core import cli
 
     assert cli.main(["simulate", "--db-dir", str(tmp_path), "--from", "2024-01-01"]) == 2
     assert "--from and --to are required" in capsys.readouterr().err
-    rc = cli.main(["simulate", "--db-dir", str(tmp_path), "--from", "2024-01-01", "--to", "2024-01-01"])
+    rc = cli.main(
+        ["simulate", "--db-dir", str(tmp_path), "--from", "2024-01-01", "--to", "2024-01-01"]
+    )
     assert rc == 2 and "holds no trades and quotes" in capsys.readouterr().err
     assert cli.main(["simulate", "--seed", "7", "--speed", "-1"]) == 2
     assert "--speed -1" in capsys.readouterr().err

@@ -207,4 +207,4 @@ def test_same_orders_same_fills(db: Path, limit_entry: bool) -> None:
     assert sum(seen[k] for k in ends) == seen["entries"]
     assert seen["stop_refused"] <= 1, seen
     if limit_entry:
-        assert seen["limit_makers"] >= 1, seen
+        assert seen["limit_makers"] >= 1 and seen["timeouts"] >= 1, seen
