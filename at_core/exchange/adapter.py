@@ -72,6 +72,7 @@ class BybitAdapter:
         resolve_tries: int = 5,
         resolve_wait_s: float = 0.2,
         link_prefix: str = "at",
+        resync_every_s: float = 60.0,
     ) -> None:
         self.rest_url, self.ws_url = rest_url, ws_url
         self.api_key, self.api_secret = api_key, api_secret
@@ -80,6 +81,11 @@ class BybitAdapter:
         self.stall_after_s = stall_after_s
         self.backoff_start_s, self.backoff_cap_s = backoff_start_s, backoff_cap_s
         self.resolve_tries, self.resolve_wait_s = resolve_tries, resolve_wait_s
+        # a private socket that stays open but stops sending cannot be told from a quiet
+        # account (private topics have no heartbeat): a periodic REST resync bounds how
+        # long such a silence can hide a fill
+        self.resync_every_s = resync_every_s
+        self._last_resync = time.monotonic()
         self.http = http_session(
             rest_url, api_key, api_secret, testnet=testnet, return_response_headers=True
         )
@@ -450,6 +456,7 @@ class BybitAdapter:
         mismatch = self.view.mismatch()
         if mismatch:
             self._enqueue("alert", {"what": "position mismatch", **mismatch})
+        self._last_resync = time.monotonic()
         summary = {"open_orders": len(rows), "new_executions": len(new), "mismatch": mismatch}
         self._enqueue("resync", summary)
         return summary
@@ -480,6 +487,13 @@ class BybitAdapter:
     def poll(self, timeout: float | None = 0.0) -> Event | None:
         """The next event, private ones applied to the account view first; a reconnect's
         resync is done here, on the owner's thread."""
+        if (
+            self.api_key
+            and self.streams
+            and time.monotonic() - self._last_resync > self.resync_every_s
+        ):
+            self._last_resync = time.monotonic()
+            self._enqueue("resync_needed", {"stream": "timer"})
         try:
             ev = self.events.get(timeout=timeout) if timeout else self.events.get_nowait()
         except queue.Empty:
