@@ -33,6 +33,7 @@ import queue
 import secrets
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -101,7 +102,8 @@ class BybitAdapter:
         self._session = f"{link_prefix}{int(time.time()) % 100_000:05d}{secrets.token_hex(2)}"
         self._limits: dict[str, tuple[int, int]] = {}  # group -> (remaining, reset ms)
         self._rest_lock = threading.Lock()
-        self.sends: list[SendResult] = []
+        # the recent sends, for the operator and tests (bounded: a live process runs for weeks)
+        self.sends: deque[SendResult] = deque(maxlen=10_000)
 
     # ---- start-up -----------------------------------------------------------------------------
     def start(self, public: bool = True, private: bool = True, book_depth: int = 1) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,8 +17,6 @@ from at_core.exchange import rest
 from at_core.exchange.faults import Armed, check_fault
 from at_core.exchange.server import Simulator
 from at_core.exchange.views import order_view, position_view, wallet_view
-
-log = logging.getLogger("at_core.exchange")
 
 
 def build_app(sim: Simulator) -> web.Application:

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from at_core import _core
 from at_core.errors import InputError
 from at_core.exchange.instrument import Instrument
-from at_core.storage.lake import DAY_MS, Lake
+from at_core.storage.lake import Lake
 
 TRADE = 0
 QUOTE = 1
@@ -201,7 +201,3 @@ def _days_text(lake: Lake) -> str:
     if not days:
         return "none"
     return f"{days[0]} .. {days[-1]} ({len(days)} days)"
-
-
-def day_floor(ms: int) -> int:
-    return ms - ms % DAY_MS

@@ -42,9 +42,7 @@ def envelope(result: Any = None, code: int = 0, msg: str = "OK", now: int = 0) -
     }
 
 
-def _json(
-    sim: Simulator, body: dict[str, Any], headers: dict[str, str] | None = None
-) -> web.Response:
+def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response(
         body, headers=headers, dumps=lambda o: json.dumps(o, separators=(",", ":"))
     )
@@ -387,10 +385,10 @@ def _public_route(sim: Simulator, fn: Handler) -> Callable[[web.Request], Awaita
         try:
             result = fn(sim, dict(request.query))
         except VenueError as exc:
-            return _json(sim, envelope(None, exc.code, exc.msg, sim.wall_ms()))
+            return _json(envelope(None, exc.code, exc.msg, sim.wall_ms()))
         except ValueError as exc:
-            return _json(sim, envelope(None, 10001, f"params error: {exc}", sim.wall_ms()))
-        return _json(sim, envelope(result, now=sim.wall_ms()))
+            return _json(envelope(None, 10001, f"params error: {exc}", sim.wall_ms()))
+        return _json(envelope(result, now=sim.wall_ms()))
 
     return route
 
@@ -471,7 +469,7 @@ def _private_route(
                     sim.wall_ms() + int(forced.params.get("reset_ms", 1000))
                 )
         if err is not None:
-            return _json(sim, envelope(None, err.code, err.msg, sim.wall_ms()), headers)
+            return _json(envelope(None, err.code, err.msg, sim.wall_ms()), headers)
         try:
             params = (
                 dict(parse_qsl(payload.decode())) if method == "GET" else json.loads(body or b"{}")
@@ -494,6 +492,6 @@ def _private_route(
             await sim.flush_private()
             if request.transport is not None:
                 request.transport.abort()  # executed, but the answer never arrives
-        return _json(sim, answer, headers)
+        return _json(answer, headers)
 
     return route

@@ -132,9 +132,6 @@ class Simulator:
     def wall_ms(self) -> int:
         return int(time.time() * 1000) + self.s.skew_ms
 
-    def market_now(self) -> int:
-        return self.v.now
-
     # ---- replay -----------------------------------------------------------------------------
     async def replay(self) -> None:
         """Feed market events to the venue and the subscribers on the market clock."""
