@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "at_core.backtest.cli",
     "at_core.grid.cli",
     "at_core.exchange.cli_simulate",
+    "at_core.live.cli",
     "at_core.demo",
 ]
 

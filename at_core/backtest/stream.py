@@ -44,14 +44,53 @@ class StreamingDriver:
         funding: tuple[np.ndarray, np.ndarray] | None = None,
         fills: str = "paper",
     ) -> None:
-        f_ts, f_rate = (None, None) if funding is None else funding
         self._d = _core.StreamingDriver(
+            engine_config(settings), params_dict(settings, overrides), *_funding(funding), fills
+        )
+
+    def snapshot(self) -> bytes:
+        """The whole driver as bytes (bit-exact; refused once halted)."""
+        return bytes(self._d.snapshot())
+
+    @classmethod
+    def restore(
+        cls,
+        data: bytes,
+        settings: Settings,
+        overrides: dict[str, Any] | None = None,
+        funding: tuple[np.ndarray, np.ndarray] | None = None,
+        fills: str = "paper",
+    ) -> StreamingDriver:
+        """The driver of :meth:`snapshot`, continuing bit for bit. The arguments are the
+        constructor's and must give the settings the snapshot was taken with: any
+        difference (feature config, kernel parameter, funding history, fills) raises
+        :class:`~at_core.errors.CoreError` naming the key, as do damaged bytes."""
+        d = cls.__new__(cls)
+        d._d = _core.StreamingDriver.restore(
+            bytes(data),
             engine_config(settings),
             params_dict(settings, overrides),
-            None if f_ts is None else np.ascontiguousarray(f_ts, dtype=np.int64),
-            None if f_rate is None else np.ascontiguousarray(f_rate, dtype=np.float64),
+            *_funding(funding),
             fills,
         )
+        return d
+
+    def state(self) -> dict[str, Any]:
+        """The trading state now: ``minutes``, ``last_ts_min``, ``mode``, ``acceptance``,
+        ``position`` and ``working`` (dicts or None), ``cash``, ``equity``, ``kill``,
+        ``heat``, ``day_start_equity``, ``day_pnl``, ``trades`` (closed so far),
+        ``events``, ``halted`` (see ``at_core/_core.pyi``)."""
+        return dict(self._d.state())
+
+    def set_permission(self, permission: str) -> None:
+        """``allowed`` | ``close_only`` | ``blocked``: may the kernel open positions from
+        the next decided minute on (the live graph's activation and halts; signals are
+        computed and logged in every state, a working entry is cancelled unless allowed)."""
+        self._d.set_permission(permission)
+
+    def trades_since(self, n: int) -> dict[str, Any]:
+        """Closed trades from index ``n`` on, in the ``trades`` layout of :meth:`finish`."""
+        return dict(self._d.trades_since(n))
 
     def push(
         self, trades: dict[str, np.ndarray] | None, quotes: dict[str, np.ndarray] | None
@@ -106,6 +145,15 @@ class StreamingDriver:
         """The first error the driver met; it refuses every event after it (a live graph
         halts and alerts instead of trading on what it may have missed)."""
         return self._d.halted
+
+
+def _funding(
+    funding: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if funding is None:
+        return None, None
+    ts, rate = funding
+    return np.ascontiguousarray(ts, dtype=np.int64), np.ascontiguousarray(rate, dtype=np.float64)
 
 
 def replay(

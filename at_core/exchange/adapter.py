@@ -421,6 +421,10 @@ class BybitAdapter:
             "query", self.http.get_orderbook, category=LINEAR, symbol=self.symbol, limit=1
         )["result"]
         self.book = book
+        if not self.api_key:  # a public-only adapter (the collector): the book is all there is
+            self._last_resync = time.monotonic()
+            self._enqueue("resync", {"open_orders": 0, "new_executions": 0, "mismatch": None})
+            return {"open_orders": 0, "new_executions": 0, "mismatch": None}
         rows = self._paged(self.http.get_open_orders)
         open_ids = {r["orderId"] for r in rows}
         for r in rows:

@@ -287,6 +287,26 @@ def load_stage1(db_dir: str | Path) -> Arrays:
 def write_features(db_dir: str | Path, out: Arrays, settings: Settings, lo: int, hi: int) -> int:
     """Replace rows with ``lo <= ts_min <= hi`` of the three tables in one transaction."""
     paths = init_stores(db_dir)
+    try:
+        con = duckdb.connect(str(paths.features))
+    except duckdb.Error as exc:
+        raise StorageError(
+            f"cannot open {paths.features} for writing (is another process using it?): {exc}"
+        ) from exc
+    try:
+        return write_feature_rows(con, out, settings, lo, hi)
+    except duckdb.Error as exc:
+        raise StorageError(
+            f"writing features into {paths.features} failed, nothing changed: {exc}"
+        ) from exc
+    finally:
+        con.close()
+
+
+def write_feature_rows(
+    con: duckdb.DuckDBPyConnection, out: Arrays, settings: Settings, lo: int, hi: int
+) -> int:
+    """``write_features`` on an open connection (the live features actor owns the file)."""
     ts = out["ts_min"]
     sel = (ts >= lo) & (ts <= hi)
     cols = {k: v[sel] for k, v in out.items() if k not in HIST_COLUMNS}
@@ -300,37 +320,27 @@ def write_features(db_dir: str | Path, out: Arrays, settings: Settings, lo: int,
     bars = _table(cols, BARS_COLUMNS)
     feats = _table(cols, FEATURES_COLUMNS)
     ext = _table(cols, list(EXT_TYPES))
+    con.execute(FEATURES_EXT_DDL)
+    con.register("bars_in", bars)
+    con.register("feats_in", feats)
+    con.register("ext_in", ext)
+    con.execute("BEGIN TRANSACTION")
     try:
-        con = duckdb.connect(str(paths.features))
-    except duckdb.Error as exc:
-        raise StorageError(
-            f"cannot open {paths.features} for writing (is another process using it?): {exc}"
-        ) from exc
-    try:
-        con.execute(FEATURES_EXT_DDL)
-        con.register("bars_in", bars)
-        con.register("feats_in", feats)
-        con.register("ext_in", ext)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for table, src, names in (
-                ("bars_1m", "bars_in", BARS_COLUMNS),
-                ("features_1m", "feats_in", FEATURES_COLUMNS),
-                ("features_1m_ext", "ext_in", tuple(EXT_TYPES)),
-            ):
-                con.execute(f"DELETE FROM {table} WHERE ts_min BETWEEN ? AND ?", [lo, hi])
-                cl = ", ".join(names)
-                con.execute(f"INSERT INTO {table} ({cl}) SELECT {cl} FROM {src}")
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-    except duckdb.Error as exc:
-        raise StorageError(
-            f"writing features into {paths.features} failed, nothing changed: {exc}"
-        ) from exc
+        for table, src, names in (
+            ("bars_1m", "bars_in", BARS_COLUMNS),
+            ("features_1m", "feats_in", FEATURES_COLUMNS),
+            ("features_1m_ext", "ext_in", tuple(EXT_TYPES)),
+        ):
+            con.execute(f"DELETE FROM {table} WHERE ts_min BETWEEN ? AND ?", [lo, hi])
+            cl = ", ".join(names)
+            con.execute(f"INSERT INTO {table} ({cl}) SELECT {cl} FROM {src}")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
     finally:
-        con.close()
+        for name in ("bars_in", "feats_in", "ext_in"):
+            con.unregister(name)
     return int(sel.sum())
 
 

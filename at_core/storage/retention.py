@@ -37,26 +37,34 @@ def purge_raw(
     init_stores(paths.root)
     now = int(time.time() * 1000) if now_ms is None else int(now_ms)
     cutoff = now - int(keep_hours * HOUR_MS)
-    lake = Lake(paths.root)
+    con = duckdb.connect(str(paths.raw))
+    try:
+        return purge_connection(con, paths.root, cutoff, archive)
+    finally:
+        con.close()
+
+
+def purge_connection(
+    con: duckdb.DuckDBPyConnection, db_dir: Path, cutoff: int, archive: bool = True
+) -> PurgeReport:
+    """The purge on an open ``raw.duckdb`` connection (the live collector owns the file and
+    purges through its own connection; no second process may open it)."""
+    lake = Lake(db_dir)
     archived: dict[str, int] = {}
     deleted: dict[str, int] = {}
     kept: dict[str, int] = {}
-    con = duckdb.connect(str(paths.raw))
-    try:
-        for table, kind in (("raw_trades", "trades"), ("raw_quotes", "quotes")):
-            old = con.sql(
-                f"SELECT * FROM {table} WHERE ts_ms < ? ORDER BY ts_ms, seq", params=[cutoff]
-            ).to_arrow_table()
-            archived[kind] = 0
-            if archive and old.num_rows:
-                lo = old["ts_ms"][0].as_py()
-                hi = old["ts_ms"][old.num_rows - 1].as_py()
-                rep = lake.write(kind, old, f"live-{kind}-{lo}-{hi}")  # type: ignore[arg-type]
-                archived[kind] = rep.rows + rep.duplicates_dropped
-            n = con.execute(f"DELETE FROM {table} WHERE ts_ms < ?", [cutoff]).fetchall()
-            deleted[kind] = int(n[0][0]) if n else 0
-            row = con.execute(f"SELECT count(*) FROM {table}").fetchall()
-            kept[kind] = int(row[0][0])
-    finally:
-        con.close()
+    for table, kind in (("raw_trades", "trades"), ("raw_quotes", "quotes")):
+        old = con.sql(
+            f"SELECT * FROM {table} WHERE ts_ms < ? ORDER BY ts_ms, seq", params=[cutoff]
+        ).to_arrow_table()
+        archived[kind] = 0
+        if archive and old.num_rows:
+            lo = old["ts_ms"][0].as_py()
+            hi = old["ts_ms"][old.num_rows - 1].as_py()
+            rep = lake.write(kind, old, f"live-{kind}-{lo}-{hi}")  # type: ignore[arg-type]
+            archived[kind] = rep.rows + rep.duplicates_dropped
+        n = con.execute(f"DELETE FROM {table} WHERE ts_ms < ?", [cutoff]).fetchall()
+        deleted[kind] = int(n[0][0]) if n else 0
+        row = con.execute(f"SELECT count(*) FROM {table}").fetchall()
+        kept[kind] = int(row[0][0])
     return PurgeReport(cutoff_ms=cutoff, archived=archived, deleted=deleted, kept=kept)

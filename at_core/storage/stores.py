@@ -115,6 +115,25 @@ def init_execution_db(path: Path) -> None:
     _init_sqlite(path, EXECUTION_DDL)
 
 
+def init_store(db_dir: str | Path, which: str) -> StorePaths:
+    """Create or upgrade one store (``raw``, ``features``, ``signals`` or ``execution``):
+    the live actors each own one file, and DuckDB refuses a second process on a file the
+    owner holds, so an actor must never touch another's store."""
+    paths = StorePaths(Path(db_dir))
+    paths.root.mkdir(parents=True, exist_ok=True)
+    if which == "raw":
+        _init_duckdb(paths.raw, "raw", RAW_DDL)
+    elif which == "features":
+        _init_duckdb(paths.features, "features", FEATURES_DDL)
+    elif which == "signals":
+        _init_sqlite(paths.signals, SIGNALS_DDL)
+    elif which == "execution":
+        _init_sqlite(paths.execution, EXECUTION_DDL)
+    else:
+        raise ValueError(f"unknown store `{which}`")
+    return paths
+
+
 def init_stores(db_dir: str | Path) -> StorePaths:
     """Create (or upgrade) every store under ``db_dir``; safe to call any number of times."""
     paths = StorePaths(Path(db_dir))

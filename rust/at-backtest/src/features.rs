@@ -212,7 +212,7 @@ impl FeatureColumns<'_> {
 
 /// The fill-reference rule, incrementally: rows wait for the first later row that brings
 /// a first quote (`fq_ts >= 0` with finite prices); that row's quote is their reference.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 struct References {
     /// First row whose reference is still unknown.
     open: usize,
@@ -268,7 +268,7 @@ pub fn reference_rows(ts_min: &[i64], fq_ts: &[i64], fq_bid: &[f64], fq_ask: &[f
 
 /// A minute table under construction: rows appended in time order, each row's fill
 /// reference set when a later row brings its first quote.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct TableBuilder {
     pub table: OwnedTable,
     refs: References,

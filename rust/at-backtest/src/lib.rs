@@ -27,3 +27,5 @@ mod tests;
 mod tests_fill_timing;
 #[cfg(test)]
 mod tests_gaps;
+#[cfg(test)]
+mod tests_snapshot;

@@ -31,7 +31,7 @@ pub const SHARPE_MIN_DAYS: usize = 20;
 use crate::engine::TradeRecord;
 
 /// The metrics of one backtest.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Metrics {
     pub n_minutes: f64,
     pub n_trades: f64,
@@ -161,7 +161,7 @@ impl Metrics {
 }
 
 /// Running accumulator.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct MetricsAcc {
     initial: f64,
     amb_max_cfg: f64,

@@ -15,19 +15,29 @@
 //!
 //! Memory: one row per minute is kept (≈ 200 bytes) plus, in tick-path mode, the ticks of
 //! the minute being built only.
+//!
+//! A live graph persists the driver with `snapshot` / `restore` (`stream/snapshot.rs`:
+//! bit-exact, refused under other settings) and polls its book with `state` /
+//! `trades_since` (`stream/state.rs`).
 
 use at_features::columns::output_columns;
 use at_features::engine::{FeatureEngine, MinuteOutput, QuoteSource, TradeSource};
 use at_features::{PriceScale, Stage1Config, Stage2Config};
-use at_strategy::{Decision, ExitKind, Params, StopFillMode};
+use at_strategy::{Decision, ExitKind, Params, Permission, StopFillMode};
 use at_types::{minute_of, AtError, Quote, Trade};
 
 use crate::engine::{BacktestResult, Core, Engine};
 use crate::features::{FeatureColumns, TableBuilder};
 use crate::table::FundingHistory;
 
+mod snapshot;
+mod state;
+
+pub use snapshot::SNAPSHOT_VERSION;
+pub use state::{DriverState, OpenPosition, WorkingEntry};
+
 /// Where fills come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FillMode {
     /// The backtester's fill model on the live quotes and trades (paper, shadow).
     Paper,
@@ -45,7 +55,7 @@ pub struct Decided {
 }
 
 /// Ticks + quotes → features → kernel → execution core, one minute at a time.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct StreamingDriver {
     fe: FeatureEngine,
     scale: PriceScale,
@@ -64,6 +74,9 @@ pub struct StreamingDriver {
     /// The first error seen: the driver refuses every later event (it cannot know what it
     /// missed; a live graph halts and alerts rather than trading on a guess).
     halted: Option<String>,
+    /// The live graph's entry permission, applied to the kernel (kept here too so that it
+    /// holds from the first minute, before the execution core exists).
+    permission: Permission,
 }
 
 impl StreamingDriver {
@@ -141,7 +154,22 @@ impl StreamingDriver {
             cur_min: i64::MIN,
             events: 0,
             halted: None,
+            permission: Permission::Allowed,
         })
+    }
+
+    /// Allow, or refuse, new entries from the next decided minute on (the live graph's
+    /// activation and halts; see `at_strategy::Permission`).
+    pub fn set_permission(&mut self, p: Permission) {
+        self.permission = p;
+        if let Some(c) = self.core.as_mut() {
+            c.set_permission(p);
+        }
+    }
+
+    /// The entry permission now.
+    pub fn permission(&self) -> Permission {
+        self.permission
     }
 
     /// Why the driver stopped taking events, if it did.
@@ -326,13 +354,14 @@ impl StreamingDriver {
         let core = match self.core.take() {
             Some(c) => c,
             None => {
-                let c = Core::new(
+                let mut c = Core::new(
                     self.p,
                     true,
                     self.b.table.ts_min[0],
                     self.funding().as_ref(),
                     1440,
                 )?;
+                c.set_permission(self.permission);
                 match self.mode {
                     FillMode::Paper => c,
                     FillMode::External => c.with_external_fills(),

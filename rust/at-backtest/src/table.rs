@@ -424,7 +424,7 @@ hot_fields!(
 );
 
 /// Owned columns (tests, benchmarks, the synthetic series); `view()` borrows them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct OwnedTable {
     pub ts_min: Vec<i64>,
     pub open: Vec<f64>,

@@ -13,11 +13,13 @@
 //! A stale quote (older than `max_quote_staleness_ms`) is still used (SPEC §4.4); its age is
 //! reported so the caller can count stale matches.
 
+use serde::{Deserialize, Serialize};
+
 use crate::QuoteMatch;
 use at_types::Quote;
 
 /// Latest quotes needed to answer both tie rules.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct QuoteBook {
     last: Option<Quote>,
     /// Latest quote whose timestamp is strictly below `last.ts_ms`.
@@ -25,7 +27,7 @@ pub struct QuoteBook {
 }
 
 /// The quote a trade was matched to and its age.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Matched {
     pub quote: Quote,
     pub staleness_ms: i64,

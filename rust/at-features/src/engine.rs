@@ -4,14 +4,22 @@
 //! arrays and feeds the same [`FeatureEngine`] event by event, so batch and streaming
 //! outputs are bit-identical by construction (and tested).
 
+use serde::{Deserialize, Serialize};
+
 use crate::minute::MinuteSummary;
 use crate::stage1::{Stage1Engine, TradeSide};
 use crate::stage2::{FeatureRow, Stage2, Stage2Input};
 use crate::{Stage1Config, Stage2Config};
-use at_types::{AtError, Quote, Trade};
+use at_types::{snapshot, AtError, Quote, Trade};
+
+/// Magic of a feature-engine snapshot.
+const SNAPSHOT_MAGIC: &[u8; 8] = b"ATFEAT\0\0";
+/// Bump whenever a type inside the engine changes its serialised layout (bincode is not
+/// self-describing: an old snapshot would otherwise be misread, not refused).
+pub const SNAPSHOT_VERSION: u32 = 1;
 
 /// Streaming engine: `push_trade`, `push_quote`, `close_minute`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeatureEngine {
     s1: Stage1Engine,
     s2: Stage2,
@@ -36,6 +44,38 @@ impl FeatureEngine {
 
     pub fn stage1(&mut self) -> &mut Stage1Engine {
         &mut self.s1
+    }
+
+    /// The stage-1 and stage-2 configs the engine runs with.
+    pub fn configs(&self) -> (&Stage1Config, &Stage2Config) {
+        (self.s1.config(), self.s2.config())
+    }
+
+    /// A bit-exact image of the whole engine (open minute, pending trades, quote book,
+    /// tick rule, EMA, minutes not yet taken, rolling profile, sigma, spread, BVC), behind
+    /// a header (see `at_types::snapshot`). Restored with [`Self::restore`], the engine
+    /// continues exactly as this one would.
+    pub fn snapshot(&self) -> Result<Vec<u8>, AtError> {
+        snapshot::seal(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, "feature engine", self)
+    }
+
+    /// The engine of a [`Self::snapshot`]. `c1` / `c2` must equal the configs it was taken
+    /// with (the rolling state was built by them): a difference is refused with the key
+    /// named, as are damaged or truncated bytes and snapshots of another format version.
+    pub fn restore(bytes: &[u8], c1: &Stage1Config, c2: &Stage2Config) -> Result<Self, AtError> {
+        let mut e: Self =
+            snapshot::open(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, "feature engine", bytes)?;
+        e.adopt(c1, c2)?;
+        Ok(e)
+    }
+
+    /// For an engine deserialised as part of a larger snapshot: refuse configs other than
+    /// the ones it was built with, then rebuild what snapshots leave out.
+    pub fn adopt(&mut self, c1: &Stage1Config, c2: &Stage2Config) -> Result<(), AtError> {
+        snapshot::check_same("stage1", self.s1.config(), c1)?;
+        snapshot::check_same("stage2", self.s2.config(), c2)?;
+        self.s1.rebuild_derived();
+        Ok(())
     }
 
     pub fn push_trade(&mut self, t: Trade) -> Result<(), AtError> {

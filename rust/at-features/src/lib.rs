@@ -15,6 +15,8 @@
 //! Every choice the spec leaves open is documented where it is made and collected in
 //! `docs/features.md`.
 
+use serde::{Deserialize, Serialize};
+
 pub mod align;
 pub mod columns;
 pub mod engine;
@@ -52,7 +54,7 @@ pub fn units_to_size(units: i64) -> f64 {
 /// Trade-to-quote tie rule for a quote carrying the trade's own millisecond (SPEC §4.4 says
 /// "at or before"; the real Binance windows show the quote a trade causes carries the
 /// trade's millisecond, so `StrictlyBefore` is the project default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum QuoteMatch {
     StrictlyBefore,
     AtOrBefore,
@@ -72,7 +74,7 @@ impl QuoteMatch {
 }
 
 /// Where the sign of a trade comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SideSource {
     /// SPEC §5.7: quote rule, tick-rule fallback.
     Inferred,
@@ -101,7 +103,7 @@ pub(crate) fn bad_cfg(key: &str, message: String) -> AtError {
 }
 
 /// Parameters of stage 1 (config keys of the same names).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stage1Config {
     pub tick_size: f64,
     pub base_bin_ticks: i64,
@@ -163,7 +165,7 @@ impl Stage1Config {
 }
 
 /// Parameters of stage 2 (config keys of the same names).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stage2Config {
     pub tick_size: f64,
     pub base_bin_ticks: i64,
@@ -255,7 +257,7 @@ impl Stage2Config {
 /// Pitfall: `500001 as f64 * 0.1` is `50000.100000000006`, not the double nearest to
 /// `50000.1`. When `1 / tick_size` is an integer (0.1, 0.01, 0.5, ...) dividing by it is
 /// correctly rounded and yields exactly the value a parser gives for "50000.1".
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PriceScale {
     tick: f64,
     inv: Option<f64>,

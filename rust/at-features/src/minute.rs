@@ -1,5 +1,7 @@
 //! The stage-1 record of one UTC minute and the dense accumulator of its price histogram.
 
+use serde::{Deserialize, Serialize};
+
 use at_types::Quote;
 
 /// Everything later stages need from one minute, so that they never re-read ticks.
@@ -7,7 +9,7 @@ use at_types::Quote;
 /// Prices are integer ticks. A minute with no trade has no bar prices (`open..close` are
 /// `None`, volume 0); L1 at close is the last quote seen at or before the close, however old
 /// (SPEC §4.3 "use last available"), and `None` only before the first quote ever.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct MinuteSummary {
     /// Minute start (UTC ms, multiple of 60 000).
     pub ts_min: i64,
@@ -99,7 +101,7 @@ impl MinuteSummary {
 
 /// Dense accumulator of one minute's histogram: a minute spans few hundred ticks, so an
 /// array indexed by price beats a hash map by an order of magnitude on the hot path.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct HistAcc {
     origin: i64,
     vals: Vec<i64>,

@@ -19,10 +19,12 @@
 //! * Aggregated bin edges are multiples of the bin width in ticks (`floor(edge / w) * w`,
 //!   SPEC §5.5), so they do not depend on where the window happens to start.
 
+use serde::{Deserialize, Serialize};
+
 use std::collections::VecDeque;
 
 /// Dense histogram over integer keys with an offset, growing as needed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Dense {
     origin: i64,
     vals: Vec<i64>,
@@ -79,7 +81,7 @@ impl Dense {
 }
 
 /// Result of the value-area computation on an aggregated histogram.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ValueArea {
     /// Lower edges of the POC / VAL / VAH bins in ticks.
     pub poc: i64,
@@ -162,7 +164,7 @@ pub fn value_area(
 }
 
 /// Summary of the profile at one minute.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ProfileStats {
     pub va: Option<ValueArea>,
     /// Aggregated bins with non-zero volume.
@@ -173,7 +175,7 @@ pub struct ProfileStats {
 /// Rolling profile over the last `window` minutes at base resolution, with the aggregated
 /// histogram at the applied bin width maintained incrementally (add/subtract per minute)
 /// and rebuilt from the base histogram on rebucketing.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RollingProfile {
     window_ms: i64,
     minutes: VecDeque<(i64, Vec<(i64, i64)>)>,

@@ -11,6 +11,8 @@
 //! the same quote (the alignment rule guarantees this), so two opposite aggressors inside one
 //! millisecond are both signed correctly. OF sums are unchanged by grouping.
 
+use serde::{Deserialize, Serialize};
+
 /// Quote rule: `+1` at or above the ask, `-1` at or below the bid, `0` strictly inside.
 /// The ask test comes first, as in the spec (matters only for a locked book).
 #[inline]
@@ -25,7 +27,7 @@ pub fn quote_sign(price_ticks: i64, bid_ticks: i64, ask_ticks: i64) -> i8 {
 }
 
 /// Tick-rule state carried across trades, minutes and days.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct TickRule {
     /// Last price of the previous timestamp group.
     prev_price: Option<i64>,

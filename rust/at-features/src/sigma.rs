@@ -11,10 +11,12 @@
 //! * `spread_avg_60m` is the mean of the minute-close spreads of the minutes in the last
 //!   `spread_lookback_minutes` that have a quote (integer ticks summed exactly).
 
+use serde::{Deserialize, Serialize};
+
 use std::collections::VecDeque;
 
 /// Rolling window of per-minute returns keyed by minute start.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RollingSigma {
     window_ms: i64,
     first_min: Option<i64>,
@@ -63,7 +65,7 @@ impl RollingSigma {
 }
 
 /// Rolling mean of integer spreads over a time window.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RollingSpread {
     window_ms: i64,
     vals: VecDeque<(i64, i64)>,
@@ -126,7 +128,7 @@ pub fn normal_cdf(x: f64) -> f64 {
 /// BVC proxy (SPEC §5.9): `bvc_net = volume * (2 * Phi(delta / std_delta) - 1)`, with
 /// `delta = close_t - close_{t-1}` (a minute without trades carries its close: delta 0)
 /// and `std_delta` the population stdev of the deltas of the last `lookback` minutes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Bvc {
     lookback_ms: i64,
     last_close: Option<f64>,

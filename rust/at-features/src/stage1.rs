@@ -34,6 +34,8 @@
 //! carries across minutes and days, and is reported at the minute's end (`ts_min + 60 000`).
 //! A quote with `bid_sz + ask_sz == 0` has no qimb: it leaves the held value unchanged.
 
+use serde::{Deserialize, Serialize};
+
 use crate::align::QuoteBook;
 use crate::minute::{HistAcc, MinuteSummary};
 use crate::side::{quote_sign, TickRule};
@@ -43,7 +45,7 @@ use at_types::{minute_of, AtError, Quote, Trade, MINUTE_MS};
 const QX_EMPTY: [i64; 4] = [i64::MIN, i64::MAX, i64::MIN, i64::MAX];
 
 /// Per-trade result (optional output: fills `raw_trades.inferred_side` and friends).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TradeSide {
     /// Sign used for OF (after fallbacks and `side_source`).
     pub sign: i8,
@@ -73,9 +75,12 @@ pub fn qimb(q: &Quote) -> Option<f64> {
 /// h·(w(T-end) - w(T-start)) + h_last·(1 - w(T-a))` with `w(k) = e^{-k/tau}` read from a
 /// table of the 60 001 possible millisecond distances. The state is rebased at every
 /// minute end, so every distance stays within one minute.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Ema {
-    /// Shared, so that cloning the engine (transactions) does not copy the table.
+    /// Shared, so that cloning the engine (transactions) does not copy the table. Not in
+    /// snapshots (480 kB, a pure function of `qimb_ema_span_seconds`): rebuilt on restore
+    /// by [`Stage1Engine::rebuild_derived`] with the same arithmetic, hence the same bits.
+    #[serde(skip, default = "empty_table")]
     w: std::sync::Arc<[f64]>,
     base: f64,
     base_t: i64,
@@ -85,12 +90,19 @@ struct Ema {
     acc: f64,
 }
 
+fn empty_table() -> std::sync::Arc<[f64]> {
+    std::sync::Arc::from(Vec::new())
+}
+
 impl Ema {
     fn new(tau_ms: f64) -> Self {
-        let w = (0..=MINUTE_MS)
+        Self::with_table(Self::table(tau_ms))
+    }
+
+    fn table(tau_ms: f64) -> std::sync::Arc<[f64]> {
+        (0..=MINUTE_MS)
             .map(|k| (-(k as f64) / tau_ms).exp())
-            .collect();
-        Self::with_table(w)
+            .collect()
     }
 
     /// A fresh EMA sharing `other`'s weight table.
@@ -171,7 +183,7 @@ fn bad_quote(q: &Quote) -> AtError {
 }
 
 /// The streaming stage-1 engine.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stage1Engine {
     cfg: Stage1Config,
     book: QuoteBook,
@@ -223,6 +235,13 @@ impl Stage1Engine {
 
     pub fn config(&self) -> &Stage1Config {
         &self.cfg
+    }
+
+    /// After deserialising a snapshot: rebuild what snapshots leave out (the EMA's weight
+    /// table, derived from the config). Without it the first quote would index an empty
+    /// table.
+    pub fn rebuild_derived(&mut self) {
+        self.ema.w = Ema::table(self.cfg.qimb_ema_span_seconds * 1000.0);
     }
 
     /// Keep a [`TradeSide`] per trade (retrieved with [`Self::take_trade_sides`]).

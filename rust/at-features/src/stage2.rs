@@ -38,6 +38,8 @@
 //! restart, and the value area is invalid until a fresh warm-up. The features of a segment
 //! are therefore the same whether or not distant data was computed before it.
 
+use serde::{Deserialize, Serialize};
+
 use crate::minute::MinuteSummary;
 use crate::profile::RollingProfile;
 use crate::sigma::{Bvc, RollingSigma, RollingSpread};
@@ -72,7 +74,7 @@ impl<'a> From<&'a MinuteSummary> for Stage2Input<'a> {
 }
 
 /// One row of stage-2 output (prices as floats on the tick grid).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FeatureRow {
     pub ts_min: i64,
     pub mid_close: f64,
@@ -121,7 +123,7 @@ pub fn nearest_trade_dist_ticks(hist: &[(i64, i64)], level: i64, bin_ticks: i64)
 }
 
 /// Streaming stage 2.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stage2 {
     cfg: Stage2Config,
     scale: PriceScale,

@@ -6,7 +6,9 @@
 
 use at_backtest::synth::synthetic_table;
 use at_backtest::table::FundingHistory;
-use at_backtest::{run, run_batch, BacktestResult, Metrics, MinuteTable, OwnedTable, TickPath};
+use at_backtest::{
+    run, run_batch, BacktestResult, Metrics, MinuteTable, OwnedTable, TickPath, TradeRecord,
+};
 use at_strategy::Action;
 use at_types::AtError;
 use numpy::{IntoPyArray, PyReadonlyArray1};
@@ -181,10 +183,9 @@ fn metrics_dict<'py>(py: Python<'py>, m: &Metrics) -> PyResult<Bound<'py, PyDict
     Ok(d)
 }
 
-pub(crate) fn result_dict<'py>(py: Python<'py>, r: BacktestResult) -> PyResult<Bound<'py, PyDict>> {
-    let out = PyDict::new(py);
-    out.set_item("metrics", metrics_dict(py, &r.metrics)?)?;
-    let t = &r.trades;
+/// Closed trades as columns: the `trades` layout of every result (`backtest()`,
+/// `StreamingDriver.finish()` and `.trades_since()`).
+pub(crate) fn trades_dict<'py>(py: Python<'py>, t: &[TradeRecord]) -> PyResult<Bound<'py, PyDict>> {
     let tr = PyDict::new(py);
     macro_rules! col {
         ($name:literal, $e:expr) => {
@@ -226,6 +227,13 @@ pub(crate) fn result_dict<'py>(py: Python<'py>, r: BacktestResult) -> PyResult<B
         "exit_reason",
         PyList::new(py, t.iter().map(|x| x.exit_reason.as_str()))?,
     )?;
+    Ok(tr)
+}
+
+pub(crate) fn result_dict<'py>(py: Python<'py>, r: BacktestResult) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    out.set_item("metrics", metrics_dict(py, &r.metrics)?)?;
+    let tr = trades_dict(py, &r.trades)?;
     out.set_item("trades", tr)?;
     out.set_item("equity", r.equity.into_pyarray(py))?;
     // Codes, not strings: 43,200 Python strings per month would dominate a backtest.

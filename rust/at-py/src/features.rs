@@ -15,7 +15,7 @@ use at_features::{
 };
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict};
 
 use crate::errors::to_py;
 
@@ -289,6 +289,25 @@ impl PyFeatureEngine {
         let scale = PriceScale::new(c1.tick_size);
         let mut inner = FeatureEngine::new(c1, c2).map_err(to_py)?;
         inner.stage1().set_record_trades(record_trades);
+        Ok(Self { inner, scale })
+    }
+
+    /// The whole engine as bytes (bit-exact, open minute included).
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let inner = &self.inner;
+        let b = py.detach(|| inner.snapshot()).map_err(to_py)?;
+        Ok(PyBytes::new(py, &b))
+    }
+
+    /// The engine of a `snapshot()`; `config` must be the one it was taken with (a
+    /// difference is refused, naming the key). `record_trades` is the snapshot's.
+    #[staticmethod]
+    fn restore(py: Python<'_>, data: &[u8], config: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let (c1, c2) = configs(config)?;
+        let scale = PriceScale::new(c1.tick_size);
+        let inner = py
+            .detach(|| FeatureEngine::restore(data, &c1, &c2))
+            .map_err(to_py)?;
         Ok(Self { inner, scale })
     }
 

@@ -6,8 +6,8 @@
 //! strings, and the result is validated (errors name the key).
 
 use at_strategy::{
-    event, sig, Decision, EntryOrder, ExitKind, Kernel, MinuteInput, ParamKind, ParamValue, Params,
-    Reason, PARAM_KEYS,
+    event, sig, Action, Decision, EntryOrder, ExitKind, Kernel, MinuteInput, ParamKind, ParamValue,
+    Params, Reason, PARAM_KEYS,
 };
 use at_types::AtError;
 use pyo3::prelude::*;
@@ -352,6 +352,36 @@ impl PyStrategyKernel {
 }
 
 /// Reason codes in code order (`decisions["reason"]` arrays index into it).
+/// Names of `decisions['action']` codes, in code order.
+#[pyfunction]
+fn strategy_action_names() -> Vec<&'static str> {
+    [
+        Action::Hold,
+        Action::EnterLong,
+        Action::EnterShort,
+        Action::Exit,
+    ]
+    .iter()
+    .map(|a| a.as_str())
+    .collect()
+}
+
+/// Names of the six setup bits of `decisions['signals']`, bit 0 first (the
+/// `signals_1m.signal_*` columns without their prefix).
+#[pyfunction]
+fn strategy_signal_names() -> Vec<&'static str> {
+    let bits = [
+        (sig::BREAKIN_LONG, "breakin_long"),
+        (sig::BREAKIN_SHORT, "breakin_short"),
+        (sig::BREAKOUT_LONG, "breakout_long"),
+        (sig::BREAKOUT_SHORT, "breakout_short"),
+        (sig::FAILBREAK_LONG, "failbreak_long"),
+        (sig::FAILBREAK_SHORT, "failbreak_short"),
+    ];
+    debug_assert!(bits.iter().enumerate().all(|(i, (b, _))| *b == 1 << i));
+    bits.iter().map(|(_, n)| *n).collect()
+}
+
 #[pyfunction]
 fn strategy_reason_codes() -> Vec<&'static str> {
     Reason::ALL.iter().map(|r| r.as_str()).collect()
@@ -372,6 +402,8 @@ fn strategy_params_json(params: &Bound<'_, PyDict>) -> PyResult<String> {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyStrategyKernel>()?;
     m.add_function(wrap_pyfunction!(strategy_reason_codes, m)?)?;
+    m.add_function(wrap_pyfunction!(strategy_action_names, m)?)?;
+    m.add_function(wrap_pyfunction!(strategy_signal_names, m)?)?;
     m.add_function(wrap_pyfunction!(strategy_params_json, m)?)?;
     m.add_function(wrap_pyfunction!(strategy_param_keys, m)?)?;
     m.add_function(wrap_pyfunction!(strategy_minute_fields, m)?)?;

@@ -9,16 +9,15 @@ use at_backtest::features::{
     feature_input_columns, minute_table, reference_rows, FeatureColumns, FEATURE_BOOL_COLUMNS,
     FEATURE_F64_COLUMNS, FEATURE_I64_COLUMNS,
 };
-use at_backtest::stream::{Decided, FillMode, StreamingDriver};
+use at_backtest::stream::{Decided, DriverState, FillMode, StreamingDriver};
 use at_features::PriceScale;
-use at_strategy::ExitKind;
+use at_strategy::{ExitKind, Permission, SeqTrack};
 use at_types::AtError;
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
-use pyo3::types::PyList;
+use pyo3::types::{PyBytes, PyDict, PyList};
 
-use crate::backtest::{owned_dict, result_dict};
+use crate::backtest::{owned_dict, result_dict, trades_dict};
 use crate::errors::to_py;
 use crate::features::{configs, quote_arrays, quote_cols, trade_arrays, trade_cols};
 use crate::strategy::{entry_dict, params_from_dict};
@@ -78,6 +77,126 @@ fn decided_dict<'py>(
     Ok(d)
 }
 
+fn fill_mode(fills: &str) -> PyResult<FillMode> {
+    match fills {
+        "paper" => Ok(FillMode::Paper),
+        "exchange" => Ok(FillMode::External),
+        _ => Err(bad(
+            "streaming driver `fills`",
+            format!("expected paper|exchange, got `{fills}`"),
+        )),
+    }
+}
+
+type Funding = Option<(Vec<i64>, Vec<f64>)>;
+
+fn funding_of(
+    funding_ts: Option<PyReadonlyArray1<'_, i64>>,
+    funding_rate: Option<PyReadonlyArray1<'_, f64>>,
+) -> PyResult<Funding> {
+    match (funding_ts, funding_rate) {
+        (Some(t), Some(r)) => {
+            let nc = || bad("funding history", "arrays must be contiguous".into());
+            Ok(Some((
+                t.as_slice().map_err(|_| nc())?.to_vec(),
+                r.as_slice().map_err(|_| nc())?.to_vec(),
+            )))
+        }
+        (None, None) => Ok(None),
+        _ => Err(bad(
+            "funding history",
+            "needs both `funding_ts` and `funding_rate`".into(),
+        )),
+    }
+}
+
+fn side_name(side: i8) -> &'static str {
+    if side > 0 {
+        "LONG"
+    } else {
+        "SHORT"
+    }
+}
+
+fn state_dict<'py>(py: Python<'py>, s: &DriverState) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("minutes", s.minutes)?;
+    d.set_item("last_ts_min", s.last_ts_min)?;
+    d.set_item("mode", s.mode.as_str())?;
+    let seq = |t: &SeqTrack| -> PyResult<Bound<'py, PyDict>> {
+        let o = PyDict::new(py);
+        o.set_item("count", t.count)?;
+        o.set_item("locked", t.locked)?;
+        o.set_item("extreme", t.extreme)?;
+        o.set_item("fired", t.fired)?;
+        Ok(o)
+    };
+    let acc = PyDict::new(py);
+    acc.set_item("mode", s.mode.as_str())?;
+    acc.set_item("above", seq(&s.above)?)?;
+    acc.set_item("below", seq(&s.below)?)?;
+    match &s.retest {
+        None => acc.set_item("retest", py.None())?,
+        Some(r) => {
+            let o = PyDict::new(py);
+            o.set_item("side", r.side)?;
+            o.set_item("level", r.level)?;
+            o.set_item("poke_extreme", r.poke_extreme)?;
+            o.set_item("pullback_extreme", r.pullback_extreme)?;
+            o.set_item("armed_ts_min", r.armed_ts_min)?;
+            acc.set_item("retest", o)?;
+        }
+    }
+    d.set_item("acceptance", acc)?;
+    match &s.position {
+        None => d.set_item("position", py.None())?,
+        Some(x) => {
+            let o = PyDict::new(py);
+            o.set_item("side", side_name(x.side))?;
+            o.set_item("qty", x.qty)?;
+            o.set_item("entry_price", x.entry_price)?;
+            o.set_item("entry_ts_ms", x.entry_ts_ms)?;
+            o.set_item("stop", x.stop)?;
+            o.set_item("tp1", x.tp1)?;
+            o.set_item("tp2", x.tp2)?;
+            o.set_item("tp1_done", x.tp1_done)?;
+            o.set_item("setup", x.setup.as_str())?;
+            o.set_item("entry_reason", x.entry_reason.as_str())?;
+            o.set_item("exit_pending", x.exit_pending.map(|r| r.as_str()))?;
+            d.set_item("position", o)?;
+        }
+    }
+    match &s.working_entry {
+        None => d.set_item("working", py.None())?,
+        Some(w) => {
+            let o = PyDict::new(py);
+            o.set_item("side", side_name(w.side))?;
+            o.set_item("limit_price", w.limit_price)?;
+            o.set_item("qty", w.qty)?;
+            o.set_item("filled_qty", w.filled_qty)?;
+            o.set_item("stop", w.stop)?;
+            o.set_item("tp1", w.tp1)?;
+            o.set_item("tp2", w.tp2)?;
+            o.set_item("setup", w.setup.as_str())?;
+            o.set_item("reason", w.reason.as_str())?;
+            o.set_item("decision_ts_min", w.decision_ts_min)?;
+            o.set_item("decision_ts_ms", w.decision_ts_ms)?;
+            d.set_item("working", o)?;
+        }
+    }
+    d.set_item("cash", s.cash)?;
+    d.set_item("equity", s.equity)?;
+    d.set_item("kill", s.kill_switch)?;
+    d.set_item("heat", s.heat)?;
+    d.set_item("day_start_equity", s.day_start_equity)?;
+    d.set_item("day_pnl", s.day_pnl)?;
+    d.set_item("trades", s.closed_trades)?;
+    d.set_item("events", s.events)?;
+    d.set_item("halted", s.halted.as_deref())?;
+    d.set_item("permission", s.permission.as_str())?;
+    Ok(d)
+}
+
 /// Ticks + quotes → features → strategy kernel → execution core (paper fills by the
 /// backtester's fill model), minute by minute. See `rust/at-backtest/src/stream.rs`.
 #[pyclass(name = "StreamingDriver", module = "at_core._core", unsendable)]
@@ -109,34 +228,10 @@ impl PyStreamingDriver {
         funding_rate: Option<PyReadonlyArray1<'_, f64>>,
         fills: &str,
     ) -> PyResult<Self> {
-        let mode = match fills {
-            "paper" => FillMode::Paper,
-            "exchange" => FillMode::External,
-            _ => {
-                return Err(bad(
-                    "streaming driver `fills`",
-                    format!("expected paper|exchange, got `{fills}`"),
-                ))
-            }
-        };
+        let mode = fill_mode(fills)?;
         let (c1, c2) = configs(config)?;
         let p = params_from_dict(params)?;
-        let funding = match (funding_ts, funding_rate) {
-            (Some(t), Some(r)) => {
-                let nc = || bad("funding history", "arrays must be contiguous".into());
-                Some((
-                    t.as_slice().map_err(|_| nc())?.to_vec(),
-                    r.as_slice().map_err(|_| nc())?.to_vec(),
-                ))
-            }
-            (None, None) => None,
-            _ => {
-                return Err(bad(
-                    "funding history",
-                    "needs both `funding_ts` and `funding_rate`".into(),
-                ))
-            }
-        };
+        let funding = funding_of(funding_ts, funding_rate)?;
         let scale = PriceScale::new(c1.tick_size);
         let qty_step = p.qty_step;
         let inner = StreamingDriver::with_mode(c1, c2, p, funding, mode).map_err(to_py)?;
@@ -145,6 +240,54 @@ impl PyStreamingDriver {
             scale,
             qty_step,
         })
+    }
+
+    /// The whole driver as bytes (bit-exact; see `rust/at-backtest/src/stream/snapshot.rs`).
+    fn snapshot<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let d = self.driver()?;
+        let b = py.detach(|| d.snapshot()).map_err(to_py)?;
+        Ok(PyBytes::new(py, &b))
+    }
+
+    /// The driver of a `snapshot()`; the other arguments are the constructor's and must
+    /// be the ones the snapshot was taken with (a difference is refused, naming the key).
+    #[staticmethod]
+    #[pyo3(signature = (data, config, params, funding_ts = None, funding_rate = None, fills = "paper"))]
+    fn restore(
+        py: Python<'_>,
+        data: &[u8],
+        config: &Bound<'_, PyDict>,
+        params: &Bound<'_, PyDict>,
+        funding_ts: Option<PyReadonlyArray1<'_, i64>>,
+        funding_rate: Option<PyReadonlyArray1<'_, f64>>,
+        fills: &str,
+    ) -> PyResult<Self> {
+        let mode = fill_mode(fills)?;
+        let (c1, c2) = configs(config)?;
+        let p = params_from_dict(params)?;
+        let funding = funding_of(funding_ts, funding_rate)?;
+        let scale = PriceScale::new(c1.tick_size);
+        let qty_step = p.qty_step;
+        let inner = py
+            .detach(|| StreamingDriver::restore(data, c1, c2, p, funding, mode))
+            .map_err(to_py)?;
+        Ok(Self {
+            inner: Some(inner),
+            scale,
+            qty_step,
+        })
+    }
+
+    /// The trading state now (book, working entry, equity, kill switch, day P&L).
+    fn state<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.driver()?.state();
+        state_dict(py, &s)
+    }
+
+    /// Closed trades from index `n` on, in the `trades` layout of `finish()`.
+    fn trades_since<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyDict>> {
+        let t = self.driver()?.trades_since(n);
+        trades_dict(py, t)
     }
 
     /// Feed sorted trades and quotes (dicts of arrays, either may be None) in time order;
@@ -233,6 +376,14 @@ impl PyStreamingDriver {
     #[getter]
     fn events(&self) -> u64 {
         self.inner.as_ref().map_or(0, |d| d.events())
+    }
+
+    /// Allow or refuse new entries from the next decided minute on:
+    /// `allowed` | `close_only` | `blocked` (the live graph's activation and halts).
+    fn set_permission(&mut self, permission: &str) -> PyResult<()> {
+        let p = Permission::parse(permission).map_err(to_py)?;
+        self.driver()?.set_permission(p);
+        Ok(())
     }
 
     /// Why the driver refuses events (the first error it met), or None.

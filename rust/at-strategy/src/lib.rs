@@ -16,7 +16,7 @@ pub mod sizing;
 pub use input::{Bar, MinuteInput};
 pub use kernel::{
     Action, Decision, EntryOrder, ExitKind, ExitOrder, IdleCols, Kernel, KernelState, Mode,
-    Position, Retest, SeqTrack, Setup,
+    Permission, Position, Retest, SeqTrack, Setup,
 };
 pub use param_keys::{ParamKind, ParamValue, PARAM_KEYS};
 pub use params::{LimitPriceMode, OfThresholdMode, Params, QimbSource, StopFillMode};

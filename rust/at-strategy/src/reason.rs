@@ -48,10 +48,13 @@ pub enum Reason {
     /// The data stopped (a gap longer than `max_gap_minutes`): closed at the last mark
     /// before it, like at the end of the data.
     DataGap,
+    /// A setup fired but the live graph does not permit entries (observation before
+    /// activation, deactivated, halted): logged, not placed.
+    EntryNotPermitted,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 37] = [
+    pub const ALL: [Reason; 38] = [
         Reason::NoSignal,
         Reason::NoTrades,
         Reason::VaInvalid,
@@ -89,6 +92,7 @@ impl Reason {
         Reason::Flip,
         Reason::EndOfData,
         Reason::DataGap,
+        Reason::EntryNotPermitted,
     ];
 
     /// Stable text code (what the stores and reports show).
@@ -131,6 +135,7 @@ impl Reason {
             Reason::Flip => "FLIP",
             Reason::EndOfData => "END_OF_DATA",
             Reason::DataGap => "DATA_GAP",
+            Reason::EntryNotPermitted => "ENTRY_NOT_PERMITTED",
         }
     }
 

@@ -5,7 +5,10 @@
 //! which floors to the wrong tick. Converting once, with rounding, at the boundary of the
 //! system and doing every later comparison in integers removes the whole class of bugs.
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+pub mod snapshot;
 
 /// Milliseconds in one minute; `ts_min = floor(ts_ms / 60000) * 60000` (SPEC §4.1).
 pub const MINUTE_MS: i64 = 60_000;
@@ -67,7 +70,7 @@ impl TickGrid {
 }
 
 /// One print. `seq` keeps the source order of events within a millisecond.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Trade {
     pub ts_ms: i64,
     pub seq: i64,
@@ -78,7 +81,7 @@ pub struct Trade {
 }
 
 /// One best-bid/offer update.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Quote {
     pub ts_ms: i64,
     pub seq: i64,

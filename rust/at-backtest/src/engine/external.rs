@@ -16,7 +16,7 @@ use at_types::AtError;
 use super::{decision_ts, Engine};
 
 /// Partial fills of the working entry so far.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub(super) struct PartialEntry {
     steps: i64,
     notional: f64,
@@ -25,6 +25,12 @@ pub(super) struct PartialEntry {
     /// Price of the only fill while there is one (the average of one fill, exactly).
     first_price: f64,
     maker: bool,
+}
+
+impl PartialEntry {
+    pub(super) fn steps(&self) -> i64 {
+        self.steps
+    }
 }
 
 fn bad(ts: i64, message: String) -> AtError {

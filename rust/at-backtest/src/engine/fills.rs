@@ -7,7 +7,7 @@ use at_types::AtError;
 
 use super::{decision_ts, Engine, TradeRecord, FUNDING_PERIOD, MINUTE};
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub(super) struct PendingEntry {
     pub(super) order: EntryOrder,
     /// Row whose close decided it.
@@ -22,7 +22,7 @@ pub(super) struct PendingEntry {
     pub(super) ambiguous: f64,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub(super) struct PendingExit {
     pub(super) decided: usize,
 }
@@ -58,7 +58,7 @@ impl Lv {
     }
 }
 
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct OpenTrade {
     pub(super) rec: TradeRecord,
 }

@@ -81,7 +81,7 @@ pub use runs::{is_entry, run, run_batch, run_with, Output, RunPath};
 /// it. The batch runner binds it once for the whole table; the streaming driver
 /// (`crate::stream`) binds it for each minute as the minute closes (the table grows in
 /// between), so both run exactly this code.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct Core {
     p: Params,
     k: Kernel,
@@ -162,6 +162,11 @@ impl Core {
         self
     }
 
+    /// The kernel's entry permission (the live graph's gate).
+    pub fn set_permission(&mut self, p: at_strategy::Permission) {
+        self.k.set_permission(p);
+    }
+
     /// Whether fills come from outside.
     pub fn external_fills(&self) -> bool {
         self.external
@@ -179,6 +184,17 @@ impl Core {
     /// Whether an entry or exit order is waiting for its fill.
     pub fn has_working_orders(&self) -> bool {
         self.entry.is_some() || self.exit.is_some()
+    }
+
+    /// The last mark price (mid at the last close, else its last trade); NaN before one.
+    pub fn last_mark(&self) -> f64 {
+        self.last_mark
+    }
+
+    /// Quantity steps of the working entry filled so far by reported partial fills
+    /// (external fills only; 0 otherwise).
+    pub fn entry_filled_steps(&self) -> i64 {
+        self.partial.as_ref().map_or(0, |p| p.steps())
     }
 }
 

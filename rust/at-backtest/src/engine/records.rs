@@ -5,7 +5,7 @@ use at_strategy::{Action, Decision, Reason, Setup};
 use crate::metrics::Metrics;
 
 /// One closed position (a flip yields two).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TradeRecord {
     pub side: i8,
     pub setup: Setup,
@@ -53,7 +53,7 @@ pub struct DecisionRow {
 
 /// The per-minute decisions of a full backtest as columns (what the bindings hand to
 /// NumPy as they are): `action` holds `Action as u8`, `reason` holds `Reason::code()`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Decisions {
     pub ts_min: Vec<i64>,
     pub action: Vec<u8>,

@@ -156,6 +156,12 @@ impl Kernel {
         Ok(())
     }
 
+    /// Set the live graph's entry permission (takes effect at the next decided minute: a
+    /// working entry is then cancelled unless `Allowed`).
+    pub fn set_permission(&mut self, p: Permission) {
+        self.s.permission = p;
+    }
+
     /// The working entry will not fill (rejected / cancelled by the executor).
     pub fn cancel_entry(&mut self) {
         self.s.working = None;

@@ -52,12 +52,12 @@ pub use fast::IdleCols;
 pub(crate) use signals::Family;
 use types::PosView;
 pub use types::{
-    Action, Decision, EntryOrder, ExitKind, ExitOrder, KernelState, Mode, Position, Retest,
-    SeqTrack, Setup,
+    Action, Decision, EntryOrder, ExitKind, ExitOrder, KernelState, Mode, Permission, Position,
+    Retest, SeqTrack, Setup,
 };
 
 /// The kernel: parameters + state.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Kernel {
     p: Params,
     s: KernelState,
@@ -96,6 +96,7 @@ impl Kernel {
             last_exit_min: None,
             minutes_seen: 0,
             last_ts_min: None,
+            permission: Permission::Allowed,
         };
         Ok(Self {
             min_qty_steps: p.min_qty_steps(),
@@ -249,6 +250,13 @@ impl Kernel {
             return;
         }
 
+        // ---- not permitted to open (observation, deactivated, halted): no working entry
+        let permitted = self.s.permission == Permission::Allowed;
+        if !permitted && self.s.working.take().is_some() {
+            d.cancel_entry = true;
+            d.events |= event::ENTRY_CANCELLED;
+        }
+
         // ---- candidate entry by priority: break-in > failed breakout > breakout (§6.7)
         let retest_live =
             self.s.position.is_none() && self.s.working.is_none() && self.s.retest.is_some();
@@ -273,6 +281,15 @@ impl Kernel {
                 below_reset_extreme,
                 mtm,
             )
+        };
+
+        // the setups were evaluated (and are logged); the entry is not placed
+        let cand = match cand {
+            Some(_) if !permitted => {
+                d.reason = Reason::EntryNotPermitted;
+                None
+            }
+            c => c,
         };
 
         // ---- an open position

@@ -42,6 +42,48 @@ impl Mode {
     }
 }
 
+/// Whether the kernel may open positions: the live graph's gate (SPEC §11.4, §16.1).
+///
+/// Signals are computed and logged whatever the permission; only placing an entry (a flip
+/// included) depends on it. `CloseOnly` (observation before activation, a deactivated
+/// graph) and `Blocked` (a halt: reconciliation mismatch, unexplained report) both refuse
+/// new entries and cancel a working one; exits are decided as always (in `Blocked` the
+/// executor sends nothing, the exchange-held stop protects the position). A backtest
+/// never changes it from `Allowed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Permission {
+    #[default]
+    Allowed,
+    CloseOnly,
+    Blocked,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 3] = [
+        Permission::Allowed,
+        Permission::CloseOnly,
+        Permission::Blocked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Allowed => "allowed",
+            Permission::CloseOnly => "close_only",
+            Permission::Blocked => "blocked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, at_types::AtError> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| at_types::AtError::InvalidConfig {
+                key: "permission".into(),
+                message: format!("`{s}` is not one of allowed, close_only, blocked"),
+            })
+    }
+}
+
 /// What the decision asks for (`signals_1m.chosen_action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[repr(u8)]
@@ -94,7 +136,7 @@ pub struct ExitOrder {
 }
 
 /// The kernel's answer for one minute.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     pub ts_min: i64,
     pub action: Action,
@@ -271,4 +313,6 @@ pub struct KernelState {
     pub last_exit_min: Option<i64>,
     pub minutes_seen: u64,
     pub last_ts_min: Option<i64>,
+    /// May the kernel open positions (the live graph's gate; `Allowed` in backtests).
+    pub permission: Permission,
 }

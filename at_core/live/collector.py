@@ -1,0 +1,260 @@
+"""The Collector actor: the exchange's public stream → ``raw.duckdb`` → the features actor.
+
+It alone owns ``raw.duckdb``. Its pump thread drains the adapter (publicTrade and
+orderbook.1 over a supervised WebSocket with a stall watchdog and capped backoff), puts
+rows through the reorder buffer (``at_core.live.ticks``), appends every release to
+``raw.duckdb`` in one transaction and only then sends it on, so a consumer never holds a
+tick the store lacks (the store is the record every catch-up reads).
+
+Gaps are recorded, never filled: when the stream stalls or drops, the gap runs from the
+last row stored before it to the first row after it; when the collector itself was down
+(a restart), from the last stored row to the first new one. Each goes to ``feed_gaps`` and
+to the consumers, which flag the minutes it touches. Feed health is kept per topic (wall
+time of the last message) and a topic silent for ``stale_feed_s`` raises ``stale_feed``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from at_core import logging as at_logging
+from at_core.exchange.adapter import BybitAdapter
+from at_core.live.alerts import Alerter
+from at_core.live.config import ACTOR_NAMES, NAMESPACE, LiveConfig
+from at_core.live.cursor import Cursor, make_batch
+from at_core.live.raw_store import RawStore
+from at_core.live.ticks import Released, TickBuffer
+from at_core.storage.stores import init_store
+
+log = at_logging.get(__name__)
+DAY_MS = 86_400_000
+TOPICS = ("publicTrade", "orderbook.1")
+
+
+class Collector:
+    def __init__(self, cfg: LiveConfig, start_stream: bool = True) -> None:
+        self.cfg = cfg
+        paths = init_store(cfg.db_dir, "raw")
+        self.db_root = paths.root
+        self.store = RawStore(paths.raw)
+        self.alerts = Alerter(cfg.alert_log, cfg.webhook_url, "collector")
+        last = self.store.last()
+        self.cursor = Cursor(last["trade_seq"], last["quote_seq"])
+        self.buf = TickBuffer(
+            next_trade_seq=self.cursor.trade_seq + 1,
+            next_quote_seq=self.cursor.quote_seq + 1,
+            reorder_ms=cfg.reorder_ms,
+        )
+        self.last_stored_ts = max(last["trade_ts"], last["quote_ts"])
+        self.buf.released_ts = self.last_stored_ts
+        # a restart with stored rows is a gap until the first new row
+        self.gap_open: str | None = "collector restart" if self.last_stored_ts >= 0 else None
+        self.last_msg: dict[str, float] = {}
+        self.stale: dict[str, bool] = dict.fromkeys(TOPICS, False)
+        self.started = time.monotonic()
+        self.messages = 0
+        self.rows = 0
+        self.batches = 0
+        self.feed_state = "starting"
+        self.last_purge_day: int | None = None
+        self.errors: list[str] = []
+        self._features: Any = None
+        self._stop = threading.Event()
+        self.adapter: BybitAdapter | None = None
+        self._thread: threading.Thread | None = None
+        if start_stream:
+            self.adapter = BybitAdapter(
+                cfg.rest_url, cfg.ws_url, None, None, stall_after_s=min(6.0, cfg.stale_feed_s)
+            )
+            self.adapter.start(public=True, private=False)
+            self._thread = threading.Thread(target=self._pump, name="collector", daemon=True)
+            self._thread.start()
+
+    # ---- the pump ---------------------------------------------------------------------------
+    def _pump(self) -> None:
+        assert self.adapter is not None
+        last_wall = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                events = self.adapter.drain(timeout=0.01)
+                for ev in events:
+                    self._on_event(ev.kind, ev.data)
+                now = time.monotonic()
+                if events:
+                    last_wall = now
+                idle = now - last_wall >= self.cfg.idle_flush_s
+                rel = self.buf.release(idle=idle)
+                if rel.rows:
+                    self.deliver(rel)
+                self._check_health(now)
+            except Exception as exc:  # the pump must keep running; report and go on
+                self.errors.append(repr(exc))
+                log.error("collector pump error", error=repr(exc))
+                time.sleep(0.1)
+
+    def _on_event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "public":
+            topic = str(data.get("topic", ""))
+            name = "publicTrade" if topic.startswith("publicTrade") else "orderbook.1"
+            self.last_msg[name] = time.monotonic()
+            self.messages += 1
+            self.buf.on_message(data)
+            if self.feed_state != "up":
+                self.feed_state = "up"
+        elif kind in ("stall", "disconnected"):
+            if self.gap_open is None:
+                self.gap_open = f"{kind}: {data.get('why') or data.get('topic') or ''}".strip()
+            self.feed_state = kind
+        elif kind == "reconnected":
+            self.feed_state = "reconnecting"
+
+    def deliver(self, rel: Released) -> None:
+        """Store one release, then send it on (see the module doc for the order)."""
+        start = self.cursor
+        first_ts = min(int(a["ts_ms"][0]) for a in (rel.trades, rel.quotes) if a is not None)
+        self.store.append(rel)
+        if self.gap_open is not None and self.last_stored_ts >= 0:
+            self._gap(self.last_stored_ts, first_ts, self.gap_open)
+        self.gap_open = None
+        end = Cursor(self.buf.next_trade_seq - 1, self.buf.next_quote_seq - 1)
+        self.cursor = end
+        self.last_stored_ts = max(self.last_stored_ts, rel.last_ts or -1)
+        self.rows += rel.rows
+        self.batches += 1
+        if self.buf.late:
+            late, self.buf.late = self.buf.late, []
+            self.store.record_late(late)
+            self.alerts.emit(
+                "late_ticks",
+                f"{len(late)} rows arrived after their time was released; stored, not fed",
+                key="late",
+                total=self.buf.late_count,
+            )
+        batch = make_batch(rel.trades, rel.quotes, start, end, rel.close_through)
+        batch["trades"] = _strip_ids(batch["trades"])
+        self._send(batch)
+        self._maybe_purge()
+
+    def _gap(self, start_ms: int, end_ms: int, reason: str) -> None:
+        self.store.record_gap(start_ms, end_ms, reason)
+        self.alerts.emit(
+            "feed_gap",
+            f"no ticks from {start_ms} to {end_ms} ({reason}); the minutes are flagged",
+            start_ms=start_ms,
+            end_ms=end_ms,
+            reason=reason,
+        )
+        f = self.features()
+        if f is not None:
+            f.on_gap.remote(start_ms, end_ms, reason)
+
+    def features(self) -> Any:
+        if self._features is None:
+            import ray
+
+            try:
+                self._features = ray.get_actor(ACTOR_NAMES["features"], namespace=NAMESPACE)
+            except ValueError:
+                return None
+        return self._features
+
+    def _send(self, batch: dict[str, Any]) -> None:
+        f = self.features()
+        if f is not None:
+            f.on_ticks.remote(batch)
+
+    def _check_health(self, now: float) -> None:
+        for topic in TOPICS:
+            seen = self.last_msg.get(topic, self.started)
+            stale = now - seen > self.cfg.stale_feed_s
+            if stale and not self.stale[topic]:
+                self.alerts.emit(
+                    "stale_feed",
+                    f"no {topic} message for {now - seen:.1f} s",
+                    key=topic,
+                    topic=topic,
+                    silent_s=round(now - seen, 1),
+                )
+            self.stale[topic] = stale
+
+    def _maybe_purge(self) -> None:
+        day = self.last_stored_ts // DAY_MS
+        if self.last_purge_day == day:
+            return
+        self.last_purge_day = day
+        try:
+            rep = self.store.purge(self.db_root, self.last_stored_ts, self.cfg.raw_keep_hours)
+            if any(rep.deleted.values()):
+                log.info("raw purge", archived=rep.archived, deleted=rep.deleted)
+        except Exception as exc:  # retried on the next day change; nothing deleted unarchived
+            self.errors.append(f"purge: {exc!r}")
+
+    # ---- called by other actors and the operator --------------------------------------------
+    def ticks_after(
+        self, cursor: dict[str, int], upto: dict[str, int] | None = None
+    ) -> tuple[Any, Any]:
+        c = Cursor.of(cursor)
+        u = Cursor.of(upto) if upto else None
+        t, q = self.store.ticks_after(
+            c.trade_seq,
+            c.quote_seq,
+            None if u is None else u.trade_seq,
+            None if u is None else u.quote_seq,
+        )
+        return _strip_ids(t), q
+
+    def ticks_since_ms(self, from_ms: int) -> tuple[Any, Any, dict[str, int]]:
+        return self.store.ticks_since_ms(from_ms)
+
+    def gaps(self, since_ms: int = -(2**62)) -> list[dict[str, Any]]:
+        return self.store.gaps(since_ms)
+
+    def position(self) -> dict[str, int]:
+        return self.cursor.to_json()
+
+    def status(self) -> dict[str, Any]:
+        now = time.monotonic()
+        return {
+            "feed_state": self.feed_state,
+            "topics": {
+                t: {
+                    "last_msg_s_ago": None
+                    if t not in self.last_msg
+                    else round(now - self.last_msg[t], 3),
+                    "stale": self.stale[t],
+                }
+                for t in TOPICS
+            },
+            "messages": self.messages,
+            "rows": self.rows,
+            "batches": self.batches,
+            "cursor": self.cursor.to_json(),
+            "last_ts": self.last_stored_ts,
+            "late": self.buf.late_count,
+            "book_resends_skipped": self.buf.skipped_book_resends,
+            "pending": self.buf.pending(),
+            "errors": self.errors[-5:],
+            "stored": self.store.counts(),
+        }
+
+    def ping(self) -> bool:
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.adapter is not None:
+            self.adapter.stop()
+        rel = self.buf.release(idle=True)
+        if rel.rows:
+            self.deliver(rel)
+        self.alerts.close(timeout=2)
+
+
+def _strip_ids(t: Any) -> Any:
+    if t is None:
+        return None
+    return {k: v for k, v in t.items() if k != "trade_id"}

@@ -1,0 +1,199 @@
+"""``raw.duckdb`` as the collector owns it: appends, catch-up reads, gaps, the daily purge.
+
+DuckDB allows one writing process per file, so only the collector opens ``raw.duckdb``; the
+other actors get ticks from it (``ticks_after``) when they must catch up after a restart or
+a lost batch. Rows are appended in release order, so ``seq`` order is time order within a
+kind and a consumer's cursor is just the last ``seq`` of each kind it has fed.
+
+Gaps (the feed was down, stalled, or the collector itself was not running) are recorded in
+``feed_gaps`` with their reason; the features actor flags the minutes they touch. Rows that
+arrived too late to be fed in time order go to ``late_ticks`` (kept, counted, never fed).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from at_core.errors import StorageError
+from at_core.live.ticks import Arrays, Released
+from at_core.storage.retention import HOUR_MS, PurgeReport, purge_connection
+
+EXTRA_DDL = [
+    """CREATE TABLE IF NOT EXISTS feed_gaps (
+    start_ms    BIGINT NOT NULL,
+    end_ms      BIGINT NOT NULL,
+    reason      VARCHAR NOT NULL,
+    recorded_ms BIGINT NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS late_ticks (
+    ts_ms       BIGINT NOT NULL,
+    kind        VARCHAR NOT NULL,
+    payload     VARCHAR NOT NULL,
+    recorded_ms BIGINT NOT NULL
+)""",
+]
+
+TRADE_COLS = ("ts_ms", "price", "size", "exchange_side", "trade_id", "seq")
+QUOTE_COLS = ("ts_ms", "bid_px", "bid_sz", "ask_px", "ask_sz", "seq")
+
+
+class RawStore:
+    """The collector's connection to ``raw.duckdb`` (thread-safe: one lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.con = duckdb.connect(str(path))
+        except duckdb.Error as exc:
+            raise StorageError(
+                f"cannot open {path} for writing (is another collector running?): {exc}"
+            ) from exc
+        for ddl in EXTRA_DDL:
+            self.con.execute(ddl)
+        self.lock = threading.Lock()
+
+    def close(self) -> None:
+        with self.lock:
+            self.con.close()
+
+    # ---- cursor ------------------------------------------------------------------------------
+    def last(self) -> dict[str, int]:
+        """Last seq and ts of each kind (0 / -1 when empty)."""
+        with self.lock:
+            t = self.con.execute("SELECT max(seq), max(ts_ms) FROM raw_trades").fetchone()
+            q = self.con.execute("SELECT max(seq), max(ts_ms) FROM raw_quotes").fetchone()
+        assert t is not None and q is not None
+        return {
+            "trade_seq": int(t[0] or 0),
+            "quote_seq": int(q[0] or 0),
+            "trade_ts": int(t[1] if t[1] is not None else -1),
+            "quote_ts": int(q[1] if q[1] is not None else -1),
+        }
+
+    # ---- writes ------------------------------------------------------------------------------
+    def append(self, rel: Released) -> None:
+        """Both kinds of one release in one transaction (all or nothing)."""
+        with self.lock:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                if rel.trades is not None:
+                    t = pa.table({c: _arrow(c, rel.trades[c]) for c in TRADE_COLS})
+                    self.con.register("t_in", t)
+                    cl = ", ".join(TRADE_COLS)
+                    self.con.execute(f"INSERT INTO raw_trades ({cl}) SELECT {cl} FROM t_in")
+                    self.con.unregister("t_in")
+                if rel.quotes is not None:
+                    q = pa.table({c: pa.array(rel.quotes[c]) for c in QUOTE_COLS})
+                    self.con.register("q_in", q)
+                    cl = ", ".join(QUOTE_COLS)
+                    self.con.execute(f"INSERT INTO raw_quotes ({cl}) SELECT {cl} FROM q_in")
+                    self.con.unregister("q_in")
+                self.con.execute("COMMIT")
+            except Exception:
+                self.con.execute("ROLLBACK")
+                raise
+
+    def record_gap(self, start_ms: int, end_ms: int, reason: str) -> None:
+        with self.lock:
+            self.con.execute(
+                "INSERT INTO feed_gaps VALUES (?, ?, ?, ?)",
+                [int(start_ms), int(end_ms), reason, int(time.time() * 1000)],
+            )
+
+    def record_late(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        now = int(time.time() * 1000)
+        with self.lock:
+            self.con.executemany(
+                "INSERT INTO late_ticks VALUES (?, ?, ?, ?)",
+                [[int(r["ts_ms"]), str(r["kind"]), json.dumps(r, default=str), now] for r in rows],
+            )
+
+    # ---- reads -------------------------------------------------------------------------------
+    def gaps(self, since_ms: int = -(2**62)) -> list[dict[str, Any]]:
+        with self.lock:
+            rows = self.con.execute(
+                "SELECT start_ms, end_ms, reason FROM feed_gaps WHERE end_ms >= ? ORDER BY start_ms",
+                [since_ms],
+            ).fetchall()
+        return [{"start_ms": a, "end_ms": b, "reason": r} for a, b, r in rows]
+
+    def ticks_after(
+        self,
+        trade_seq: int,
+        quote_seq: int,
+        trade_upto: int | None = None,
+        quote_upto: int | None = None,
+    ) -> tuple[Arrays | None, Arrays | None]:
+        """Rows with seq above the cursor (and at most ``*_upto``), in seq order."""
+        big = 2**62
+        with self.lock:
+            t = self.con.execute(
+                "SELECT ts_ms, seq, price, size, coalesce(exchange_side, 0)::TINYINT AS exchange_side "
+                "FROM raw_trades WHERE seq > ? AND seq <= ? ORDER BY seq",
+                [trade_seq, big if trade_upto is None else trade_upto],
+            ).fetchnumpy()
+            q = self.con.execute(
+                "SELECT ts_ms, seq, bid_px, bid_sz, ask_px, ask_sz FROM raw_quotes "
+                "WHERE seq > ? AND seq <= ? ORDER BY seq",
+                [quote_seq, big if quote_upto is None else quote_upto],
+            ).fetchnumpy()
+        return _numpy(t), _numpy(q)
+
+    def ticks_since_ms(self, from_ms: int) -> tuple[Arrays | None, Arrays | None, dict[str, int]]:
+        """Rows with ts >= ``from_ms`` (a rebuild window) and the cursor just before them."""
+        with self.lock:
+            t0 = self.con.execute(
+                "SELECT coalesce(min(seq) - 1, 0) FROM raw_trades WHERE ts_ms >= ?", [from_ms]
+            ).fetchone()
+            q0 = self.con.execute(
+                "SELECT coalesce(min(seq) - 1, 0) FROM raw_quotes WHERE ts_ms >= ?", [from_ms]
+            ).fetchone()
+        assert t0 is not None and q0 is not None
+        t, q = self.ticks_after(int(t0[0]), int(q0[0]))
+        return t, q, {"trade_seq": int(t0[0]), "quote_seq": int(q0[0])}
+
+    def counts(self) -> dict[str, int]:
+        with self.lock:
+            out = {}
+            for table in ("raw_trades", "raw_quotes", "feed_gaps", "late_ticks"):
+                r = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()
+                out[table] = int(r[0]) if r else 0
+        return out
+
+    # ---- retention -----------------------------------------------------------------------------
+    def purge(self, db_dir: Path, now_ms: int, keep_hours: float = 48.0) -> PurgeReport:
+        """Move rows older than ``keep_hours`` into the lake, then delete them (SPEC §2.3)."""
+        with self.lock:
+            return purge_connection(self.con, db_dir, now_ms - int(keep_hours * HOUR_MS))
+
+
+def _arrow(col: str, v: np.ndarray) -> pa.Array:
+    if col == "trade_id":
+        return pa.array(list(v), type=pa.string())
+    return pa.array(v)
+
+
+def _numpy(d: dict[str, Any]) -> Arrays | None:
+    if not len(d["ts_ms"]):
+        return None
+    out: Arrays = {}
+    for k, v in d.items():
+        a = np.asarray(v)
+        if k in ("ts_ms", "seq"):
+            a = a.astype(np.int64)
+        elif k == "exchange_side":
+            a = a.astype(np.int8)
+        else:
+            a = a.astype(np.float64)
+        out[k] = np.ascontiguousarray(a)
+    return out

@@ -1,0 +1,363 @@
+"""The Signals actor: the strategy kernel through the streaming driver, minute by minute.
+
+It owns ``signals.db``. The driver (``at_core.backtest.stream.StreamingDriver``: the one
+feature engine, kernel and execution core in Rust) takes the same releases the features
+actor took, in the same order, so its decisions are those of a backtest of the stored
+ticks. Each decided minute is written to ``signals_1m`` with the six setup flags, the
+acceptance state, the action, the reason and the minute's feature row (SPEC §15.3); the
+minutes that place, exit or cancel go to the execution actor with the driver's state.
+
+Fills: ``paper``, ``shadow`` and ``dry_run`` use the backtester's fill model inside the
+driver; ``live`` uses the exchange's fills, reported back by the execution actor.
+Permission (``allowed`` / ``close_only`` / ``blocked``) is the kernel's own gate: the
+graph starts in observation (``close_only``), the operator's activation allows entries,
+and a halt blocks them; signals are computed and logged in every state.
+
+Restart: the driver is restored from its latest snapshot (written atomically on every
+state change and every snapshot period, with the tick cursor it had reached) and the
+ticks stored after that cursor are read back through the collector, so the decisions
+continue as if nothing had happened. With no snapshot it is rebuilt from the last
+``warmup_minutes`` of stored ticks (observation only: nothing is traded on them).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+import at_core._core as _core
+from at_core import logging as at_logging
+from at_core.backtest.stream import StreamingDriver
+from at_core.live.alerts import Alerter
+from at_core.live.config import ACTOR_NAMES, NAMESPACE, LiveConfig
+from at_core.live.cursor import Cursor, end_of, plan
+from at_core.live.snapshots import SnapshotStore
+from at_core.storage.stores import connect_sqlite, init_store
+
+log = at_logging.get(__name__)
+MINUTE_MS = 60_000
+PERMISSIONS = ("allowed", "close_only", "blocked")
+LOG_DDL = """CREATE TABLE IF NOT EXISTS permission_log (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts_ms          INTEGER NOT NULL,
+    trade_seq      INTEGER NOT NULL,
+    quote_seq      INTEGER NOT NULL,
+    closed_through INTEGER,
+    permission     TEXT NOT NULL
+)"""
+START_DDL = """CREATE TABLE IF NOT EXISTS driver_starts (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts_ms       INTEGER NOT NULL,
+    how         TEXT NOT NULL,
+    from_ms     INTEGER,
+    trade_seq   INTEGER NOT NULL,
+    quote_seq   INTEGER NOT NULL
+)"""
+LEVERAGE_CAP_HIT = 1
+KILL_SWITCH_ON = 2
+
+
+class Signals:
+    def __init__(self, cfg: LiveConfig, catch_up: bool = True) -> None:
+        self.cfg = cfg
+        self.settings = cfg.strategy()
+        paths = init_store(cfg.db_dir, "signals")
+        self.db = connect_sqlite(paths.signals)
+        with self.db:
+            self.db.execute(LOG_DDL)
+            self.db.execute(START_DDL)
+        self.closed_through: int | None = None
+        self._last_state: tuple[Any, ...] = ()
+        self.last_event_ts = -1
+        self.snaps = SnapshotStore(paths.signals, "signals")
+        self.alerts = Alerter(cfg.alert_log, cfg.webhook_url, "signals")
+        self.fills = "exchange" if cfg.mode == "live" else "paper"
+        self.reasons = list(_core.strategy_reason_codes())
+        self.actions = list(_core.strategy_action_names())
+        self.signal_names = list(_core.strategy_signal_names())
+        self.last_snapshot = time.monotonic()
+        self.trades_reported = 0
+        self.decided = 0
+        self.catch_ups = 0
+        self.last_decided: dict[str, Any] | None = None
+        self.restored_from = "fresh"
+        self._collector: Any = None
+        self._features: Any = None
+        self._execution: Any = None
+        snap = self.snaps.latest()
+        blob = None if snap is None else snap[2]
+        if snap is not None and blob is not None:
+            seq, state = snap[0], snap[1]
+            self.driver = StreamingDriver.restore(blob, self.settings, fills=self.fills)
+            self.cursor = Cursor.of(state["cursor"])
+            self.trades_reported = int(state.get("trades_reported", 0))
+            self.closed_through = state.get("closed_through")
+            self.last_event_ts = int(state.get("last_event_ts", -1))
+            self.decided = int(state.get("decided", 0))
+            self.restored_from = f"snapshot {seq}"
+        else:
+            self.driver = StreamingDriver(self.settings, fills=self.fills)
+            self.driver.set_permission("close_only")
+            self.cursor = Cursor()
+            if catch_up:
+                self._rebuild()
+            if self.restored_from == "fresh":
+                with self.db:
+                    self.db.execute(
+                        "INSERT INTO driver_starts (ts_ms, how, from_ms, trade_seq, quote_seq) "
+                        "VALUES (?, 'fresh', NULL, 0, 0)",
+                        [int(time.time() * 1000)],
+                    )
+        self._last_state = self._state_key()
+        if catch_up:
+            self._catch_up(None, None)
+        self.snapshot("start")
+
+    # ---- peers ------------------------------------------------------------------------------
+    def _actor(self, role: str) -> Any:
+        import ray
+
+        attr = f"_{role}"
+        if getattr(self, attr) is None:
+            try:
+                setattr(self, attr, ray.get_actor(ACTOR_NAMES[role], namespace=NAMESPACE))
+            except ValueError:
+                return None
+        return getattr(self, attr)
+
+    # ---- start-up -------------------------------------------------------------------------
+    def _rebuild(self) -> None:
+        import ray
+
+        col = self._actor("collector")
+        st = ray.get(col.status.remote())
+        if st["last_ts"] < 0:
+            return
+        start = (st["last_ts"] // MINUTE_MS - self.settings.warmup_minutes) * MINUTE_MS
+        t, q, before = ray.get(col.ticks_since_ms.remote(start))
+        self.cursor = Cursor.of(before)
+        self.restored_from = f"rebuilt from raw.duckdb since {start}"
+        # the record a replay of the stored ticks needs to reproduce these decisions
+        with self.db:
+            self.db.execute(
+                "INSERT INTO driver_starts (ts_ms, how, from_ms, trade_seq, quote_seq) "
+                "VALUES (?, 'rebuild', ?, ?, ?)",
+                [int(time.time() * 1000), start, self.cursor.trade_seq, self.cursor.quote_seq],
+            )
+        self._feed(t, q, end_of(self.cursor, t, q), None, [], forward=False)
+
+    def _catch_up(self, upto: Cursor | None, close_through: int | None) -> None:
+        import ray
+
+        t, q = ray.get(
+            self._actor("collector").ticks_after.remote(
+                self.cursor.to_json(), None if upto is None else upto.to_json()
+            )
+        )
+        if t is None and q is None and close_through is None:
+            return
+        self.catch_ups += 1
+        self._feed(t, q, end_of(self.cursor, t, q), close_through, None)
+
+    # ---- the stream ---------------------------------------------------------------------------
+    def on_ticks(self, batch: dict[str, Any]) -> None:
+        what = plan(self.cursor, batch)
+        if what == "skip":
+            return
+        if what == "catch_up":
+            self._catch_up(Cursor.of(batch["to"]), batch["close_through"])
+            return
+        self._feed(
+            batch["trades"],
+            batch["quotes"],
+            Cursor.of(batch["to"]),
+            batch["close_through"],
+            batch.get("features") or [],
+        )
+
+    def _feed(
+        self,
+        t: Any,
+        q: Any,
+        end: Cursor,
+        close_through: int | None,
+        features: list[dict[str, Any]] | None,
+        forward: bool = True,
+    ) -> None:
+        got = []
+        for a in (t, q):
+            if a is not None:
+                self.last_event_ts = max(self.last_event_ts, int(a["ts_ms"][-1]))
+        if t is not None or q is not None:
+            got.append(self.driver.push(t, q))
+        if close_through is not None:
+            got.append(self.driver.close_until(int(close_through)))
+            self.closed_through = max(int(close_through), self.closed_through or -(2**62))
+        self.cursor = end
+        ts = np.concatenate([g["ts_min"] for g in got]) if got else np.zeros(0, np.int64)
+        if len(ts) and forward:  # a rebuild's minutes were decided (and logged) before
+            feats = self._features_for(ts, features)
+            self._log_minutes(got, feats)
+            self.decided += len(ts)
+        orders = [o for g in got for o in g["orders"]]
+        key = self._state_key()
+        changed = key != self._last_state or bool(orders)
+        self._last_state = key
+        if changed:
+            self.snapshot("state_change")
+        elif time.monotonic() - self.last_snapshot >= self.cfg.snapshot_period_s():
+            self.snapshot("periodic")
+        if forward and (len(ts) or changed):
+            self._to_execution(orders)
+
+    def _features_for(
+        self, ts: np.ndarray, features: list[dict[str, Any]] | None
+    ) -> dict[int, dict[str, Any]]:
+        by = {int(f["ts_min"]): f for f in features or []}
+        missing = [int(x) for x in ts if int(x) not in by]
+        if missing:
+            import ray
+
+            f = self._actor("features")
+            if f is not None:
+                for row in ray.get(f.rows.remote(min(missing), max(missing))):
+                    by.setdefault(int(row["ts_min"]), row)
+        return by
+
+    def _log_minutes(self, got: list[dict[str, Any]], feats: dict[int, dict[str, Any]]) -> None:
+        st = self.driver.state()
+        acceptance = json.dumps(st.get("acceptance"), default=str)
+        rows = []
+        for g in got:
+            for i in range(len(g["ts_min"])):
+                ts = int(g["ts_min"][i])
+                bits = int(g["signals"][i])
+                events = int(g["events"][i])
+                action = self.actions[int(g["action"][i])]
+                reason = self.reasons[int(g["reason"][i])]
+                flags = [int(bool(bits & (1 << k))) for k in range(len(self.signal_names))]
+                snap = feats.get(ts)
+                rows.append([ts, *flags, acceptance, action, reason, json.dumps(snap, default=str)])
+                self.last_decided = {"ts_min": ts, "action": action, "reason": reason}
+                if events & KILL_SWITCH_ON:
+                    self.alerts.emit(
+                        "kill_switch",
+                        f"daily loss limit breached at {ts}: no new entries until the next UTC day",
+                        ts_min=ts,
+                        equity=float(g["equity"][i]),
+                    )
+                if events & LEVERAGE_CAP_HIT:
+                    self.alerts.emit(
+                        "leverage_cap", f"entry at {ts} reduced by the leverage cap", ts_min=ts
+                    )
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO signals_1m VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+
+    def _state_key(self) -> tuple[Any, ...]:
+        st = self.driver.state()
+        return (
+            json.dumps(st.get("position"), default=str),
+            json.dumps(st.get("working"), default=str),
+            st.get("trades"),
+            st.get("kill"),
+            st.get("permission"),
+        )
+
+    def _to_execution(self, orders: list[dict[str, Any]]) -> None:
+        ex = self._actor("execution")
+        if ex is None:
+            return
+        new = self.driver.trades_since(self.trades_reported)
+        n_new = len(new.get("entry_price", ()))
+        msg = {
+            "orders": orders,
+            "state": self.driver.state(),
+            "trades": new if n_new else None,
+            "trades_from": self.trades_reported,
+            "last_decided": self.last_decided,
+        }
+        self.trades_reported += n_new
+        ex.on_decided.remote(msg)
+
+    # ---- commands -----------------------------------------------------------------------------
+    def set_permission(self, permission: str) -> dict[str, Any]:
+        if permission not in PERMISSIONS:
+            raise ValueError(f"permission `{permission}` is not one of {', '.join(PERMISSIONS)}")
+        self.driver.set_permission(permission)
+        with self.db:
+            self.db.execute(
+                "INSERT INTO permission_log (ts_ms, trade_seq, quote_seq, closed_through, "
+                "permission) VALUES (?, ?, ?, ?, ?)",
+                [int(time.time() * 1000), self.cursor.trade_seq, self.cursor.quote_seq,
+                 self.closed_through, permission],
+            )  # fmt: skip
+        self.snapshot("permission")
+        self._last_state = self._state_key()
+        self._to_execution([])
+        return self.driver.state()
+
+    def set_mode(self, mode: str) -> None:
+        """Switch among the modes that share simulated fills (the supervisor checks)."""
+        self.cfg.mode = mode
+
+    def snapshot(self, reason: str = "operator") -> int:
+        self.last_snapshot = time.monotonic()
+        st = self.driver.state()
+        state = {
+            "cursor": self.cursor.to_json(),
+            "trades_reported": self.trades_reported,
+            "decided": self.decided,
+            "closed_through": self.closed_through,
+            "last_event_ts": self.last_event_ts,
+            "position": st.get("position"),
+            "working": st.get("working"),
+            "permission": st.get("permission"),
+            "kill": st.get("kill"),
+        }
+        return self.snaps.save(reason, state, bytes(self.driver.snapshot()))
+
+    def state(self) -> dict[str, Any]:
+        return {**self.driver.state(), "warm_minutes": self.warm_minutes()}
+
+    def warm_minutes(self) -> int:
+        """Minutes of data behind the next decision: those decided plus the open one (its
+        close is the next decision, and it will have this much history)."""
+        st = self.driver.state()
+        n = int(st.get("minutes") or 0)
+        last = st.get("last_ts_min")
+        if self.last_event_ts >= 0 and (
+            last is None or self.last_event_ts >= int(last) + MINUTE_MS
+        ):
+            n += 1
+        return n
+
+    def trades(self, start: int = 0) -> dict[str, Any]:
+        return self.driver.trades_since(start)
+
+    def status(self) -> dict[str, Any]:
+        st = self.driver.state()
+        return {
+            "minutes": st.get("minutes"),
+            "warm_minutes": self.warm_minutes(),
+            "decided": self.decided,
+            "last_decided": self.last_decided,
+            "cursor": self.cursor.to_json(),
+            "closed_through": self.closed_through,
+            "catch_ups": self.catch_ups,
+            "restored_from": self.restored_from,
+            "halted": self.driver.halted,
+            "fills": self.fills,
+            "snapshots": self.snaps.count(),
+        }
+
+    def ping(self) -> bool:
+        return True
+
+    def stop(self) -> None:
+        self.snapshot("stop")
+        self.alerts.close(timeout=2)
