@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 PY_DIRS := $(wildcard at_core tests benches tune live)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install build demo test test-rust test-py bench lint fmt lock clean mlflow-ui simulate
+.PHONY: help install build demo test test-rust test-py bench lint fmt lock clean mlflow-ui simulate live-demo soak
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,12 @@ fmt: install ## apply ruff and rustfmt formatting
 SIM_ARGS ?= --seed $(DEMO_SEED) --from 2024-01-01 --to 2024-01-01 --speed 1
 simulate: build ## the loopback Bybit v5 exchange on 127.0.0.1 (SIM_ARGS="--seed 7 --from 2024-01-01 --to 2024-01-01 --speed 1")
 	$(VENV)/bin/auction-trader simulate --db-dir $(DB_DIR) $(SIM_ARGS)
+
+live-demo: build ## the live graph in paper mode on the loopback simulator, trading; Ctrl-C stops
+	$(VENV)/bin/auction-trader live demo --db-dir $(DB_DIR)
+
+soak: build ## kill -9 the whole live graph 50 times while it trades, then check nothing was lost (KILLS=50)
+	$(VENV)/bin/auction-trader live soak --db-dir $(DB_DIR) --kills $(or $(KILLS),50)
 
 mlflow-ui: install ## MLflow UI over the sweeps in DB_DIR on http://127.0.0.1:$(MLFLOW_PORT) (MLFLOW_PORT=5000)
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) --backend-store-uri sqlite:///$(abspath $(DB_DIR))/mlflow.db

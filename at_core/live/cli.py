@@ -7,6 +7,7 @@ import argparse
 import datetime as dt
 import json
 import shlex
+import time
 from typing import Any
 
 from at_core.config import db_dir_from_args, settings_from_args
@@ -119,6 +120,57 @@ def _simple(method: str) -> Any:
     return run
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from at_core.live.demo import run
+
+    return run(args)
+
+
+def _soak(args: argparse.Namespace) -> int:
+    """A fresh graph on a generated market under ``<db_dir>/live-soak``; the report as JSON,
+    exit 1 on any problem."""
+    import dataclasses
+    import shutil
+
+    from at_core.ingest.synthetic import generate_market
+    from at_core.live.demo import DEMO_SETTINGS, T0
+    from at_core.live.soak import M, run_soak
+
+    root = db_dir_from_args(args)
+    db, lake = root / "live-soak", root / "live-soak-lake"
+    shutil.rmtree(db, ignore_errors=True)
+    if not (lake / "lake").exists():
+        generate_market(lake, days=1, seed=1, progress=False)
+    sets = [f"{k}={v}" for k, v in DEMO_SETTINGS.items()]
+    # ~2-6 market minutes per kill at 120x: the feed must outlast every kill
+    feed_to = min(T0 + (300 + 6 * args.kills) * M, T0 + 1440 * M)
+    t = time.monotonic()
+    rep = run_soak(db, lake, args.kills, T0 + 240 * M, feed_to, sets, seed=args.seed,
+                   log=lambda s: print(s, flush=True))  # fmt: skip
+    out = {**dataclasses.asdict(rep), "ok": rep.ok, "wall_s": round(time.monotonic() - t, 1)}
+    print(json.dumps(out, indent=2))
+    return 0 if rep.ok else 1
+
+
+def _divergence(args: argparse.Namespace) -> int:
+    """The shadow comparison's differences, read from signals.db (no graph needed)."""
+    import sqlite3
+
+    from at_core.live.shadow import report
+
+    path = db_dir_from_args(args) / "signals.db"
+    rows = report(sqlite3.connect(path), last=args.last) if path.exists() else []
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    elif not rows:
+        print("no divergence recorded")
+    else:
+        for r in rows:
+            print(f"{_fmt_ts(r['ts_ms'])}  {r['kind']:<8} minute {_fmt_ts(r['ts_min'])}  "
+                  f"live {r['live']}  backtest {r['backtest']}")  # fmt: skip
+    return 0
+
+
 def _stop(args: argparse.Namespace) -> int:
     out = deploy.stop(db_dir_from_args(args))
     print(json.dumps(out, indent=2, default=str))
@@ -196,3 +248,28 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "stop", parents=[common], help="stop the graph, its local cluster and simulator"
     )
     st.set_defaults(func=_stop)
+    dv = lsub.add_parser(
+        "divergence", parents=[common], help="shadow mode: live vs the backtest of the stored ticks"
+    )
+    dv.add_argument("--last", type=int, default=100)
+    dv.add_argument("--json", action="store_true")
+    dv.set_defaults(func=_divergence)
+    d = lsub.add_parser(
+        "demo", parents=[common], help="paper trading on the loopback simulator (make live-demo)"
+    )
+    d.add_argument(
+        "--speed", type=float, default=120.0, help="market seconds per wall second (default 120)"
+    )
+    d.add_argument(
+        "--minutes", type=float, default=10.0, help="stop after this many wall minutes (default 10)"
+    )
+    d.add_argument(
+        "--every", type=float, default=5.0, help="seconds between status tables (default 5)"
+    )
+    d.set_defaults(func=_demo)
+    k = lsub.add_parser(
+        "soak", parents=[common], help="kill -9 the whole graph N times while it trades, then check"
+    )
+    k.add_argument("--kills", type=int, default=50)
+    k.add_argument("--seed", type=int, default=20261204)
+    k.set_defaults(func=_soak)

@@ -36,6 +36,7 @@ TOPICS = ("publicTrade", "orderbook.1")
 class Collector:
     def __init__(self, cfg: LiveConfig, start_stream: bool = True) -> None:
         self.cfg = cfg
+        self.started_at = time.time()  # this process's start (the supervisor sees restarts)
         paths = init_store(cfg.db_dir, "raw")
         self.db_root = paths.root
         self.store = RawStore(paths.raw)
@@ -112,6 +113,7 @@ class Collector:
 
     def deliver(self, rel: Released) -> None:
         """Store one release, then send it on (see the module doc for the order)."""
+        t_release = time.time()  # wall time the rows left the buffer (latency measurements)
         start = self.cursor
         first_ts = min(int(a["ts_ms"][0]) for a in (rel.trades, rel.quotes) if a is not None)
         self.store.append(rel)
@@ -133,6 +135,7 @@ class Collector:
                 total=self.buf.late_count,
             )
         batch = make_batch(rel.trades, rel.quotes, start, end, rel.close_through)
+        batch["t_release"] = t_release
         batch["trades"] = _strip_ids(batch["trades"])
         self._send(batch)
         self._maybe_purge()
@@ -218,6 +221,7 @@ class Collector:
         now = time.monotonic()
         return {
             "feed_state": self.feed_state,
+            "started_at": self.started_at,
             "topics": {
                 t: {
                     "last_msg_s_ago": None

@@ -76,6 +76,25 @@ class LiveConfig:
         d.pop("settings")
         return d
 
+    def current_mode(self) -> str:
+        """The mode the supervisor last recorded (an actor that Ray restarts runs its
+        constructor with the config it was created with; the operator may have switched
+        the mode since)."""
+        import json
+        import sqlite3
+
+        path = self.live_dir / "supervisor.db"
+        if not path.exists():
+            return self.mode
+        con = sqlite3.connect(str(path), timeout=30)
+        try:
+            row = con.execute("SELECT v FROM supervisor_state WHERE k = 'mode'").fetchone()
+        except sqlite3.OperationalError:
+            row = None
+        finally:
+            con.close()
+        return str(json.loads(row[0])) if row else self.mode
+
     @staticmethod
     def build(mode: str, db_dir: str | Path, settings: Settings, **kw: Any) -> LiveConfig:
         sec = load_secrets()

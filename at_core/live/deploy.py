@@ -162,7 +162,16 @@ def start(
         )
         .remote(cfg)
     )
-    ray.get(sup.ping.remote(), timeout=300)
+    try:
+        ray.get(sup.ping.remote(), timeout=300)
+    except ray.exceptions.RayError as exc:
+        # a worker's constructor failed (a store held by another process, the exchange
+        # unreachable...): say which and why in one line, and leave nothing running
+        why = [ln for ln in str(exc).splitlines() if "Error" in ln or "error" in ln]
+        stop(db_dir)
+        raise InputError(
+            f"the live graph did not start: {why[-1].strip() if why else exc}"
+        ) from None
     return dict(ray.get(sup.status.remote(), timeout=60))
 
 

@@ -14,8 +14,12 @@ Nothing here decides: sizes, prices, exits and the kill switch are the kernel's.
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 import time
 import uuid
+from collections import deque
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -70,9 +74,14 @@ def _py(v: Any) -> Any:
     return v
 
 
+MISMATCH_S = 3.0
+
+
 class Execution:
     def __init__(self, cfg: LiveConfig) -> None:
         self.cfg = cfg
+        self.started_at = time.time()  # this process's start (the supervisor sees restarts)
+        cfg.mode = cfg.current_mode()
         paths = init_store(cfg.db_dir, "execution")
         self.db = connect_sqlite(paths.execution)
         with self.db:
@@ -93,6 +102,127 @@ class Execution:
         self.last_decided: dict[str, Any] | None = None
         self.restored_from = f"snapshot {snap[0]}" if snap else "fresh"
         self._signals: Any = None
+        self.halted: str | None = None
+        self._mismatch_since: float | None = None
+        self.live: Any = None
+        self._lock = threading.RLock()
+        if cfg.mode == "live":
+            self._start_live(snap[1].get("orders") if snap else None)
+        # wall ms from the release of the rows that closed a minute to its decision here
+        self.close_latency_ms: deque[float] = deque(maxlen=10_000)
+
+    # ---- live mode ----------------------------------------------------------------------------
+    def _start_live(self, saved: dict[str, Any] | None) -> None:
+        """The adapter (private streams), the order manager, then reconciliation: the
+        executions missed while down are reported first, then position and open orders are
+        compared with the exchange; a difference halts (fail closed, SPEC §10.4)."""
+        from at_core.exchange.adapter import BybitAdapter
+        from at_core.live.orders import LiveOrders, OrderState
+
+        cfg = self.cfg
+        if not (cfg.api_key and cfg.api_secret):
+            raise ValueError(
+                "live mode needs BYBIT_API_KEY and BYBIT_API_SECRET (environment or .env)"
+            )
+        self.adapter = BybitAdapter(cfg.rest_url, cfg.ws_url, cfg.api_key, cfg.api_secret)
+        self.adapter.start(public=False, private=True)
+        self.adapter.wait_ready(30)
+        self.adapter.set_leverage(max(1, int(float(cfg.settings.get("max_leverage", 10)))))
+        con = sqlite3.connect(
+            str(Path(cfg.db_dir) / "execution.db"), timeout=30, check_same_thread=False
+        )
+        self.live = LiveOrders(
+            self.adapter, con, cfg.settings, self._report, self._halt, OrderState.of(saved),
+            alert=lambda m: self.alerts.emit("exchange", m, key=m[:40]),
+        )  # fmt: skip
+        self._pump_once(timeout=0.5)  # the resync's executions: reported before comparing
+        self.reconcile_issue = self._reconcile()
+        if self.reconcile_issue:
+            self._halt(self.reconcile_issue, kind="position_mismatch")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._pump, name="execution", daemon=True)
+        self._thread.start()
+
+    def _reconcile(self) -> str | None:
+        import ray
+
+        sig = self._signals_handle()
+        st = ray.get(sig.state.remote(), timeout=60)
+        pos = st.get("position")
+        mine = 0.0 if not pos else (1 if pos["side"] == "LONG" else -1) * float(pos["qty"])
+        theirs = float(self.adapter.view.position_size())
+        if abs(mine - theirs) > 1e-9:
+            return f"position mismatch: exchange {theirs:+g} BTC, system {mine:+g} BTC"
+        known = self.live.open_links()
+        stray = [o.get("orderLinkId") or o.get("orderId") for o in self.adapter.view.open_orders()
+                 if (o.get("orderLinkId") or "") not in known]  # fmt: skip
+        if stray:
+            return f"open orders the system does not know: {stray}"
+        return None
+
+    def _signals_handle(self) -> Any:
+        import ray
+
+        if self._signals is None:
+            self._signals = ray.get_actor(ACTOR_NAMES["signals"], namespace=NAMESPACE)
+        return self._signals
+
+    def _report(self, kind: str, args: dict[str, Any]) -> bool:
+        import ray
+
+        return bool(ray.get(self._signals_handle().report.remote(kind, args), timeout=60))
+
+    def _halt(self, reason: str, kind: str = "halted") -> None:
+        import ray
+
+        if self.halted is None:
+            self.halted = reason
+            self.alerts.emit(kind if kind != "halted" else "halted", reason, reason=reason)
+            try:
+                sup = ray.get_actor(ACTOR_NAMES["supervisor"], namespace=NAMESPACE)
+                sup.halt.remote(reason)
+            except ValueError:
+                pass
+
+    def _pump_once(self, timeout: float) -> None:
+        for ev in self.adapter.drain(timeout=timeout):
+            with self._lock:
+                if ev.kind in ("fill", "funding"):
+                    self.live.on_execution(ev.data["execution"], ev.kind == "funding")
+                elif ev.kind == "alert":
+                    what = str(ev.data.get("what", ""))
+                    if what == "position mismatch":
+                        self._halt(f"position mismatch: {ev.data}", kind="position_mismatch")
+                    else:
+                        self.alerts.emit("exchange", what, key=what, detail=str(ev.data)[:500])
+
+    def _check_position(self) -> None:
+        """The exchange's position against the one our fills imply. A fill and its
+        position update arrive separately, so a difference must last ``MISMATCH_S`` before
+        it counts; then trading halts (SPEC §10.4: alert, halt, no automatic fix)."""
+        mm = self.adapter.view.mismatch()
+        now = time.monotonic()
+        if mm is None:
+            self._mismatch_since = None
+        elif self._mismatch_since is None:
+            self._mismatch_since = now
+        elif now - self._mismatch_since >= MISMATCH_S:
+            self._halt(
+                f"position mismatch: exchange {mm['exchange']} BTC, fills imply "
+                f"{mm['fills_imply']} BTC",
+                kind="position_mismatch",
+            )
+
+    def _pump(self) -> None:
+        self._mismatch_since = None
+        while not self._stop.is_set():
+            try:
+                self._pump_once(timeout=0.05)
+                self._check_position()
+            except Exception as exc:  # keep pumping; an unexplained state halts
+                log.error("execution pump error", error=repr(exc))
+                self._halt(f"execution pump error: {exc!r}")
+                time.sleep(0.5)
 
     def _session(self) -> str:
         """One id for the deployment's stores (kept across restarts: records are keyed by it)."""
@@ -117,7 +247,13 @@ class Execution:
 
     def on_decided(self, msg: dict[str, Any]) -> None:
         """The minutes that placed, exited or cancelled, the driver's state, new trades."""
+        if msg.get("t_release") is not None:
+            self.close_latency_ms.append((time.time() - float(msg["t_release"])) * 1000.0)
         self.state = msg["state"]
+        if self.live is not None and self.halted is None:
+            last = (msg.get("last_decided") or {}).get("ts_min")
+            with self._lock:
+                self.live.on_decided(msg["orders"], self.state, last)
         self.last_decided = msg.get("last_decided") or self.last_decided
         now = int(time.time() * 1000)
         rows = []
@@ -162,6 +298,7 @@ class Execution:
                 "session": self.session,
                 "driver_state": self.state,
                 "trades_recorded": self.trades_recorded,
+                "orders": None if self.live is None else self.live.st.to_json(),
             },
         )
 
@@ -222,6 +359,17 @@ class Execution:
             "trades": self.trades_recorded,
             "orders": self.orders,
             "restored_from": self.restored_from,
+            "started_at": self.started_at,
+            "close_to_execution_ms": _pcts(self.close_latency_ms),
+            "halted": self.halted,
+            "exchange": None
+            if self.live is None
+            else {
+                "position": str(self.adapter.view.position_size()),
+                "open_orders": len(self.adapter.view.open_orders()),
+                "orders_sent": self.live.sent,
+                "stop_set": self.live.st.stop_set,
+            },
         }
 
     def trades(self) -> list[dict[str, Any]]:
@@ -236,8 +384,24 @@ class Execution:
     def ping(self) -> bool:
         return True
 
+    def reconciled(self) -> str | None:
+        """None once the account matches the system; else why trading must stay halted."""
+        return getattr(self, "reconcile_issue", None)
+
     def stop(self) -> None:
+        if self.live is not None:
+            self._stop.set()
+            self._thread.join(timeout=5)
+            self.adapter.stop()
         self.alerts.close(timeout=2)
+
+
+def _pcts(xs: deque[float]) -> dict[str, float | int | None]:
+    if not xs:
+        return {"n": 0, "p50": None, "p99": None}
+    a = np.array(xs)
+    return {"n": len(a), "p50": round(float(np.percentile(a, 50)), 3),
+            "p99": round(float(np.percentile(a, 99)), 3)}  # fmt: skip
 
 
 def _side(v: Any) -> str | None:

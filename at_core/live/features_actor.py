@@ -61,6 +61,7 @@ def feature_snapshot_rows(out: Arrays) -> list[dict[str, Any]]:
 class Features:
     def __init__(self, cfg: LiveConfig, catch_up: bool = True) -> None:
         self.cfg = cfg
+        self.started_at = time.time()  # this process's start (the supervisor sees restarts)
         self.settings = cfg.strategy()
         paths = init_store(cfg.db_dir, "features")
         cfg.live_dir.mkdir(parents=True, exist_ok=True)
@@ -155,7 +156,13 @@ class Features:
         if what == "catch_up":
             self._catch_up(Cursor.of(batch["to"]), batch["close_through"])
             return
-        self._feed(batch["trades"], batch["quotes"], Cursor.of(batch["to"]), batch["close_through"])
+        self._feed(
+            batch["trades"],
+            batch["quotes"],
+            Cursor.of(batch["to"]),
+            batch["close_through"],
+            t_release=batch.get("t_release"),
+        )
 
     def _feed(
         self,
@@ -164,6 +171,7 @@ class Features:
         end: Cursor,
         close_through: int | None,
         forward: bool = True,
+        t_release: float | None = None,
     ) -> None:
         start = self.cursor
         parts = []
@@ -184,6 +192,7 @@ class Features:
                         "to": end.to_json(),
                         "close_through": close_through,
                         "features": feature_snapshot_rows(closed) if closed else [],
+                        "t_release": t_release,
                     }
                 )
         if closed:
@@ -265,6 +274,7 @@ class Features:
             "cursor": self.cursor.to_json(),
             "catch_ups": self.catch_ups,
             "restored_from": self.restored_from,
+            "started_at": self.started_at,
             "snapshots": self.snaps.count(),
         }
 

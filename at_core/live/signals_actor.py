@@ -31,6 +31,7 @@ import numpy as np
 import at_core._core as _core
 from at_core import logging as at_logging
 from at_core.backtest.stream import StreamingDriver
+from at_core.live import shadow
 from at_core.live.alerts import Alerter
 from at_core.live.config import ACTOR_NAMES, NAMESPACE, LiveConfig
 from at_core.live.cursor import Cursor, end_of, plan
@@ -63,12 +64,16 @@ KILL_SWITCH_ON = 2
 class Signals:
     def __init__(self, cfg: LiveConfig, catch_up: bool = True) -> None:
         self.cfg = cfg
+        self.started_at = time.time()  # this process's start (the supervisor sees restarts)
+        cfg.mode = cfg.current_mode()
         self.settings = cfg.strategy()
         paths = init_store(cfg.db_dir, "signals")
         self.db = connect_sqlite(paths.signals)
         with self.db:
             self.db.execute(LOG_DDL)
             self.db.execute(START_DDL)
+            self.db.execute(shadow.DDL)
+        self.shadow: shadow.ShadowCheck | None = None
         self.closed_through: int | None = None
         self._last_state: tuple[Any, ...] = ()
         self.last_event_ts = -1
@@ -115,6 +120,7 @@ class Signals:
         if catch_up:
             self._catch_up(None, None)
         self.snapshot("start")
+        self._start_shadow()
 
     # ---- peers ------------------------------------------------------------------------------
     def _actor(self, role: str) -> Any:
@@ -176,6 +182,7 @@ class Signals:
             Cursor.of(batch["to"]),
             batch["close_through"],
             batch.get("features") or [],
+            t_release=batch.get("t_release"),
         )
 
     def _feed(
@@ -186,6 +193,7 @@ class Signals:
         close_through: int | None,
         features: list[dict[str, Any]] | None,
         forward: bool = True,
+        t_release: float | None = None,
     ) -> None:
         got = []
         for a in (t, q):
@@ -198,6 +206,10 @@ class Signals:
             self.closed_through = max(int(close_through), self.closed_through or -(2**62))
         self.cursor = end
         ts = np.concatenate([g["ts_min"] for g in got]) if got else np.zeros(0, np.int64)
+        if self.shadow is not None and forward:
+            self.shadow.note_live(got)
+            if len(ts):
+                self._shadow_check()
         if len(ts) and forward:  # a rebuild's minutes were decided (and logged) before
             feats = self._features_for(ts, features)
             self._log_minutes(got, feats)
@@ -211,7 +223,7 @@ class Signals:
         elif time.monotonic() - self.last_snapshot >= self.cfg.snapshot_period_s():
             self.snapshot("periodic")
         if forward and (len(ts) or changed):
-            self._to_execution(orders)
+            self._to_execution(orders, t_release if len(ts) else None)
 
     def _features_for(
         self, ts: np.ndarray, features: list[dict[str, Any]] | None
@@ -268,7 +280,7 @@ class Signals:
             st.get("permission"),
         )
 
-    def _to_execution(self, orders: list[dict[str, Any]]) -> None:
+    def _to_execution(self, orders: list[dict[str, Any]], t_release: float | None = None) -> None:
         ex = self._actor("execution")
         if ex is None:
             return
@@ -280,9 +292,40 @@ class Signals:
             "trades": new if n_new else None,
             "trades_from": self.trades_reported,
             "last_decided": self.last_decided,
+            "t_release": t_release,
         }
         self.trades_reported += n_new
         ex.on_decided.remote(msg)
+
+    # ---- shadow mode ----------------------------------------------------------------------------
+    def _start_shadow(self) -> None:
+        """In shadow mode: a second driver from this one's exact state, fed the stored ticks."""
+        self.shadow = None
+        if self.cfg.mode == "shadow":
+            self.shadow = shadow.ShadowCheck(
+                bytes(self.driver.snapshot()), self.settings, self.fills, self.cursor,
+                self.closed_through,
+            )  # fmt: skip
+
+    def _shadow_check(self) -> None:
+        import ray
+
+        assert self.shadow is not None
+        col = self._actor("collector")
+
+        def fetch(a: Cursor, b: Cursor) -> tuple[Any, Any]:
+            return tuple(ray.get(col.ticks_after.remote(a.to_json(), b.to_json()), timeout=60))
+
+        diffs = self.shadow.advance(fetch, self.cursor, self.closed_through, self.driver)
+        if diffs:
+            shadow.record(self.db, diffs)
+            self.alerts.emit(
+                "shadow_divergence",
+                f"{len(diffs)} difference(s) between the live decisions and the backtest of "
+                "the stored ticks (`auction-trader live divergence`)",
+                key="shadow",
+                first=diffs[0],
+            )
 
     # ---- commands -----------------------------------------------------------------------------
     def set_permission(self, permission: str) -> dict[str, Any]:
@@ -296,14 +339,43 @@ class Signals:
                 [int(time.time() * 1000), self.cursor.trade_seq, self.cursor.quote_seq,
                  self.closed_through, permission],
             )  # fmt: skip
+        if self.shadow is not None:
+            self.shadow.note_permission(self.cursor, self.closed_through, permission)
         self.snapshot("permission")
         self._last_state = self._state_key()
         self._to_execution([])
         return self.driver.state()
 
+    def report(self, kind: str, args: dict[str, Any]) -> bool:
+        """An exchange report (live mode): booked by the driver with the backtester's code.
+        A report the driver cannot explain halts it (and so the graph); False then."""
+        try:
+            if kind == "entry_fill":
+                self.driver.entry_fill(int(args["ts_ms"]), float(args["price"]), float(args["qty"]),
+                                       float(args["fee"]), bool(args.get("maker")))  # fmt: skip
+            elif kind == "entry_end":
+                self.driver.entry_end(int(args["ts_ms"]))
+            elif kind == "exit_fill":
+                self.driver.exit_fill(str(args["kind"]), int(args["ts_ms"]), float(args["price"]),
+                                      float(args["qty"]), float(args["fee"]))  # fmt: skip
+            elif kind == "funding":
+                self.driver.funding_paid(float(args["amount"]))
+            else:
+                raise ValueError(f"unknown report `{kind}`")
+        except Exception as exc:
+            self.alerts.emit(
+                "halted", f"the driver refused a {kind} report: {exc}", report=kind, args=args
+            )
+            return False
+        self.snapshot("fill")
+        self._last_state = self._state_key()
+        self._to_execution([])
+        return True
+
     def set_mode(self, mode: str) -> None:
         """Switch among the modes that share simulated fills (the supervisor checks)."""
         self.cfg.mode = mode
+        self._start_shadow()
 
     def snapshot(self, reason: str = "operator") -> int:
         self.last_snapshot = time.monotonic()
@@ -350,9 +422,16 @@ class Signals:
             "closed_through": self.closed_through,
             "catch_ups": self.catch_ups,
             "restored_from": self.restored_from,
+            "started_at": self.started_at,
             "halted": self.driver.halted,
             "fills": self.fills,
             "snapshots": self.snaps.count(),
+            "shadow": None
+            if self.shadow is None
+            else {
+                "minutes_compared": self.shadow.minutes_compared,
+                "divergences": self.shadow.divergences,
+            },
         }
 
     def ping(self) -> bool:

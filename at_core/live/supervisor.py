@@ -91,11 +91,19 @@ class Supervisor:
         self.workers: dict[str, Any] = {}
         self.health: dict[str, dict[str, Any]] = {}
         self.restarts: dict[str, int] = dict.fromkeys(ROLES, 0)
+        self.known_start: dict[str, Any] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
         for role in ROLES:
             self.workers[role] = create_worker(role, self.cfg)
         self._wait_ready()
+        if self.cfg.mode == "live":
+            # fail closed: trading unlocks only once the account matches the system
+            import ray
+
+            issue = ray.get(self.workers["execution"].reconciled.remote(), timeout=120)
+            if issue:
+                self.halted = issue
         self._save()
         self._apply_permission()
         self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
@@ -143,21 +151,23 @@ class Supervisor:
                 w = self.workers[role]
                 try:
                     st = ray.get(w.status.remote(), timeout=10)
-                    prev = self.health.get(role, {})
-                    if prev.get("restored_from") is not None and st.get(
-                        "restored_from"
-                    ) != prev.get("restored_from"):
+                    # a new process start (Ray re-ran the constructor): reported whatever
+                    # the checks in between saw (a dead or a slow actor)
+                    seen = self.known_start.get(role)
+                    if seen is not None and st.get("started_at") != seen:
                         self.restarts[role] += 1
                         self.alerts.emit(
                             "actor_restarted",
                             f"{role} restarted ({st.get('restored_from')})",
                             role=role,
                         )
+                    self.known_start[role] = st.get("started_at")
                     self.health[role] = {**st, "ok": True, "checked_ms": int(time.time() * 1000)}
-                except ray.exceptions.RayActorError as exc:
+                except ray.exceptions.ActorDiedError as exc:
+                    # dead for good (Ray restarts a crashed one by itself: that is
+                    # ActorUnavailableError, waited out below)
                     self.health[role] = {"ok": False, "error": str(exc)[:300]}
-                    if "restart" not in str(exc).lower():
-                        self._recreate(role)
+                    self._recreate(role)
                 except Exception as exc:  # a slow answer: report, check again next round
                     self.health[role] = {"ok": False, "error": repr(exc)[:300]}
             if not self.activated and self._auto_activation_due():
@@ -172,7 +182,9 @@ class Supervisor:
                 ray.kill(self.workers[role], no_restart=True)
             self.workers[role] = create_worker(role, self.cfg)
             self.restarts[role] += 1
-        self.alerts.emit("actor_restarted", f"{role} re-created by the supervisor", role=role)
+        self.alerts.emit(
+            "actor_restarted", f"{role} re-created by the supervisor", key=role, role=role
+        )
 
     # ---- commands ---------------------------------------------------------------------------
     def _signals_state(self) -> dict[str, Any]:

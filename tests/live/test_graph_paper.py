@@ -23,7 +23,7 @@ from at_core.config import load_settings
 from at_core.features.engine import engine_config
 from at_core.live.execution_actor import TRADE_COLUMNS
 from at_core.live.reference import read_raw, replay_live
-from tests.live.conftest import T0, TRADY, M, cli, drained, sim_control, status, wait
+from tests.live.conftest import T0, TRADY, M, cli, sim_control, status, wait_drained
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -49,7 +49,7 @@ def test_paper_graph_trades_equal_the_backtest_of_its_ticks(lake: Path, graph_di
     act = cli("live", "activate", "--db-dir", str(graph_dir), "--json")
     assert '"permission": "allowed"' in act.stdout
     sim_control(graph_dir, "clock", action="resume", speed=0)
-    st = wait(drained(graph_dir, feed_to), 300, "the feed to be replayed and taken")
+    st = wait_drained(graph_dir, feed_to, 300)
     sig = st["workers"]["signals"]
     cursor, closed = sig["cursor"], sig["closed_through"]
     con = sqlite3.connect(graph_dir / "execution.db")
@@ -118,3 +118,41 @@ def test_paper_graph_trades_equal_the_backtest_of_its_ticks(lake: Path, graph_di
         want = np.array([batch[k][idx[int(x)]] for x in stored["ts_min"]])
         np.testing.assert_array_equal(got, want, err_msg=k)
     assert flags is not None
+
+
+def test_kill_switch_trips_alerts_and_blocks_entries(lake: Path, graph_dir: Path) -> None:
+    """A 1 % daily loss limit trips after the second losing trade of the hour: the alert
+    reaches the webhook, the status shows it, no entry follows, and everything still equals
+    the replay of the stored ticks."""
+    from at_core.live.soak import SoakReport, check, collect, start_args
+    from tests.live.webhook import Receiver
+
+    feed_from, feed_to = T0 + 240 * M, T0 + 265 * M
+    sets = [*TRADY, "max_daily_loss_pct=0.01"]
+    rx = Receiver()
+    try:
+        cli(
+            *start_args(graph_dir, lake, feed_from, feed_to, sets),
+            env={"ALERT_WEBHOOK_URL": rx.url},
+        )
+        cli("live", "activate", "--db-dir", str(graph_dir))
+        sim_control(graph_dir, "clock", action="resume", speed=0)
+        st = wait_drained(graph_dir, feed_to, 300)
+        table = cli("live", "status", "--db-dir", str(graph_dir)).stdout
+        assert st["kill"] is True
+        assert any(
+            ln.startswith("kill switch") and ln.rstrip().endswith("ON") for ln in table.splitlines()
+        )
+        got = rx.wait_for(lambda a: a["type"] == "kill_switch", timeout=10)
+        assert got and got[0]["details"]["ts_min"] >= feed_from
+        final = collect(graph_dir)
+    finally:
+        cli("live", "stop", "--db-dir", str(graph_dir), check=False)
+        rx.close()
+    rep = SoakReport()
+    check(graph_dir, rep, sets, **final)
+    assert rep.ok, rep.problems
+    tripped = got[0]["details"]["ts_min"]
+    after = [(a, r) for ts, a, r in final["live_min"] if ts > tripped]
+    assert after and all(a in ("HOLD", "EXIT") for a, _ in after)
+    assert {r for _, r in after} <= {"KILL_SWITCH_ACTIVE", "KILL_SWITCH", "NO_TRADES"}

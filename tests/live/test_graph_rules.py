@@ -63,7 +63,8 @@ def _run(lake: Path, db: Path, rx: Receiver) -> None:
     )
     assert "dry_run never trades" in _refused(db, "activate")
     assert "needs a restart" in _refused(db, "mode", "live")
-    cli("live", "mode", "paper", "--db-dir", str(db))
+    shadow = json.loads(cli("live", "mode", "shadow", "--json", "--db-dir", str(db)).stdout)
+    assert shadow["mode"] == "shadow"
     # ---- a silent topic: the market is paused, no trade arrives
     got = rx.wait_for(lambda a: a["type"] == "stale_feed", timeout=20)
     assert got and got[0]["details"]["topic"] == "publicTrade"
@@ -98,3 +99,14 @@ def _run(lake: Path, db: Path, rx: Receiver) -> None:
     wait(moved, 60, "the restarted signals actor to take ticks again")
     sig = status(db)["workers"]["signals"]
     assert sig["restored_from"].startswith("snapshot")
+    # ---- shadow mode: the restarted actor is still in shadow mode; no divergence
+    wait(
+        lambda: (
+            (status(db)["workers"]["signals"].get("shadow") or {}).get("minutes_compared", 0) > 0
+        ),
+        60,
+        "the shadow comparison",
+    )
+    sig = status(db)["workers"]["signals"]
+    assert sig["shadow"]["divergences"] == 0
+    assert "no divergence recorded" in cli("live", "divergence", "--db-dir", str(db)).stdout
