@@ -84,7 +84,7 @@ def graph_rate(lake: Path, db: Path) -> tuple[float, int, dict[str, Any]]:
             caught_up = w["signals"]["cursor"] == c["cursor"] == w["features"]["cursor"]
             if time.perf_counter() - t_last > 2.0 and caught_up:
                 break
-            time.sleep(0.1)
+            time.sleep(0.5)
         msgs = prev - m0
         return msgs / (t_last - t0), msgs, w["execution"]["close_to_execution_ms"]
     finally:

@@ -40,6 +40,8 @@ class Collector:
         paths = init_store(cfg.db_dir, "raw")
         self.db_root = paths.root
         self.store = RawStore(paths.raw)
+        # kept in memory: a status poll must not take the store's lock from the pump
+        self.stored = self.store.counts()
         self.alerts = Alerter(cfg.alert_log, cfg.webhook_url, "collector")
         last = self.store.last()
         self.cursor = Cursor(last["trade_seq"], last["quote_seq"])
@@ -117,6 +119,8 @@ class Collector:
         start = self.cursor
         first_ts = min(int(a["ts_ms"][0]) for a in (rel.trades, rel.quotes) if a is not None)
         self.store.append(rel)
+        self.stored["raw_trades"] += 0 if rel.trades is None else len(rel.trades["ts_ms"])
+        self.stored["raw_quotes"] += 0 if rel.quotes is None else len(rel.quotes["ts_ms"])
         if self.gap_open is not None and self.last_stored_ts >= 0:
             self._gap(self.last_stored_ts, first_ts, self.gap_open)
         self.gap_open = None
@@ -128,6 +132,7 @@ class Collector:
         if self.buf.late:
             late, self.buf.late = self.buf.late, []
             self.store.record_late(late)
+            self.stored["late_ticks"] += len(late)
             self.alerts.emit(
                 "late_ticks",
                 f"{len(late)} rows arrived after their time was released; stored, not fed",
@@ -142,6 +147,7 @@ class Collector:
 
     def _gap(self, start_ms: int, end_ms: int, reason: str) -> None:
         self.store.record_gap(start_ms, end_ms, reason)
+        self.stored["feed_gaps"] += 1
         self.alerts.emit(
             "feed_gap",
             f"no ticks from {start_ms} to {end_ms} ({reason}); the minutes are flagged",
@@ -240,7 +246,7 @@ class Collector:
             "book_resends_skipped": self.buf.skipped_book_resends,
             "pending": self.buf.pending(),
             "errors": self.errors[-5:],
-            "stored": self.store.counts(),
+            "stored": dict(self.stored),
         }
 
     def ping(self) -> bool:
