@@ -64,8 +64,8 @@ simulate: build ## the loopback Bybit v5 exchange on 127.0.0.1 (SIM_ARGS="--seed
 live-demo: build ## the live graph in paper mode on the loopback simulator, trading; Ctrl-C stops
 	$(VENV)/bin/auction-trader live demo --db-dir $(DB_DIR)
 
-soak: build ## kill -9 the whole live graph 50 times while it trades, then check nothing was lost (KILLS=50)
-	$(VENV)/bin/auction-trader live soak --db-dir $(DB_DIR) --kills $(or $(KILLS),50)
+soak: build ## kill -9 the whole live graph 50 times while it trades, then check nothing was lost (KILLS=50 MODE=paper|live)
+	$(VENV)/bin/auction-trader live soak --db-dir $(DB_DIR) --kills $(or $(KILLS),50) --mode $(or $(MODE),paper)
 
 mlflow-ui: install ## MLflow UI over the sweeps in DB_DIR on http://127.0.0.1:$(MLFLOW_PORT) (MLFLOW_PORT=5000)
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) --backend-store-uri sqlite:///$(abspath $(DB_DIR))/mlflow.db

@@ -1,12 +1,14 @@
 """The live graph on loopback: the collector's sustained rate with the features and
-signals actors keeping up, and minute close -> decision at the execution actor.
+signals actors keeping up, and minute close -> order request on the wire in live mode.
 
-A generated market (seed 1) is replayed by the simulator as fast as it can from the end of
-a warm-up loaded from the lake. Baseline, measured in the same run: the same feed pushed to
-one bare pybit subscriber that only counts messages (what the simulator can deliver on this
-machine); the ratio is the graph's rate over it. Latency: for every decided minute, the wall
-time from the collector's release of the rows that closed it to the execution actor's
-receipt of the decision (p50 / p99); targets: >= 20,000 messages/s, p99 <= 10 ms.
+A generated market (seed 1) is replayed by the simulator from the end of a warm-up loaded
+from the lake. Rate: flat out, in paper mode; baseline, measured in the same run: the same
+feed pushed to one bare pybit subscriber that only counts messages (what the simulator can
+deliver on this machine); the ratio is the graph's rate over it. Latency: live mode at 30x
+(about 2,000 messages/s); for each order the graph sends, the wall time from the
+collector's release of the rows that closed the decided minute to the request leaving the
+adapter, and for every minute the same path to the execution actor, hop by hop.
+Targets: >= 20,000 messages/s, p99 <= 10 ms.
 """
 
 from __future__ import annotations
@@ -23,17 +25,26 @@ from at_core.exchange.testing import SimProcess
 from at_core.ingest.synthetic import generate_market
 from at_core.live import deploy
 from at_core.live.demo import DEMO_SETTINGS, T0
+from at_core.live.soak import sim_control
 
 M = 60_000
 FEED = (T0 + 240 * M, T0 + 300 * M)
+#: latency in live mode: 90 minutes replayed at 30x (~2,000 messages/s, a busy real market)
+LATENCY_FEED, LATENCY_SPEED = (T0 + 240 * M, T0 + 330 * M), 30.0
+SIM_FEES = ["--maker-fee-bps", "-1", "--taker-fee-bps", "5", "--balance", "30000"]
+HOP_NOTE = (
+    "collector_store = the rows' DuckDB commit before they are sent (store-then-send); "
+    "to_features / features_to_signals / signals_to_execution = Ray actor calls; "
+    "features / signals = the work"
+)
 
 
 def _iso(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _sim_args(lake: Path) -> list[str]:
-    return ["--db-dir", str(lake), "--from", _iso(FEED[0]), "--to", _iso(FEED[1] - 1), "--paused"]
+def _sim_args(lake: Path, feed: tuple[int, int] = FEED) -> list[str]:
+    return ["--db-dir", str(lake), "--from", _iso(feed[0]), "--to", _iso(feed[1] - 1), "--paused"]
 
 
 def bare_rate(lake: Path) -> tuple[float, int]:
@@ -58,22 +69,24 @@ def bare_rate(lake: Path) -> tuple[float, int]:
         return (n[0] - n0) / (last[0] - t0), n[0] - n0
 
 
-def graph_rate(lake: Path, db: Path) -> tuple[float, int, dict[str, Any]]:
+def _run_graph(
+    lake: Path, db: Path, mode: str, feed: tuple[int, int], speed: float, sim_extra: list[str]
+) -> tuple[float, int, dict[str, Any]]:
+    """Start the graph on the simulator, replay ``feed`` at ``speed`` (0 = flat out) until
+    every actor has caught up; the collector's message rate and the execution's status."""
     deploy.start(
-        "paper",
+        mode,
         db,
         load_settings(overrides=DEMO_SETTINGS),
-        simulator=_sim_args(lake),
+        simulator=[*_sim_args(lake, feed), *sim_extra],
         warm_from=lake,
-        warm_until=FEED[0],
+        warm_until=feed[0],
     )
     try:
-        deploy.call(db, "activate")
-        from at_core.live.soak import sim_control
-
+        deploy.call(db, "activate", confirm_live=mode == "live")
         m0 = deploy.call(db, "status")["workers"]["collector"]["messages"]
         t0 = time.perf_counter()
-        sim_control(db, "clock", action="resume", speed=0)
+        sim_control(db, "clock", action="resume", speed=speed)
         prev, t_last = -1, t0
         while True:
             st = deploy.call(db, "status")
@@ -86,9 +99,13 @@ def graph_rate(lake: Path, db: Path) -> tuple[float, int, dict[str, Any]]:
                 break
             time.sleep(0.5)
         msgs = prev - m0
-        return msgs / (t_last - t0), msgs, w["execution"]["close_to_execution_ms"]
+        return msgs / (t_last - t0), msgs, w["execution"]
     finally:
         deploy.stop(db)
+
+
+def _hops(ex: dict[str, Any]) -> str:
+    return ", ".join(f"{h} {v['p50']}/{v['p99']}" for h, v in ex["hops_ms"].items())
 
 
 def run() -> list[dict[str, Any]]:
@@ -97,9 +114,13 @@ def run() -> list[dict[str, Any]]:
         lake = root / "lake"
         generate_market(lake, days=1, seed=1, progress=False)
         base, n_base = bare_rate(lake)
-        rate, n, lat = graph_rate(lake, root / "live")
+        rate, n, _ = _run_graph(lake, root / "rate", "paper", FEED, 0, [])
+        _, n_lat, ex = _run_graph(
+            lake, root / "latency", "live", LATENCY_FEED, LATENCY_SPEED, SIM_FEES
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    close, wire = ex["close_to_execution_ms"], ex["exchange"]["release_to_send_ms"]
     return [
         {
             "name": "live.collector_msgs_per_s",
@@ -107,18 +128,23 @@ def run() -> list[dict[str, Any]]:
             "unit": "messages/s",
             "baseline": base,
             "ratio": rate / base,
-            "note": f"{n:,} public messages (publicTrade + orderbook.1) through collector -> raw.duckdb "
-            f"-> features -> signals, all caught up; baseline = the same feed to one bare pybit "
-            f"subscriber ({n_base:,} messages, {base:,.0f}/s); target >= 20,000 messages/s",
+            "note": f"{n:,} public messages (publicTrade + orderbook.1) flat out through collector "
+            f"-> raw.duckdb -> features -> signals, all caught up (paper); baseline = the same "
+            f"feed to one bare pybit subscriber ({n_base:,} messages, {base:,.0f}/s); "
+            "target >= 20,000 messages/s",
         },
         {
-            "name": "live.minute_close_to_execution_p99_ms",
-            "value": lat["p99"],
+            "name": "live.minute_close_to_order_on_wire_p99_ms",
+            "value": wire["p99"],
             "unit": "ms",
-            "baseline": None,
-            "ratio": None,
-            "note": f"{lat['n']} minutes: release of the closing rows -> features -> signals (decide) -> "
-            f"execution; p50 {lat['p50']} ms, p99 {lat['p99']} ms, during the full-speed replay; target p99 <= 10 ms",
+            "baseline": close["p50"],
+            "ratio": None if not wire["p99"] else wire["p99"] / max(close["p50"], 1e-9),
+            "note": f"live mode on the simulator, {n_lat:,} messages at {LATENCY_SPEED:g}x: "
+            f"{wire['n']} orders, release of the rows closing the minute -> the order request "
+            f"leaving the adapter p50 {wire['p50']} / p99 {wire['p99']} ms; every minute "
+            f"({close['n']}) release -> decision at the execution actor p50 {close['p50']} / "
+            f"p99 {close['p99']} ms (baseline column = that p50); per hop p50/p99: {_hops(ex)} "
+            f"({HOP_NOTE}); target p99 <= 10 ms",
         },
     ]
 

@@ -114,6 +114,13 @@ class StreamingDriver:
         """(Part of) an exit filled (``stop|tp1|tp2|market``); True once flat."""
         return bool(self._d.exit_fill(kind, ts_ms, price, qty, fee))
 
+    def sync_cash(self, wallet: float) -> float:
+        """Live: the book's cash becomes the exchange's wallet balance, so positions are
+        sized from the real account (SPEC §7.4) rather than ``initial_equity``; the
+        difference is not P&L (the kill switch's day start moves with it). Returns the
+        adjustment."""
+        return float(self._d.sync_cash(wallet))
+
     def funding_paid(self, amount: float) -> None:
         """Funding settled on the open position (positive = received)."""
         self._d.funding_paid(amount)

@@ -450,10 +450,7 @@ class BybitAdapter:
         )
         if self.view.ledger_size is None:
             self.view.ledger_size = self.view.position_size()
-        w = self._get("account", self.http.get_wallet_balance, accountType="UNIFIED")["result"][
-            "list"
-        ][0]
-        self.view.apply_wallet(w, int(time.time() * 1000))
+        self.wallet_balance()
         for e in new:
             self._enqueue(
                 "funding" if e.get("execType") == "Funding" else "fill",
@@ -466,6 +463,15 @@ class BybitAdapter:
         summary = {"open_orders": len(rows), "new_executions": len(new), "mismatch": mismatch}
         self._enqueue("resync", summary)
         return summary
+
+    def wallet_balance(self) -> Decimal:
+        """The account's wallet balance (realised cash) asked of the exchange now, over
+        REST: the stream's last wallet message may predate the latest execution."""
+        w = self._get("account", self.http.get_wallet_balance, accountType="UNIFIED")["result"][
+            "list"
+        ][0]
+        self.view.apply_wallet(w, int(time.time() * 1000))
+        return self.view.balance()
 
     def _paged(self, fn: Any, most: int = 50, **params: Any) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -76,6 +76,18 @@ def snapshot(sim: Simulator) -> dict[str, Any]:
         "wallet": wallet_view(v),
         "open_orders": [order_view(v, o) for o in v.orders.values() if o.is_open],
         "orders": len(v.orders),
+        # every order ever placed, for tests that check what the client sent (each once)
+        "order_list": [
+            {
+                "orderLinkId": o.link_id,
+                "side": "Buy" if o.side > 0 else "Sell",
+                "orderType": o.order_type,
+                "reduceOnly": o.reduce_only,
+                "status": o.status,
+                "stopOrderType": o.stop_order_type,
+            }
+            for o in v.orders.values()
+        ],
         "executions": len(v.executions),
         "connections": {
             "public": sum(c.kind == "public" for c in sim.conns),

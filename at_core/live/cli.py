@@ -146,7 +146,7 @@ def _soak(args: argparse.Namespace) -> int:
     feed_to = min(T0 + (300 + 6 * args.kills) * M, T0 + 1440 * M)
     t = time.monotonic()
     rep = run_soak(db, lake, args.kills, T0 + 240 * M, feed_to, sets, seed=args.seed,
-                   log=lambda s: print(s, flush=True))  # fmt: skip
+                   log=lambda s: print(s, flush=True), mode=args.mode)  # fmt: skip
     out = {**dataclasses.asdict(rep), "ok": rep.ok, "wall_s": round(time.monotonic() - t, 1)}
     print(json.dumps(out, indent=2))
     return 0 if rep.ok else 1
@@ -272,4 +272,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     k.add_argument("--kills", type=int, default=50)
     k.add_argument("--seed", type=int, default=20261204)
+    k.add_argument(
+        "--mode",
+        choices=("paper", "live"),
+        default="paper",
+        help="paper: checked against a replay of the stored ticks; live: real orders to the "
+        "simulator (its market moves on while the graph is down), checked against its "
+        "orders, executions and position",
+    )
     k.set_defaults(func=_soak)

@@ -22,7 +22,7 @@ from typing import Any
 from at_core import logging as at_logging
 from at_core.exchange.adapter import BybitAdapter
 from at_core.live.alerts import Alerter
-from at_core.live.config import ACTOR_NAMES, NAMESPACE, LiveConfig
+from at_core.live.config import ACTOR_NAMES, NAMESPACE, LiveConfig, favour_latency
 from at_core.live.cursor import Cursor, make_batch
 from at_core.live.raw_store import RawStore
 from at_core.live.ticks import Released, TickBuffer
@@ -31,18 +31,21 @@ from at_core.storage.stores import init_store
 log = at_logging.get(__name__)
 DAY_MS = 86_400_000
 TOPICS = ("publicTrade", "orderbook.1")
+HOLD_S = 0.05  # longest a released row waits to be stored and sent (no decision waits)
+HOLD_ROWS = 20_000
 
 
 class Collector:
     def __init__(self, cfg: LiveConfig, start_stream: bool = True) -> None:
         self.cfg = cfg
         self.started_at = time.time()  # this process's start (the supervisor sees restarts)
+        favour_latency()
         paths = init_store(cfg.db_dir, "raw")
         self.db_root = paths.root
         self.store = RawStore(paths.raw)
         # kept in memory: a status poll must not take the store's lock from the pump
         self.stored = self.store.counts()
-        self.alerts = Alerter(cfg.alert_log, cfg.webhook_url, "collector")
+        self.alerts = Alerter(cfg.alert_log, cfg.secret("webhook_url"), "collector")
         last = self.store.last()
         self.cursor = Cursor(last["trade_seq"], last["quote_seq"])
         self.buf = TickBuffer(
@@ -64,6 +67,9 @@ class Collector:
         self.last_purge_day: int | None = None
         self.errors: list[str] = []
         self._features: Any = None
+        self._held: Released | None = None  # releases coalesced, not yet stored (see _hold)
+        self._held_since = 0.0
+        self.delivered_close: int | None = None
         self._stop = threading.Event()
         self.adapter: BybitAdapter | None = None
         self._thread: threading.Thread | None = None
@@ -88,9 +94,7 @@ class Collector:
                 if events:
                     last_wall = now
                 idle = now - last_wall >= self.cfg.idle_flush_s
-                rel = self.buf.release(idle=idle)
-                if rel.rows:
-                    self.deliver(rel)
+                self._hold(self.buf.release(idle=idle), now, idle)
                 self._check_health(now)
             except Exception as exc:  # the pump must keep running; report and go on
                 self.errors.append(repr(exc))
@@ -113,12 +117,33 @@ class Collector:
         elif kind == "reconnected":
             self.feed_state = "reconnecting"
 
+    def _hold(self, rel: Released, now: float, idle: bool) -> None:
+        """Coalesce releases into fewer, larger deliveries (one DuckDB transaction and one
+        actor call each instead of one per pump cycle). A release that completes a minute
+        goes at once with everything held before it, so no decision waits; other rows wait
+        at most ``HOLD_S``."""
+        if rel.rows:
+            if self._held is None:
+                self._held, self._held_since = rel, now
+            else:
+                self._held = self._held.merged(rel)
+        held = self._held
+        if held is None:
+            return
+        closes = held.close_through is not None and (
+            self.delivered_close is None or held.close_through > self.delivered_close
+        )
+        if idle or closes or now - self._held_since >= HOLD_S or held.rows >= HOLD_ROWS:
+            self._held = None
+            self.deliver(held)
+
     def deliver(self, rel: Released) -> None:
         """Store one release, then send it on (see the module doc for the order)."""
         t_release = time.time()  # wall time the rows left the buffer (latency measurements)
         start = self.cursor
         first_ts = min(int(a["ts_ms"][0]) for a in (rel.trades, rel.quotes) if a is not None)
         self.store.append(rel)
+        t_stored = time.time()
         self.stored["raw_trades"] += 0 if rel.trades is None else len(rel.trades["ts_ms"])
         self.stored["raw_quotes"] += 0 if rel.quotes is None else len(rel.quotes["ts_ms"])
         if self.gap_open is not None and self.last_stored_ts >= 0:
@@ -139,10 +164,14 @@ class Collector:
                 key="late",
                 total=self.buf.late_count,
             )
+        if rel.close_through is not None:
+            self.delivered_close = max(rel.close_through, self.delivered_close or rel.close_through)
         batch = make_batch(rel.trades, rel.quotes, start, end, rel.close_through)
-        batch["t_release"] = t_release
+        batch["stamps"] = [t_release, t_stored, time.time()]  # each stage adds its in/out
         batch["trades"] = _strip_ids(batch["trades"])
         self._send(batch)
+        if rel.close_through is not None:
+            self.store.checkpoint()  # the next minute's close is a minute away
         self._maybe_purge()
 
     def _gap(self, start_ms: int, end_ms: int, reason: str) -> None:
@@ -244,7 +273,7 @@ class Collector:
             "last_ts": self.last_stored_ts,
             "late": self.buf.late_count,
             "book_resends_skipped": self.buf.skipped_book_resends,
-            "pending": self.buf.pending(),
+            "pending": self.buf.pending() + (0 if self._held is None else self._held.rows),
             "errors": self.errors[-5:],
             "stored": dict(self.stored),
         }
@@ -259,6 +288,9 @@ class Collector:
         if self.adapter is not None:
             self.adapter.stop()
         rel = self.buf.release(idle=True)
+        held, self._held = self._held, None
+        if held is not None:
+            rel = held.merged(rel)
         if rel.rows:
             self.deliver(rel)
         self.alerts.close(timeout=2)

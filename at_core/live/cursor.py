@@ -14,6 +14,7 @@ batch starts exactly at its own cursor. Otherwise:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,3 +73,27 @@ def end_of(start: Cursor, trades: Arrays | None, quotes: Arrays | None) -> Curso
         start.trade_seq if trades is None else int(trades["seq"][-1]),
         start.quote_seq if quotes is None else int(quotes["seq"][-1]),
     )
+
+
+class Follower:
+    """A consumer of the collector's batches (the features and signals actors): routes each
+    batch by its cursor (``plan``) to ``_feed_batch`` or ``_catch_up``."""
+
+    cursor: Cursor
+
+    def on_ticks(self, batch: dict[str, Any]) -> None:
+        t_in = time.time()
+        what = plan(self.cursor, batch)
+        if what == "skip":
+            return
+        if what == "catch_up":
+            self._catch_up(Cursor.of(batch["to"]), batch["close_through"])
+            return
+        # stamps: wall times of the release and each stage so far (latency, hop by hop)
+        self._feed_batch(batch, [*batch["stamps"], t_in] if batch.get("stamps") else None)
+
+    def _feed_batch(self, batch: dict[str, Any], stamps: list[float] | None) -> None:
+        raise NotImplementedError
+
+    def _catch_up(self, upto: Cursor | None, close_through: int | None) -> None:
+        raise NotImplementedError

@@ -21,7 +21,7 @@ from at_core.config import Settings
 from at_core.errors import InputError
 from at_core.live import cluster
 from at_core.live.backfill import warm_from_lake
-from at_core.live.config import ACTOR_NAMES, NAMESPACE, LiveConfig
+from at_core.live.config import ACTOR_NAMES, NAMESPACE, SECRETS_FILE, LiveConfig
 
 log = at_logging.get(__name__)
 
@@ -136,7 +136,9 @@ def start(
         rest_url, ws_url = sim["rest"], sim["rest"].replace("http://", "ws://")
         cfg_kw.setdefault("api_key", sim["api_key"])
         cfg_kw.setdefault("api_secret", sim["api_secret"])
-    cfg = LiveConfig.build(mode, db_dir, settings, rest_url=rest_url, ws_url=ws_url, **cfg_kw)
+    cfg = LiveConfig.build(
+        mode, db_dir, settings, rest_url=rest_url, ws_url=ws_url, **cfg_kw
+    ).keep_secrets()
     if address:
         info = cluster.connect(db_dir, address)
     else:
@@ -146,22 +148,9 @@ def start(
         info.simulator_pid = int(sim["pid"])
         info.simulator = {k: sim[k] for k in ("rest", "port", "control_token") if k in sim}
     cluster.write_info(db_dir, info)
-    from at_core.live.supervisor import Supervisor
+    from at_core.live.supervisor import Supervisor, graph_actor
 
-    sup: Any = (
-        ray.remote(Supervisor)
-        .options(
-            name=ACTOR_NAMES["supervisor"],
-            namespace=NAMESPACE,
-            lifetime="detached",
-            get_if_exists=True,
-            max_restarts=-1,
-            max_task_retries=0,
-            num_cpus=0,
-            max_concurrency=8,
-        )
-        .remote(cfg)
-    )
+    sup: Any = graph_actor(Supervisor, "supervisor", max_concurrency=8).remote(cfg)
     try:
         ray.get(sup.ping.remote(), timeout=300)
     except ray.exceptions.RayError as exc:
@@ -210,6 +199,7 @@ def stop(db_dir: str | Path) -> dict[str, Any]:
     if info is not None and info.simulator_pid:
         _stop_pid(info.simulator_pid)
         out["simulator"] = "stopped"
+    (cluster.live_dir(db_dir) / SECRETS_FILE).unlink(missing_ok=True)  # no actor needs them
     return out
 
 

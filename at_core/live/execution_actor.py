@@ -14,6 +14,7 @@ Nothing here decides: sizes, prices, exits and the kill switch are the kernel's.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -26,7 +27,7 @@ import numpy as np
 
 from at_core import logging as at_logging
 from at_core.live.alerts import Alerter
-from at_core.live.config import ACTOR_NAMES, NAMESPACE, LiveConfig
+from at_core.live.config import ACTOR_NAMES, NAMESPACE, LiveConfig, favour_latency
 from at_core.live.snapshots import SnapshotStore
 from at_core.storage.stores import connect_sqlite, init_store
 
@@ -75,12 +76,28 @@ def _py(v: Any) -> Any:
 
 
 MISMATCH_S = 3.0
+#: the legs of minute close -> execution, between the stamps each stage adds to a batch:
+#: collector store + send + queue, features work, transit, signals work, transit
+HOPS = ("collector_store", "collector_batch", "to_features", "features", "features_to_signals", "signals",
+        "signals_to_execution")  # fmt: skip
+
+
+def exchange_leverage(strategy_max: float) -> int:
+    """The leverage set on the exchange: a quarter above the strategy's own cap.
+
+    The kernel sizes at most ``available margin x max_leverage`` (SPEC §7.3), and sizing is
+    from the wallet itself (§7.4); at exactly that leverage the exchange's initial margin
+    would be the whole wallet and the order is refused for its fees. In cross margin the
+    setting only fixes the initial margin (the size is the strategy's), so a little above
+    leaves room while still refusing anything far beyond the strategy's cap."""
+    return max(1, math.ceil(strategy_max * 1.25))
 
 
 class Execution:
     def __init__(self, cfg: LiveConfig) -> None:
         self.cfg = cfg
         self.started_at = time.time()  # this process's start (the supervisor sees restarts)
+        favour_latency()
         cfg.mode = cfg.current_mode()
         paths = init_store(cfg.db_dir, "execution")
         self.db = connect_sqlite(paths.execution)
@@ -88,7 +105,7 @@ class Execution:
             for ddl in DDL:
                 self.db.execute(ddl)
         self.snaps = SnapshotStore(paths.execution, "execution")
-        self.alerts = Alerter(cfg.alert_log, cfg.webhook_url, "execution")
+        self.alerts = Alerter(cfg.alert_log, cfg.secret("webhook_url"), "execution")
         snap = self.snaps.latest()
         self.session = self._session()
         self.state: dict[str, Any] = snap[1].get("driver_state", {}) if snap else {}
@@ -103,6 +120,7 @@ class Execution:
         self.restored_from = f"snapshot {snap[0]}" if snap else "fresh"
         self._signals: Any = None
         self.halted: str | None = None
+        self.cash_synced: float | None = None  # the last wallet balance given to the driver
         self._mismatch_since: float | None = None
         self.live: Any = None
         self._lock = threading.RLock()
@@ -110,6 +128,7 @@ class Execution:
             self._start_live(snap[1].get("orders") if snap else None)
         # wall ms from the release of the rows that closed a minute to its decision here
         self.close_latency_ms: deque[float] = deque(maxlen=10_000)
+        self.hop_ms: dict[str, deque[float]] = {}  # the same path, hop by hop (see HOPS)
 
     # ---- live mode ----------------------------------------------------------------------------
     def _start_live(self, saved: dict[str, Any] | None) -> None:
@@ -120,14 +139,15 @@ class Execution:
         from at_core.live.orders import LiveOrders, OrderState
 
         cfg = self.cfg
-        if not (cfg.api_key and cfg.api_secret):
+        key, secret = cfg.secret("api_key"), cfg.secret("api_secret")
+        if not (key and secret):
             raise ValueError(
                 "live mode needs BYBIT_API_KEY and BYBIT_API_SECRET (environment or .env)"
             )
-        self.adapter = BybitAdapter(cfg.rest_url, cfg.ws_url, cfg.api_key, cfg.api_secret)
+        self.adapter = BybitAdapter(cfg.rest_url, cfg.ws_url, key, secret)
         self.adapter.start(public=False, private=True)
         self.adapter.wait_ready(30)
-        self.adapter.set_leverage(max(1, int(float(cfg.settings.get("max_leverage", 10)))))
+        self.adapter.set_leverage(exchange_leverage(float(cfg.settings.get("max_leverage", 10))))
         con = sqlite3.connect(
             str(Path(cfg.db_dir) / "execution.db"), timeout=30, check_same_thread=False
         )
@@ -135,13 +155,32 @@ class Execution:
             self.adapter, con, cfg.settings, self._report, self._halt, OrderState.of(saved),
             alert=lambda m: self.alerts.emit("exchange", m, key=m[:40]),
         )  # fmt: skip
+        adopted = self.live.adopt_intents()  # sent before a crash, after the last snapshot
+        if adopted:
+            log.warning("orders adopted from the intent log", orders=adopted)
         self._pump_once(timeout=0.5)  # the resync's executions: reported before comparing
         self.reconcile_issue = self._reconcile()
         if self.reconcile_issue:
             self._halt(self.reconcile_issue, kind="position_mismatch")
+        else:
+            self._sync_cash(self.state)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._pump, name="execution", daemon=True)
         self._thread.start()
+
+    def _sync_cash(self, st: dict[str, Any]) -> None:
+        """Size from the real account (SPEC §7.4): when nothing is open here or on the
+        exchange (no execution can be in flight), the driver's cash := the wallet balance."""
+        if st.get("position") or st.get("working") or self.live.open_links():
+            return
+        try:
+            wallet = float(self.adapter.wallet_balance())
+        except Exception as exc:  # asked again after the next trade; sizing keeps the old
+            log.warning("wallet balance not read", error=repr(exc))
+            return
+        if wallet > 0:
+            self.cash_synced = wallet
+            self._signals_handle().sync_cash.remote(wallet)
 
     def _reconcile(self) -> str | None:
         import ray
@@ -247,13 +286,24 @@ class Execution:
 
     def on_decided(self, msg: dict[str, Any]) -> None:
         """The minutes that placed, exited or cancelled, the driver's state, new trades."""
-        if msg.get("t_release") is not None:
-            self.close_latency_ms.append((time.time() - float(msg["t_release"])) * 1000.0)
+        was_open = bool(self.state.get("position") or self.state.get("working"))
+        stamps = msg.get("stamps")
+        if stamps:
+            now = time.time()
+            self.close_latency_ms.append((now - float(stamps[0])) * 1000.0)
+            for hop, a, b in zip(HOPS, stamps, [*stamps[1:], now], strict=False):
+                self.hop_ms.setdefault(hop, deque(maxlen=10_000)).append((b - a) * 1000.0)
         self.state = msg["state"]
         if self.live is not None and self.halted is None:
             last = (msg.get("last_decided") or {}).get("ts_min")
             with self._lock:
-                self.live.on_decided(msg["orders"], self.state, last)
+                self.live.t_release = float(stamps[0]) if stamps else None
+                try:
+                    self.live.on_decided(msg["orders"], self.state, last)
+                finally:
+                    self.live.t_release = None
+                if was_open:
+                    self._sync_cash(self.state)  # flat again: the account after the trade
         self.last_decided = msg.get("last_decided") or self.last_decided
         now = int(time.time() * 1000)
         rows = []
@@ -361,6 +411,7 @@ class Execution:
             "restored_from": self.restored_from,
             "started_at": self.started_at,
             "close_to_execution_ms": _pcts(self.close_latency_ms),
+            "hops_ms": {h: _pcts(v) for h, v in self.hop_ms.items()},
             "halted": self.halted,
             "exchange": None
             if self.live is None
@@ -368,6 +419,8 @@ class Execution:
                 "position": str(self.adapter.view.position_size()),
                 "open_orders": len(self.adapter.view.open_orders()),
                 "orders_sent": self.live.sent,
+                "cash_synced": self.cash_synced,
+                "release_to_send_ms": _pcts(self.live.release_to_send_ms),
                 "stop_set": self.live.st.stop_set,
             },
         }

@@ -29,8 +29,8 @@ from at_core.errors import StorageError
 from at_core.features.engine import Arrays, concat, engine_config
 from at_core.features.pipeline import FEATURES_COLUMNS, add_fill_refs, write_feature_rows
 from at_core.live.alerts import Alerter
-from at_core.live.config import ACTOR_NAMES, NAMESPACE, LiveConfig
-from at_core.live.cursor import Cursor, end_of, plan
+from at_core.live.config import ACTOR_NAMES, NAMESPACE, LiveConfig, favour_latency
+from at_core.live.cursor import Cursor, Follower, end_of
 from at_core.live.snapshots import SnapshotStore
 from at_core.storage.stores import init_store
 
@@ -58,10 +58,11 @@ def feature_snapshot_rows(out: Arrays) -> list[dict[str, Any]]:
     return rows
 
 
-class Features:
+class Features(Follower):
     def __init__(self, cfg: LiveConfig, catch_up: bool = True) -> None:
         self.cfg = cfg
         self.started_at = time.time()  # this process's start (the supervisor sees restarts)
+        favour_latency()
         self.settings = cfg.strategy()
         paths = init_store(cfg.db_dir, "features")
         cfg.live_dir.mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,7 @@ class Features:
         except duckdb.Error as exc:
             raise StorageError(f"cannot open {paths.features} (another writer?): {exc}") from exc
         self.con.execute(FLAGS_DDL)
-        self.alerts = Alerter(cfg.alert_log, cfg.webhook_url, "features")
+        self.alerts = Alerter(cfg.alert_log, cfg.secret("webhook_url"), "features")
         self.snaps = SnapshotStore(cfg.live_dir / "features_state.db", "features")
         self.engine_cfg = engine_config(self.settings)
         self.pending_row: Arrays | None = None  # last closed minute, awaiting its fill ref
@@ -149,20 +150,9 @@ class Features:
         self._feed(t, q, end, close_through, forward=upto is not None)
 
     # ---- the stream ---------------------------------------------------------------------------
-    def on_ticks(self, batch: dict[str, Any]) -> None:
-        what = plan(self.cursor, batch)
-        if what == "skip":
-            return
-        if what == "catch_up":
-            self._catch_up(Cursor.of(batch["to"]), batch["close_through"])
-            return
-        self._feed(
-            batch["trades"],
-            batch["quotes"],
-            Cursor.of(batch["to"]),
-            batch["close_through"],
-            t_release=batch.get("t_release"),
-        )
+    def _feed_batch(self, batch: dict[str, Any], stamps: list[float] | None) -> None:
+        self._feed(batch["trades"], batch["quotes"], Cursor.of(batch["to"]),
+                   batch["close_through"], stamps=stamps)  # fmt: skip
 
     def _feed(
         self,
@@ -171,8 +161,9 @@ class Features:
         end: Cursor,
         close_through: int | None,
         forward: bool = True,
-        t_release: float | None = None,
+        stamps: list[float] | None = None,
     ) -> None:
+        """``stamps``: wall times of the release and of each stage so far (latency, per hop)."""
         start = self.cursor
         parts = []
         if t is not None or q is not None:
@@ -192,7 +183,7 @@ class Features:
                         "to": end.to_json(),
                         "close_through": close_through,
                         "features": feature_snapshot_rows(closed) if closed else [],
-                        "t_release": t_release,
+                        "stamps": None if stamps is None else [*stamps, time.time()],
                     }
                 )
         if closed:

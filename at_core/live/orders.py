@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -38,6 +39,8 @@ from at_core.exchange.sends import NOT_SENT, SENT
 
 log = at_logging.get(__name__)
 MINUTE_MS = 60_000
+RETRIED, MAX_RETRIES = ("tp1", "tp2"), 3  # orders sent again after the exchange refused them
+TERMINAL = ("Filled", "Cancelled", "Rejected", "Deactivated", "PartiallyFilledCanceled")
 
 FILLS_DDL = """CREATE TABLE IF NOT EXISTS live_fills (
     exec_id     TEXT PRIMARY KEY,
@@ -51,6 +54,22 @@ FILLS_DDL = """CREATE TABLE IF NOT EXISTS live_fills (
     maker       INTEGER,
     reported    INTEGER NOT NULL,
     raw         TEXT NOT NULL
+)"""
+
+#: the write-ahead record of every order: committed before the request is sent, keyed by
+#: the decision it carries out, so a restart between a send and the next snapshot neither
+#: sends it again nor forgets it (the order is adopted and asked for by its link id)
+INTENTS_DDL = """CREATE TABLE IF NOT EXISTS live_intents (
+    intent          TEXT PRIMARY KEY,
+    link_id         TEXT NOT NULL,
+    role            TEXT NOT NULL,
+    side            TEXT NOT NULL,
+    qty             DOUBLE NOT NULL,
+    price           DOUBLE,
+    decided_ts_min  INTEGER,
+    plan            TEXT,
+    created_ms      INTEGER NOT NULL,
+    outcome         TEXT
 )"""
 
 
@@ -74,9 +93,11 @@ class OrderState:
     entry_plan: dict[str, Any] | None = None  # the kernel's entry order (stop, targets)
     stop_set: float | None = None
     position_side: int = 0
+    entry_ts_min: int | None = None  # the decision minute of the position's entry
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "entry_ts_min": self.entry_ts_min,
             "orders": {k: asdict(v) for k, v in self.orders.items()},
             "entry_plan": self.entry_plan,
             "stop_set": self.stop_set,
@@ -92,6 +113,7 @@ class OrderState:
             entry_plan=d.get("entry_plan"),
             stop_set=d.get("stop_set"),
             position_side=int(d.get("position_side", 0)),
+            entry_ts_min=d.get("entry_ts_min"),
         )
 
 
@@ -119,24 +141,64 @@ class LiveOrders:
         self.st = state or OrderState()
         with self.db:
             self.db.execute(FILLS_DDL)
+            self.db.execute(INTENTS_DDL)
         self.sent = 0
+        #: wall time the rows closing the minute being carried out left the collector's
+        #: buffer (set by the caller per decision); each send records how long after it
+        #: the request went on the wire
+        self.t_release: float | None = None
+        self.release_to_send_ms: deque[float] = deque(maxlen=10_000)
 
     # ---- decisions ------------------------------------------------------------------------
     def on_decided(
         self, orders: list[dict[str, Any]], state: dict[str, Any], last_ts_min: int | None
     ) -> None:
+        # a restarted signals actor re-sends the minutes it decided after its last snapshot:
+        # each order is sent once (``_send`` finds its intent); a repeated cancel is harmless
         for o in orders:
             if o.get("cancel_entry"):
                 self._cancel_entry()
             if o.get("exit") is not None:
-                self._exit(o["exit"], state)
+                self._exit(o["exit"], state, int(o["ts_min"]))
             if o.get("entry") is not None:
                 self._entry(o["entry"], int(o["ts_min"]))
         if last_ts_min is not None:
             self._timeouts(last_ts_min)
         self.sync_protection(state)
 
-    def _send(self, w: Working, order_type: str, **kw: Any) -> bool:
+    def _send(self, w: Working, order_type: str, intent: str, **kw: Any) -> bool:
+        """Send ``w`` once per ``intent`` (see INTENTS_DDL): True when it is on the exchange
+        (or was sent before this restart and is followed again)."""
+        prior = self.db.execute(
+            "SELECT outcome FROM live_intents WHERE intent = ?", [intent]
+        ).fetchone()
+        if prior is not None and prior[0] == NOT_SENT and w.role in RETRIED:
+            # a refused target is tried again on a later minute (a few times): a position
+            # left without its target would quietly change the strategy
+            tries = self.db.execute(
+                "SELECT count(*) FROM live_intents WHERE intent = ? OR intent LIKE ?",
+                [intent, intent + "#%"],
+            ).fetchone()[0]
+            if tries > MAX_RETRIES:
+                return False
+            intent = f"{intent}#{tries}"
+            prior = self.db.execute(
+                "SELECT outcome FROM live_intents WHERE intent = ?", [intent]
+            ).fetchone()
+        if prior is not None:
+            # a decision repeated by a restarted signals actor: carried out before. A
+            # refused order is refused again (the re-decided entry needs its end again).
+            log.info("decision carried out before; not sent again", intent=intent, was=prior[0])
+            return prior[0] != NOT_SENT
+        with self.db:
+            self.db.execute(
+                "INSERT INTO live_intents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                [intent, w.link, w.role, w.side, w.qty, w.price, w.decided_ts_min,
+                 json.dumps(self.st.entry_plan) if w.role == "entry" else None,
+                 int(time.time() * 1000)],
+            )  # fmt: skip
+        if self.t_release is not None:
+            self.release_to_send_ms.append((time.time() - self.t_release) * 1000.0)
         res = self.ad.place_order(w.side, w.qty, order_type, w.price, link_id=w.link, **kw)
         self.last_send = {
             "role": w.role,
@@ -145,6 +207,10 @@ class LiveOrders:
             "message": res.message,
         }
         self.sent += 1
+        with self.db:
+            self.db.execute(
+                "UPDATE live_intents SET outcome = ? WHERE intent = ?", [res.outcome, intent]
+            )
         if res.outcome == SENT:
             self.st.orders[w.link] = w
             return True
@@ -165,10 +231,50 @@ class LiveOrders:
         w = Working("entry", self.ad.new_link_id("en"), side, float(e["qty"]),
                     None if limit is None else float(limit), decided_ts_min=ts_min)  # fmt: skip
         self.st.entry_plan = dict(e)
+        self.st.entry_ts_min = ts_min
         if not self._send(
-            w, "Market" if limit is None else "Limit", tif=None if limit is None else "GTC"
-        ):
+            w, "Market" if limit is None else "Limit", f"{ts_min}:entry",
+            tif=None if limit is None else "GTC",
+        ):  # fmt: skip
             self.report("entry_end", {"ts_ms": int(time.time() * 1000)})
+
+    def adopt_intents(self) -> list[str]:
+        """After a restart: every order recorded as an intent but missing from the restored
+        state was sent (or about to be) when the process died. Ask the exchange for each by
+        its link id: found → followed again (its executions come with the resync); not
+        found → halt (what the kernel believes about it cannot be known from here).
+        Returns what was adopted, for the log."""
+        known = set(self.st.orders)
+        rows = self.db.execute(
+            "SELECT intent, link_id, role, side, qty, price, decided_ts_min, plan FROM "
+            "live_intents WHERE outcome IS NULL OR outcome != ? ORDER BY created_ms",
+            [NOT_SENT],
+        ).fetchall()
+        out = []
+        for intent, link, role, side, qty, price, ts_min, plan in rows:
+            if link in known:
+                continue
+            res = self.ad.resolve(link)
+            with self.db:
+                self.db.execute(
+                    "UPDATE live_intents SET outcome = ? WHERE intent = ?", [res.outcome, intent]
+                )
+            out.append(f"{link} ({role}): {res.outcome}")
+            if res.outcome != SENT:
+                # recorded, maybe sent, not on the exchange: the operator decides
+                self.halt(f"order {link} ({role}) was recorded before a crash but is not on "
+                          f"the exchange ({res.outcome}: {res.message})")  # fmt: skip
+                continue
+            w = Working(role, link, side, float(qty), price, decided_ts_min=ts_min)
+            row = next(
+                (r for r in self.ad.view.orders.values() if r.get("orderLinkId") == link), {}
+            )
+            w.done = row.get("orderStatus") in TERMINAL  # its fills still come by execId
+            self.st.orders[link] = w
+            if role == "entry":
+                self.st.entry_plan = json.loads(plan) if plan else self.st.entry_plan
+                self.st.entry_ts_min = ts_min
+        return out
 
     def _entry_orders(self) -> list[Working]:
         return [
@@ -196,7 +302,7 @@ class LiveOrders:
             if rest > 0:
                 m = Working("entry_mkt", self.ad.new_link_id("em"), w.side, rest,
                             decided_ts_min=w.decided_ts_min, filled=0.0)  # fmt: skip
-                if not self._send(m, "Market"):
+                if not self._send(m, "Market", f"{w.decided_ts_min}:entry_mkt"):
                     self.report("entry_end", {"ts_ms": int(time.time() * 1000)})
 
     def _cum_filled(self, link: str) -> float:
@@ -206,13 +312,13 @@ class LiveOrders:
         w = self.st.orders.get(link)
         return w.filled if w else 0.0
 
-    def _exit(self, x: dict[str, Any], state: dict[str, Any]) -> None:
+    def _exit(self, x: dict[str, Any], state: dict[str, Any], ts_min: int) -> None:
         pos = state.get("position")
         if not pos:
             return
         side = "Sell" if pos["side"] == "LONG" else "Buy"
         w = Working("exit", self.ad.new_link_id("ex"), side, float(x["qty"]))
-        self._send(w, "Market", reduce_only=True)
+        self._send(w, "Market", f"{ts_min}:exit", reduce_only=True)
 
     # ---- protection ---------------------------------------------------------------------------
     def sync_protection(self, state: dict[str, Any]) -> None:
@@ -236,6 +342,15 @@ class LiveOrders:
             res = self.ad.set_stop_loss(stop)
             if res.outcome == SENT:
                 self.st.stop_set = stop
+            elif res.ret_code == 10001 and "base_price" in (res.message or ""):
+                self._stop_through(stop)
+                return
+            elif res.ret_code == 10001 and "zero position" in (res.message or ""):
+                # flat on the exchange already (a stop or target fired; its execution is on
+                # its way to the driver). Nothing to protect; a real difference is caught by
+                # the position check, which halts if it lasts.
+                log.info("no position on the exchange to protect", stop=stop)
+                return
             else:
                 self.halt(f"the protective stop at {stop} was not accepted: {res.message}")
         if pos is None:
@@ -254,8 +369,22 @@ class LiveOrders:
                 continue
             direction = 1 if side == "Sell" else 2  # a long's target is above: rising
             w = Working(role, self.ad.new_link_id(role), side, q, None)
-            self._send(w, "Market", reduce_only=True, trigger_price=float(price),
-                       trigger_direction=direction)  # fmt: skip
+            # keyed by the position (the kernel's entry time): one target of each kind each
+            self._send(w, "Market", f"pos{pos['entry_ts_ms']}:{role}", reduce_only=True,
+                       trigger_price=float(price), trigger_direction=direction)  # fmt: skip
+
+    def _stop_through(self, stop: float) -> None:
+        """The exchange refused the stop because its trigger, the last price, is already
+        through it (the kernel moved it there, or the market moved while we were away).
+        The stop's own effect, then: the whole position closed at market, reported as the
+        stop's exit. The previous stop stays on the exchange until the position is flat."""
+        size = float(self.ad.view.position_size())
+        if size == 0:
+            return
+        side = "Sell" if size > 0 else "Buy"
+        w = Working("stop", self.ad.new_link_id("sx"), side, abs(size))
+        self.alert(f"the stop at {stop} is already through the last price: closed at market")
+        self._send(w, "Market", f"{self.st.entry_ts_min}:stop_at_market:{stop}", reduce_only=True)
 
     # ---- executions -------------------------------------------------------------------------
     def on_execution(self, row: dict[str, Any], funding: bool) -> None:

@@ -42,6 +42,7 @@ EXTRA_DDL = [
 ]
 
 TRADE_COLS = ("ts_ms", "price", "size", "exchange_side", "trade_id", "seq")
+CHECKPOINT_WAL_BYTES = 16 << 20  # DuckDB's own default threshold
 QUOTE_COLS = ("ts_ms", "bid_px", "bid_sz", "ask_px", "ask_sz", "seq")
 
 
@@ -58,6 +59,11 @@ class RawStore:
             ) from exc
         for ddl in EXTRA_DDL:
             self.con.execute(ddl)
+        # DuckDB checkpoints on its own once the WAL passes a threshold, inside whatever
+        # commit crosses it: on the minute-close path that was a 100+ ms stall. The
+        # collector checkpoints instead right after a minute has been sent (``checkpoint``).
+        self.con.execute("SET checkpoint_threshold = '1GB'")
+        self.wal = Path(str(path) + ".wal")
         self.lock = threading.Lock()
 
     def close(self) -> None:
@@ -80,26 +86,48 @@ class RawStore:
 
     # ---- writes ------------------------------------------------------------------------------
     def append(self, rel: Released) -> None:
-        """Both kinds of one release in one transaction (all or nothing)."""
+        """Both kinds of one release in one transaction (all or nothing), sent as one
+        statement list: each call into DuckDB gives up the GIL, and getting it back from
+        the WebSocket thread can take a switch interval, so the fewer calls the better."""
+        sql = []
+        names = []
         with self.lock:
+            # its own call first: it also finishes any result a read left open, which
+            # DuckDB requires before a table can be registered
             self.con.execute("BEGIN TRANSACTION")
             try:
                 if rel.trades is not None:
                     t = pa.table({c: _arrow(c, rel.trades[c]) for c in TRADE_COLS})
                     self.con.register("t_in", t)
+                    names.append("t_in")
                     cl = ", ".join(TRADE_COLS)
-                    self.con.execute(f"INSERT INTO raw_trades ({cl}) SELECT {cl} FROM t_in")
-                    self.con.unregister("t_in")
+                    sql.append(f"INSERT INTO raw_trades ({cl}) SELECT {cl} FROM t_in")
                 if rel.quotes is not None:
                     q = pa.table({c: pa.array(rel.quotes[c]) for c in QUOTE_COLS})
                     self.con.register("q_in", q)
+                    names.append("q_in")
                     cl = ", ".join(QUOTE_COLS)
-                    self.con.execute(f"INSERT INTO raw_quotes ({cl}) SELECT {cl} FROM q_in")
-                    self.con.unregister("q_in")
-                self.con.execute("COMMIT")
+                    sql.append(f"INSERT INTO raw_quotes ({cl}) SELECT {cl} FROM q_in")
+                sql.append("COMMIT")
+                self.con.execute(";\n".join(sql))
             except Exception:
                 self.con.execute("ROLLBACK")
                 raise
+            finally:
+                for n in names:
+                    self.con.unregister(n)
+
+    def checkpoint(self, wal_bytes: int = CHECKPOINT_WAL_BYTES) -> bool:
+        """Checkpoint when the WAL has grown past ``wal_bytes`` (True when it did)."""
+        try:
+            size = self.wal.stat().st_size
+        except FileNotFoundError:
+            return False
+        if size < wal_bytes:
+            return False
+        with self.lock:
+            self.con.execute("CHECKPOINT")
+        return True
 
     def record_gap(self, start_ms: int, end_ms: int, reason: str) -> None:
         with self.lock:

@@ -33,8 +33,8 @@ from at_core import logging as at_logging
 from at_core.backtest.stream import StreamingDriver
 from at_core.live import shadow
 from at_core.live.alerts import Alerter
-from at_core.live.config import ACTOR_NAMES, NAMESPACE, LiveConfig
-from at_core.live.cursor import Cursor, end_of, plan
+from at_core.live.config import ACTOR_NAMES, NAMESPACE, LiveConfig, favour_latency
+from at_core.live.cursor import Cursor, Follower, end_of
 from at_core.live.snapshots import SnapshotStore
 from at_core.storage.stores import connect_sqlite, init_store
 
@@ -61,10 +61,11 @@ LEVERAGE_CAP_HIT = 1
 KILL_SWITCH_ON = 2
 
 
-class Signals:
+class Signals(Follower):
     def __init__(self, cfg: LiveConfig, catch_up: bool = True) -> None:
         self.cfg = cfg
         self.started_at = time.time()  # this process's start (the supervisor sees restarts)
+        favour_latency()
         cfg.mode = cfg.current_mode()
         self.settings = cfg.strategy()
         paths = init_store(cfg.db_dir, "signals")
@@ -78,7 +79,7 @@ class Signals:
         self._last_state: tuple[Any, ...] = ()
         self.last_event_ts = -1
         self.snaps = SnapshotStore(paths.signals, "signals")
-        self.alerts = Alerter(cfg.alert_log, cfg.webhook_url, "signals")
+        self.alerts = Alerter(cfg.alert_log, cfg.secret("webhook_url"), "signals")
         self.fills = "exchange" if cfg.mode == "live" else "paper"
         self.reasons = list(_core.strategy_reason_codes())
         self.actions = list(_core.strategy_action_names())
@@ -169,21 +170,9 @@ class Signals:
         self._feed(t, q, end_of(self.cursor, t, q), close_through, None)
 
     # ---- the stream ---------------------------------------------------------------------------
-    def on_ticks(self, batch: dict[str, Any]) -> None:
-        what = plan(self.cursor, batch)
-        if what == "skip":
-            return
-        if what == "catch_up":
-            self._catch_up(Cursor.of(batch["to"]), batch["close_through"])
-            return
-        self._feed(
-            batch["trades"],
-            batch["quotes"],
-            Cursor.of(batch["to"]),
-            batch["close_through"],
-            batch.get("features") or [],
-            t_release=batch.get("t_release"),
-        )
+    def _feed_batch(self, batch: dict[str, Any], stamps: list[float] | None) -> None:
+        self._feed(batch["trades"], batch["quotes"], Cursor.of(batch["to"]),
+                   batch["close_through"], batch.get("features") or [], stamps=stamps)  # fmt: skip
 
     def _feed(
         self,
@@ -193,7 +182,7 @@ class Signals:
         close_through: int | None,
         features: list[dict[str, Any]] | None,
         forward: bool = True,
-        t_release: float | None = None,
+        stamps: list[float] | None = None,
     ) -> None:
         got = []
         for a in (t, q):
@@ -206,24 +195,36 @@ class Signals:
             self.closed_through = max(int(close_through), self.closed_through or -(2**62))
         self.cursor = end
         ts = np.concatenate([g["ts_min"] for g in got]) if got else np.zeros(0, np.int64)
+        orders = [o for g in got for o in g["orders"]]
+        st = self.driver.state()  # once per release: every use below reads this one
+        key = self._state_key(st)
+        changed = key != self._last_state or bool(orders)
+        self._last_state = key
+        decided = [g for g in got if len(g["ts_min"])]
+        if forward and decided:
+            g = decided[-1]
+            self.last_decided = {
+                "ts_min": int(g["ts_min"][-1]),
+                "action": self.actions[int(g["action"][-1])],
+                "reason": self.reasons[int(g["reason"][-1])],
+            }
+        # the decision goes out first; the records follow. A crash in between re-decides the
+        # same minutes from the last snapshot, and the execution actor keys every order by
+        # (session, minute, kind) and every trade by its index, so a repeat changes nothing.
+        if forward and (len(ts) or changed):
+            self._to_execution(orders, stamps if len(ts) else None, st)
         if self.shadow is not None and forward:
             self.shadow.note_live(got)
             if len(ts):
                 self._shadow_check()
         if len(ts) and forward:  # a rebuild's minutes were decided (and logged) before
             feats = self._features_for(ts, features)
-            self._log_minutes(got, feats)
+            self._log_minutes(got, feats, st)
             self.decided += len(ts)
-        orders = [o for g in got for o in g["orders"]]
-        key = self._state_key()
-        changed = key != self._last_state or bool(orders)
-        self._last_state = key
         if changed:
-            self.snapshot("state_change")
+            self.snapshot("state_change", st)
         elif time.monotonic() - self.last_snapshot >= self.cfg.snapshot_period_s():
-            self.snapshot("periodic")
-        if forward and (len(ts) or changed):
-            self._to_execution(orders, t_release if len(ts) else None)
+            self.snapshot("periodic", st)
 
     def _features_for(
         self, ts: np.ndarray, features: list[dict[str, Any]] | None
@@ -239,8 +240,9 @@ class Signals:
                     by.setdefault(int(row["ts_min"]), row)
         return by
 
-    def _log_minutes(self, got: list[dict[str, Any]], feats: dict[int, dict[str, Any]]) -> None:
-        st = self.driver.state()
+    def _log_minutes(
+        self, got: list[dict[str, Any]], feats: dict[int, dict[str, Any]], st: dict[str, Any]
+    ) -> None:
         acceptance = json.dumps(st.get("acceptance"), default=str)
         rows = []
         for g in got:
@@ -253,7 +255,6 @@ class Signals:
                 flags = [int(bool(bits & (1 << k))) for k in range(len(self.signal_names))]
                 snap = feats.get(ts)
                 rows.append([ts, *flags, acceptance, action, reason, json.dumps(snap, default=str)])
-                self.last_decided = {"ts_min": ts, "action": action, "reason": reason}
                 if events & KILL_SWITCH_ON:
                     self.alerts.emit(
                         "kill_switch",
@@ -270,8 +271,8 @@ class Signals:
                 "INSERT OR REPLACE INTO signals_1m VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
 
-    def _state_key(self) -> tuple[Any, ...]:
-        st = self.driver.state()
+    def _state_key(self, st: dict[str, Any] | None = None) -> tuple[Any, ...]:
+        st = self.driver.state() if st is None else st
         return (
             json.dumps(st.get("position"), default=str),
             json.dumps(st.get("working"), default=str),
@@ -280,7 +281,12 @@ class Signals:
             st.get("permission"),
         )
 
-    def _to_execution(self, orders: list[dict[str, Any]], t_release: float | None = None) -> None:
+    def _to_execution(
+        self,
+        orders: list[dict[str, Any]],
+        stamps: list[float] | None = None,
+        st: dict[str, Any] | None = None,
+    ) -> None:
         ex = self._actor("execution")
         if ex is None:
             return
@@ -288,11 +294,11 @@ class Signals:
         n_new = len(new.get("entry_price", ()))
         msg = {
             "orders": orders,
-            "state": self.driver.state(),
+            "state": self.driver.state() if st is None else st,
             "trades": new if n_new else None,
             "trades_from": self.trades_reported,
             "last_decided": self.last_decided,
-            "t_release": t_release,
+            "stamps": None if stamps is None else [*stamps, time.time()],
         }
         self.trades_reported += n_new
         ex.on_decided.remote(msg)
@@ -372,14 +378,27 @@ class Signals:
         self._to_execution([])
         return True
 
+    def sync_cash(self, wallet: float) -> float:
+        """Live: the driver's cash := the exchange's wallet balance (sizing from the real
+        account). Returns the adjustment; a refusal halts like a refused report."""
+        try:
+            delta = self.driver.sync_cash(float(wallet))
+        except Exception as exc:
+            self.alerts.emit("halted", f"the driver refused the wallet balance: {exc}")
+            raise
+        if delta:
+            log.info("cash synced to the exchange wallet", wallet=wallet, adjustment=delta)
+            self.snapshot("cash_sync")
+        return delta
+
     def set_mode(self, mode: str) -> None:
         """Switch among the modes that share simulated fills (the supervisor checks)."""
         self.cfg.mode = mode
         self._start_shadow()
 
-    def snapshot(self, reason: str = "operator") -> int:
+    def snapshot(self, reason: str = "operator", st: dict[str, Any] | None = None) -> int:
         self.last_snapshot = time.monotonic()
-        st = self.driver.state()
+        st = self.driver.state() if st is None else st
         state = {
             "cursor": self.cursor.to_json(),
             "trades_reported": self.trades_reported,

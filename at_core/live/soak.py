@@ -59,18 +59,18 @@ def status(db: Path) -> dict[str, Any]:
     return dict(json.loads(cli("live", "status", "--json", "--db-dir", str(db)).stdout))
 
 
-def sim_control(db: Path, path: str, **body: Any) -> dict[str, Any]:
+def sim_control(db: Path, endpoint: str, /, **body: Any) -> dict[str, Any]:
     info = cluster.read_info(db)
     if info is None or info.simulator is None:
         raise InputError(f"{db}: no simulator recorded")
     r = requests.post(
-        f"{info.simulator['rest']}/_sim/{path}",
+        f"{info.simulator['rest']}/_sim/{endpoint}",
         json=body,
         headers={"X-Sim-Token": info.simulator["control_token"]},
         timeout=30,
     )
     if r.status_code != 200:
-        raise InputError(f"/_sim/{path}: {r.status_code} {r.text}")
+        raise InputError(f"/_sim/{endpoint}: {r.status_code} {r.text}")
     return dict(r.json())
 
 
@@ -112,12 +112,18 @@ class SoakReport:
         return not self.problems
 
 
-def start_args(db: Path, lake: Path, feed_from: int, feed_to: int, sets: list[str]) -> list[str]:
+#: the simulated account of live-mode runs: a maker rebate, a taker fee, $30,000
+SIM_ACCOUNT = "--maker-fee-bps -1 --taker-fee-bps 5 --balance 30000"
+
+
+def start_args(
+    db: Path, lake: Path, feed_from: int, feed_to: int, sets: list[str], mode: str = "paper"
+) -> list[str]:
+    sim = f"--db-dir {lake} --from {_iso(feed_from)} --to {_iso(feed_to - 1)} --paused --speed 0"
     return [
-        "live", "start", "--mode", "paper", "--db-dir", str(db),
+        "live", "start", "--mode", mode, "--db-dir", str(db),
         *[a for kv in sets for a in ("--set", kv)],
-        "--simulator", "--simulator-args",
-        f"--db-dir {lake} --from {_iso(feed_from)} --to {_iso(feed_to - 1)} --paused --speed 0",
+        "--simulator", "--simulator-args", sim + (" " + SIM_ACCOUNT if mode == "live" else ""),
         "--warm-from-lake", str(lake), "--warm-until", str(feed_from),
     ]  # fmt: skip
 
@@ -132,19 +138,27 @@ def run_soak(
     seed: int = 20261204,
     speed: float = 120.0,
     log: Any = None,
+    mode: str = "paper",
 ) -> SoakReport:
     """Start, activate, then ``kills`` times: trade a random 1–3 s at ``speed``, kill -9
-    the whole cluster, start again. Then replay to the end and check (see module doc)."""
+    the whole cluster, start again. Then replay to the end and check (see module doc).
+
+    ``mode="live"``: real orders to the simulator, whose market keeps moving (at 10x)
+    while the graph is down, so exchange-held stops and targets fire unseen; checked
+    against the simulator's own orders, executions and position (``check_live``)."""
     rng = random.Random(seed)
     rep = SoakReport()
-    args = start_args(db, lake, feed_from, feed_to, sets)
+    args = start_args(db, lake, feed_from, feed_to, sets, mode)
     cli(*args)
-    cli("live", "activate", "--db-dir", str(db))
+    cli("live", "activate", *(["--live"] if mode == "live" else []), "--db-dir", str(db))
     for i in range(kills):
         sim_control(db, "clock", action="resume", speed=speed)
         time.sleep(rng.uniform(1.0, 3.0))
         n = cluster.kill_all(db)
-        sim_control(db, "clock", action="pause")
+        if mode == "live":
+            sim_control(db, "clock", action="resume", speed=10)
+        else:
+            sim_control(db, "clock", action="pause")
         rep.kills += 1
         rep.processes_killed.append(n)
         t = time.monotonic()
@@ -155,12 +169,125 @@ def run_soak(
             rep.problems.append(f"kill {i + 1}: activation lost ({st['permission']})")
         if log:
             log(f"kill {i + 1}/{kills}: {n} processes, back in {rep.restart_s[-1]} s")
-    sim_control(db, "clock", action="resume", speed=0)
-    wait_drained(db, feed_to, timeout=600)
+    sim_control(db, "clock", action="resume", speed=0 if mode != "live" else speed)
+    st = wait_drained(db, feed_to, timeout=600)
+    if mode == "live":
+        time.sleep(MISMATCH_WAIT_S)  # the last executions' reports and position updates
+        st = status(db)
+        sim = sim_get(db, "state")
+        cli("live", "stop", "--db-dir", str(db))
+        check_live(db, rep, st, sim)
+        return rep
     final = collect(db)
     cli("live", "stop", "--db-dir", str(db))
     check(db, rep, sets, **final)
     return rep
+
+
+MISMATCH_WAIT_S = 4.0
+
+
+def sim_get(db: Path, path: str) -> dict[str, Any]:
+    info = cluster.read_info(db)
+    if info is None or info.simulator is None:
+        raise InputError(f"{db}: no simulator recorded")
+    r = requests.get(
+        f"{info.simulator['rest']}/_sim/{path}",
+        headers={"X-Sim-Token": info.simulator["control_token"]},
+        timeout=30,
+    )
+    if r.status_code != 200:
+        raise InputError(f"/_sim/{path}: {r.status_code} {r.text}")
+    return dict(r.json())
+
+
+def round_trips(fills: list[tuple[Any, ...]]) -> list[dict[str, float]]:
+    """Trades rebuilt from the exchange's executions alone (role, side, price, qty, fee,
+    ...): each run of the position from 0 back to 0."""
+    out: list[dict[str, float]] = []
+    pos, cur = 0.0, None
+    for role, side, price, qty, fee, *_ in fills:
+        if role == "funding":
+            continue
+        signed = qty if side == "Buy" else -qty
+        if cur is None:
+            cur = {"qty": 0.0, "notional": 0.0, "fees": 0.0, "side": 1.0 if signed > 0 else -1.0}
+        if role in ("entry", "entry_mkt"):
+            cur["qty"] += qty
+            cur["notional"] += price * qty
+        cur["fees"] += fee
+        pos = round(pos + signed, 9)
+        if pos == 0:
+            out.append({**cur, "price": cur["notional"] / cur["qty"]})
+            cur = None
+    return out
+
+
+def check_live(db: Path, rep: SoakReport, st: dict[str, Any], sim: dict[str, Any]) -> None:
+    """Live mode against the exchange's own record: every execution journaled and reported
+    once, each trade the sum of its executions, the position the exchange's, every order
+    on the exchange one the system recorded before sending, at most one entry order per
+    entry decision, and each outage a gap."""
+    if st.get("halted"):
+        rep.problems.append(f"halted: {st['halted']}")
+    con = sqlite3.connect(db / "execution.db")
+    fills = con.execute(
+        "SELECT role, side, price, qty, fee, reported, link_id FROM live_fills "
+        "ORDER BY ts_ms, rowid"
+    ).fetchall()
+    trades = con.execute(
+        "SELECT side, entry_price, qty, fees FROM live_trades ORDER BY trade_no"
+    ).fetchall()
+    intents = {r[0]: r[1] for r in con.execute("SELECT link_id, outcome FROM live_intents")}
+    con.close()
+    con = sqlite3.connect(db / "signals.db")
+    enter_minutes = con.execute(
+        "SELECT count(*) FROM signals_1m WHERE chosen_action LIKE 'ENTER%'"
+    ).fetchone()[0]
+    con.close()
+    if len(fills) != sim["executions"]:
+        rep.problems.append(
+            f"{len(fills)} executions journaled, the exchange has {sim['executions']}"
+        )
+    if any(f[5] != 1 for f in fills):
+        rep.problems.append("an execution the driver did not take")
+    trips = round_trips(fills)
+    rep.trades = len(trips)
+    if len(trades) != len(trips):
+        rep.problems.append(f"{len(trades)} trades booked, the executions make {len(trips)}")
+    for i, ((side, price, qty, fees), trip) in enumerate(zip(trades, trips, strict=False)):
+        if (1.0 if str(side).upper() == "LONG" else -1.0) != trip["side"]:
+            rep.problems.append(f"trade {i}: side {side}, the executions say {trip['side']}")
+        if abs(qty - trip["qty"]) > 1e-9 or abs(price - trip["price"]) > 1e-6:
+            rep.problems.append(f"trade {i}: {qty} @ {price}, the executions say {trip}")
+        if abs(fees - trip["fees"]) > 1e-6:
+            rep.problems.append(f"trade {i}: fees {fees}, the executions say {trip['fees']}")
+    pos = st.get("position")
+    mine = 0.0 if not pos else (1 if pos["side"] == "LONG" else -1) * float(pos["qty"])
+    sp = sim["position"]
+    theirs = float(sp["size"]) * (-1 if sp["side"] == "Sell" else 1)
+    if abs(mine - theirs) > 1e-9:
+        rep.problems.append(f"position {mine:+g}, the exchange has {theirs:+g}")
+    ours = [o for o in sim["order_list"] if o["orderLinkId"]]
+    unknown = [o["orderLinkId"] for o in ours if o["orderLinkId"] not in intents]
+    if unknown:
+        rep.problems.append(f"orders on the exchange the system has no record of: {unknown}")
+    limit_entries = [o for o in ours if not o["reduceOnly"] and o["orderType"] == "Limit"]
+    if len(limit_entries) > enter_minutes:
+        rep.problems.append(
+            f"{len(limit_entries)} limit entries on the exchange for {enter_minutes} decisions"
+        )
+    _check_gaps(db, rep)
+
+
+def _check_gaps(db: Path, rep: SoakReport) -> None:
+    """Every outage (a kill, a dropped or stalled feed) must be a recorded gap."""
+    raw = duckdb.connect(str(db / "raw.duckdb"), read_only=True)
+    gaps = raw.execute("SELECT count(*) FROM feed_gaps").fetchone()
+    raw.close()
+    rep.gaps = int(gaps[0]) if gaps else 0
+    if rep.gaps < rep.kills:
+        rep.problems.append(f"{rep.kills} outages, {rep.gaps} gaps recorded")
 
 
 def collect(db: Path) -> dict[str, Any]:
@@ -232,12 +359,7 @@ def check(
     for ts, a, r in live_min:
         if ts in ref_min and ref_min[ts] != (a, r):
             rep.problems.append(f"minute {ts}: live {a}/{r}, replay {ref_min[ts]}")
-    raw = duckdb.connect(str(db / "raw.duckdb"), read_only=True)
-    gaps = raw.execute("SELECT count(*) FROM feed_gaps").fetchone()
-    raw.close()
-    rep.gaps = int(gaps[0]) if gaps else 0
-    if rep.gaps < rep.kills:
-        rep.problems.append(f"{rep.kills} outages, {rep.gaps} gaps recorded")
+    _check_gaps(db, rep)
     feats = duckdb.connect(str(db / "features.duckdb"), read_only=True)
     flagged = feats.execute("SELECT count(*) FROM minute_flags").fetchone()
     feats.close()

@@ -59,11 +59,14 @@ def _cls(role: str) -> Any:
     return Execution
 
 
-def create_worker(role: str, cfg: LiveConfig) -> Any:
+def graph_actor(cls: type, role: str, max_concurrency: int = 1) -> Any:
+    """``cls`` as one of the graph's named, detached actors. Ray restarts it forever
+    (``max_restarts=-1``) and never retries a call it was running when it died
+    (``max_task_retries=0``: an order-placing call runs at most once); each restores its
+    own state in its constructor before it takes work."""
     import ray
 
-    cls = ray.remote(_cls(role))
-    return cls.options(
+    return ray.remote(cls).options(
         name=ACTOR_NAMES[role],
         namespace=NAMESPACE,
         lifetime="detached",
@@ -71,8 +74,12 @@ def create_worker(role: str, cfg: LiveConfig) -> Any:
         max_restarts=-1,
         max_task_retries=0,
         num_cpus=0,
-        max_concurrency=1 if role != "collector" else 4,
-    ).remote(cfg)
+        max_concurrency=max_concurrency,
+    )
+
+
+def create_worker(role: str, cfg: LiveConfig) -> Any:
+    return graph_actor(_cls(role), role, 4 if role == "collector" else 1).remote(cfg)
 
 
 class Supervisor:
@@ -87,7 +94,7 @@ class Supervisor:
         self.activated: bool = bool(saved.get("activated", False))
         self.halted: str | None = saved.get("halted")
         self.started_ms = int(time.time() * 1000)
-        self.alerts = Alerter(cfg.alert_log, cfg.webhook_url, "supervisor")
+        self.alerts = Alerter(cfg.alert_log, cfg.secret("webhook_url"), "supervisor")
         self.workers: dict[str, Any] = {}
         self.health: dict[str, dict[str, Any]] = {}
         self.restarts: dict[str, int] = dict.fromkeys(ROLES, 0)

@@ -51,6 +51,17 @@ class Released:
                 n += len(a["ts_ms"])
         return n
 
+    def merged(self, later: Released) -> Released:
+        """This release followed by ``later`` as one (seq numbers stay consecutive, since
+        each kind's seq is given at release)."""
+        return Released(
+            trades=_cat(self.trades, later.trades),
+            quotes=_cat(self.quotes, later.quotes),
+            close_through=later.close_through
+            if later.close_through is not None
+            else self.close_through,
+        )
+
     @property
     def last_ts(self) -> int | None:
         ts = [int(a["ts_ms"][-1]) for a in (self.trades, self.quotes) if a is not None]
@@ -172,6 +183,12 @@ class TickBuffer:
         for k, c in enumerate(cols):
             out[c] = np.fromiter((r[1][k] for r in rows), np.float64, n)
         return out
+
+
+def _cat(a: Arrays | None, b: Arrays | None) -> Arrays | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return {k: np.concatenate([a[k], b[k]]) for k in a}
 
 
 def engine_trades(a: Arrays | None) -> Arrays | None:

@@ -17,60 +17,25 @@ Checked against the simulator (independent evidence), not against the graph's co
 
 from __future__ import annotations
 
+import json
+import math
 import sqlite3
 from pathlib import Path
 
 import pytest
-import requests
 
 from at_core.config import load_settings
-from at_core.live import cluster
 from at_core.live.reference import replay_live
-from at_core.live.soak import start_args
+from at_core.live.soak import round_trips, sim_get, start_args
 from tests.live.conftest import T0, TRADY, M, cli, sim_control, status, wait, wait_drained
 from tests.live.webhook import Receiver
 
 pytestmark = pytest.mark.timeout(600)
-SIM_FEES = "--maker-fee-bps -1 --taker-fee-bps 5 --balance 30000"
-
-
-def _sim_get(db: Path, path: str) -> dict:
-    info = cluster.read_info(db)
-    assert info is not None and info.simulator is not None
-    r = requests.get(
-        f"{info.simulator['rest']}/_sim/{path}",
-        headers={"X-Sim-Token": info.simulator["control_token"]},
-        timeout=30,
-    )
-    assert r.status_code == 200, r.text
-    return dict(r.json())
-
-
-def _round_trips(fills: list[tuple]) -> list[dict[str, float]]:
-    """Trades rebuilt from the exchange's executions alone: the position from 0 back to 0."""
-    out, pos, cur = [], 0.0, None
-    for role, side, price, qty, fee, _rep, _link in fills:
-        if role == "funding":
-            continue
-        signed = qty if side == "Buy" else -qty
-        if cur is None:
-            cur = {"qty": 0.0, "notional": 0.0, "fees": 0.0, "side": 1.0 if signed > 0 else -1.0}
-        if role in ("entry", "entry_mkt"):
-            cur["qty"] += qty
-            cur["notional"] += price * qty
-        cur["fees"] += fee
-        pos = round(pos + signed, 9)
-        if pos == 0:
-            out.append({**cur, "price": cur["notional"] / cur["qty"]})
-            cur = None
-    return out
 
 
 def test_live_mode_trades_on_the_exchange_and_halts_on_drift(lake: Path, graph_dir: Path) -> None:
     feed_from, feed_to = T0 + 240 * M, T0 + 272 * M
-    args = start_args(graph_dir, lake, feed_from, feed_to, TRADY)
-    args[args.index("--mode") + 1] = "live"
-    args[args.index("--simulator-args") + 1] += " " + SIM_FEES
+    args = start_args(graph_dir, lake, feed_from, feed_to, TRADY, mode="live")
     rx = Receiver()
     try:
         cli(*args, env={"ALERT_WEBHOOK_URL": rx.url})
@@ -79,7 +44,7 @@ def test_live_mode_trades_on_the_exchange_and_halts_on_drift(lake: Path, graph_d
         cli("live", "activate", "--live", "--db-dir", str(graph_dir))
         sim_control(graph_dir, "clock", action="resume", speed=60)
         st = wait_drained(graph_dir, feed_to, 400)
-        sim = _sim_get(graph_dir, "state")
+        sim = sim_get(graph_dir, "state")
         con = sqlite3.connect(graph_dir / "execution.db")
         fills = con.execute(
             "SELECT role, side, price, qty, fee, reported, link_id FROM live_fills ORDER BY ts_ms, rowid"
@@ -87,14 +52,25 @@ def test_live_mode_trades_on_the_exchange_and_halts_on_drift(lake: Path, graph_d
         trades = con.execute(
             "SELECT side, entry_price, qty, fees FROM live_trades ORDER BY trade_no"
         ).fetchall()
+        first_entry = con.execute(
+            "SELECT qty, price, plan FROM live_intents WHERE role = 'entry' ORDER BY created_ms"
+        ).fetchone()
         con.close()
+        # ---- sized from the exchange's wallet (30,000), not initial_equity (10,000): §7.4
+        s = load_settings(overrides=dict(kv.split("=") for kv in TRADY))
+        qty, limit, plan = first_entry[0], first_entry[1], json.loads(first_entry[2])
+        steps = min(
+            math.floor(30_000 * s.risk_pct / abs(limit - plan["stop"]) / s.qty_step + 1e-9),
+            math.floor(30_000 * s.max_leverage / limit / s.qty_step + 1e-9),
+        )
+        assert abs(qty - steps * s.qty_step) <= s.qty_step + 1e-12, (qty, steps, plan)
         # ---- orders placed, filled, exited; every execution of the account reported once
         roles = {f[0] for f in fills}
         assert "entry" in roles and roles & {"stop", "exit", "tp1", "tp2"}, roles
         assert len(fills) == sim["executions"], "the journal and the exchange disagree"
         assert all(f[5] == 1 for f in fills), "an execution the driver did not take"
         # ---- each booked trade is the sum of its executions (rebuilt from the exchange's rows)
-        trips = _round_trips(fills)
+        trips = round_trips(fills)
         assert len(trips) >= 2 and len(trades) == len(trips), (trades, trips)
         for (side, price, qty, fees), trip in zip(trades, trips, strict=True):
             assert (1.0 if side in ("long", "LONG") else -1.0) == trip["side"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -152,3 +153,28 @@ def test_raw_store_round_trip_and_catch_up(tmp_path: Path) -> None:
     assert rs.counts()["late_ticks"] == 1
     assert json.loads(json.dumps(rs.counts()))["raw_trades"] == 10
     rs.close()
+
+
+def test_secrets_stay_out_of_what_ray_keeps(tmp_path: Path, monkeypatch: Any) -> None:
+    """The config handed to Ray (pickled into its control store for actor restarts) holds
+    no secret; the actors read them back from a 0600 file in the live dir."""
+    import pickle
+    import stat
+
+    from at_core.config import load_settings
+    from at_core.live.config import SECRETS_FILE, LiveConfig
+
+    for env in ("BYBIT_API_KEY", "BYBIT_API_SECRET", "ALERT_WEBHOOK_URL"):
+        monkeypatch.delenv(env, raising=False)
+    full = LiveConfig.build(
+        "live", tmp_path, load_settings(), api_key="K3Y", api_secret="S3CR3T",
+        webhook_url="http://127.0.0.1:9/hook",
+    )  # fmt: skip
+    sent = full.keep_secrets()
+    blob = pickle.dumps(sent)
+    assert b"K3Y" not in blob and b"S3CR3T" not in blob and b"127.0.0.1:9" not in blob
+    assert sent.secret("api_key") == "K3Y" and sent.secret("api_secret") == "S3CR3T"
+    assert sent.secret("webhook_url") == "http://127.0.0.1:9/hook"
+    path = tmp_path / "live" / SECRETS_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "S3CR3T" not in repr(sent) and "S3CR3T" not in str(sent.public())

@@ -77,6 +77,9 @@ pub struct StreamingDriver {
     /// The live graph's entry permission, applied to the kernel (kept here too so that it
     /// holds from the first minute, before the execution core exists).
     permission: Permission,
+    /// The exchange's wallet balance reported before the execution core existed: its cash
+    /// from the start (see `sync_cash`).
+    cash: Option<f64>,
 }
 
 impl StreamingDriver {
@@ -155,6 +158,7 @@ impl StreamingDriver {
             events: 0,
             halted: None,
             permission: Permission::Allowed,
+            cash: None,
         })
     }
 
@@ -362,6 +366,9 @@ impl StreamingDriver {
                     1440,
                 )?;
                 c.set_permission(self.permission);
+                if let Some(w) = self.cash.take() {
+                    c.sync_cash(w);
+                }
                 match self.mode {
                     FillMode::Paper => c,
                     FillMode::External => c.with_external_fills(),
@@ -446,6 +453,35 @@ impl StreamingDriver {
         self.with_engine("exit fill", |e| {
             e.external_exit_fill(kind, ts, price, qty, fee)
         })
+    }
+
+    /// External fills only: the kernel's cash becomes the exchange's wallet balance
+    /// (`at_strategy::Kernel::sync_cash`: sizing from the real account, no P&L from the
+    /// difference). Before the first decided minute it is kept and applied then. Returns
+    /// the adjustment (0 when kept).
+    pub fn sync_cash(&mut self, wallet: f64) -> Result<f64, AtError> {
+        self.check()?;
+        let bad = |message: String| AtError::InvalidInput {
+            location: "streaming driver cash sync".into(),
+            message,
+        };
+        if self.mode != FillMode::External {
+            return Err(bad(
+                "paper fills keep their own book; the wallet is for live".into(),
+            ));
+        }
+        if !(wallet.is_finite() && wallet > 0.0) {
+            return Err(bad(format!(
+                "wallet balance {wallet} must be finite and positive"
+            )));
+        }
+        match self.core.as_mut() {
+            Some(c) => Ok(c.sync_cash(wallet)),
+            None => {
+                self.cash = Some(wallet);
+                Ok(0.0)
+            }
+        }
     }
 
     /// Funding settled on the open position (positive = received).

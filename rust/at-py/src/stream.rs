@@ -367,6 +367,13 @@ impl PyStreamingDriver {
             .map_err(to_py)
     }
 
+    /// Live: the kernel's cash becomes the exchange's wallet balance (sizing from the real
+    /// account; the difference is no P&L). Returns the adjustment (0 before the first
+    /// decided minute: kept and applied then).
+    fn sync_cash(&mut self, wallet: f64) -> PyResult<f64> {
+        self.driver()?.sync_cash(wallet).map_err(to_py)
+    }
+
     /// Funding settled on the open position (positive = received).
     fn funding_paid(&mut self, amount: f64) -> PyResult<()> {
         self.driver()?.funding_paid(amount).map_err(to_py)

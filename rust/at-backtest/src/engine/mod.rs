@@ -167,6 +167,11 @@ impl Core {
         self.k.set_permission(p);
     }
 
+    /// The kernel's cash set to the exchange's wallet balance (`Kernel::sync_cash`).
+    pub fn sync_cash(&mut self, wallet: f64) -> f64 {
+        self.k.sync_cash(wallet)
+    }
+
     /// Whether fills come from outside.
     pub fn external_fills(&self) -> bool {
         self.external

@@ -225,6 +225,19 @@ impl Kernel {
         Ok(false)
     }
 
+    /// Live mode: the cash becomes the exchange's wallet balance (realised cash, as the
+    /// book's own). The difference is no profit or loss: the configured `initial_equity`
+    /// against the real account, a deposit or withdrawal, rounding. So the day's starting
+    /// equity and the last mark move with it, and the daily-loss kill switch sees none of
+    /// it. Sizing then works from the real account (SPEC §7.4). Returns the adjustment.
+    pub fn sync_cash(&mut self, wallet: f64) -> f64 {
+        let delta = wallet - self.s.cash;
+        self.s.cash = wallet;
+        self.s.day_start_equity += delta;
+        self.s.last_mtm += delta;
+        delta
+    }
+
     /// Funding paid (negative) or received (positive) on the open position.
     pub fn on_funding(&mut self, amount: f64) {
         self.s.cash += amount;
