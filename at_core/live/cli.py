@@ -142,8 +142,10 @@ def _soak(args: argparse.Namespace) -> int:
     if not (lake / "lake").exists():
         generate_market(lake, days=1, seed=1, progress=False)
     sets = [f"{k}={v}" for k, v in DEMO_SETTINGS.items()]
-    # ~2-6 market minutes per kill at 120x: the feed must outlast every kill
-    feed_to = min(T0 + (300 + 6 * args.kills) * M, T0 + 1440 * M)
+    # ~2-6 market minutes per kill at 120x (live: 2-3 more while down, the market moving at
+    # 10x): the feed must outlast every kill, or the last restarts have no outage to record
+    per_kill = 10 if args.mode == "live" else 6
+    feed_to = min(T0 + (300 + per_kill * args.kills) * M, T0 + 1440 * M)
     t = time.monotonic()
     rep = run_soak(db, lake, args.kills, T0 + 240 * M, feed_to, sets, seed=args.seed,
                    log=lambda s: print(s, flush=True), mode=args.mode)  # fmt: skip

@@ -223,6 +223,13 @@ def round_trips(fills: list[tuple[Any, ...]]) -> list[dict[str, float]]:
     return out
 
 
+def _sign(side: Any) -> float:
+    """A trade's side as +1 / -1: stored as the kernel's number, or a LONG / SHORT name."""
+    if isinstance(side, int | float):
+        return 1.0 if side > 0 else -1.0
+    return 1.0 if str(side).upper() == "LONG" else -1.0
+
+
 def check_live(db: Path, rep: SoakReport, st: dict[str, Any], sim: dict[str, Any]) -> None:
     """Live mode against the exchange's own record: every execution journaled and reported
     once, each trade the sum of its executions, the position the exchange's, every order
@@ -256,7 +263,7 @@ def check_live(db: Path, rep: SoakReport, st: dict[str, Any], sim: dict[str, Any
     if len(trades) != len(trips):
         rep.problems.append(f"{len(trades)} trades booked, the executions make {len(trips)}")
     for i, ((side, price, qty, fees), trip) in enumerate(zip(trades, trips, strict=False)):
-        if (1.0 if str(side).upper() == "LONG" else -1.0) != trip["side"]:
+        if _sign(side) != trip["side"]:
             rep.problems.append(f"trade {i}: side {side}, the executions say {trip['side']}")
         if abs(qty - trip["qty"]) > 1e-9 or abs(price - trip["price"]) > 1e-6:
             rep.problems.append(f"trade {i}: {qty} @ {price}, the executions say {trip}")
