@@ -101,14 +101,24 @@ class StreamingDriver:
         return dict(self._d.push(trades, quotes))
 
     def entry_fill(
-        self, ts_ms: int, price: float, qty: float, fee: float, maker: bool = False
+        self,
+        ts_ms: int,
+        price: float,
+        qty: float,
+        fee: float,
+        maker: bool = False,
+        order_ts_min: int | None = None,
     ) -> bool:
-        """(Part of) the working entry filled; True once the order is complete."""
-        return bool(self._d.entry_fill(ts_ms, price, qty, fee, maker))
+        """(Part of) the entry decided at minute ``order_ts_min`` filled (default: the
+        working one). An entry the kernel has cancelled may still fill (the cancel races
+        the exchange): it then opens the position it would have opened. True once the
+        order is complete."""
+        return bool(self._d.entry_fill(ts_ms, price, qty, fee, maker, order_ts_min))
 
-    def entry_end(self, ts_ms: int) -> None:
-        """The working entry ended (cancelled, rejected, expired) with what filled."""
-        self._d.entry_end(ts_ms)
+    def entry_end(self, ts_ms: int, order_ts_min: int | None = None) -> None:
+        """The entry decided at ``order_ts_min`` (default: the working one) ended
+        (cancelled, rejected, expired) with what filled: a position opens with that."""
+        self._d.entry_end(ts_ms, order_ts_min)
 
     def exit_fill(self, kind: str, ts_ms: int, price: float, qty: float, fee: float) -> bool:
         """(Part of) an exit filled (``stop|tp1|tp2|market``); True once flat."""

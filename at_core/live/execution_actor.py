@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+import at_core._core as _core
 from at_core import logging as at_logging
 from at_core.live.alerts import Alerter
 from at_core.live.config import ACTOR_NAMES, NAMESPACE, LiveConfig, favour_latency
@@ -33,12 +34,9 @@ from at_core.storage.stores import connect_sqlite, init_store
 
 log = at_logging.get(__name__)
 
-TRADE_COLUMNS = (
-    "side", "setup", "entry_reason", "decision_ts_ms", "fill_ts_ms", "entry_price", "entry_maker",
-    "qty", "stop_initial", "tp1", "tp2", "tp1_ts_ms", "tp1_price", "tp1_qty",
-    "exit_decision_ts_ms", "exit_ts_ms", "exit_price", "exit_reason", "gross_pnl", "fees",
-    "funding", "slippage_cost", "net_pnl",
-)  # fmt: skip
+#: the trade record's fields (declared once, in Rust: ``TradeRecord::COLUMNS``)
+TRADE_COLUMNS: tuple[str, ...] = tuple(_core.backtest_trade_columns())
+TEXT_COLUMNS = ("setup", "entry_reason", "exit_reason")
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS live_orders (
@@ -59,10 +57,7 @@ DDL = [
     "CREATE TABLE IF NOT EXISTS live_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
     "CREATE UNIQUE INDEX IF NOT EXISTS live_orders_once ON live_orders (session, ts_min, kind)",
     "CREATE TABLE IF NOT EXISTS live_trades (session TEXT NOT NULL, trade_no INTEGER NOT NULL, mode TEXT NOT NULL, "
-    + ", ".join(
-        f"{c} {'TEXT' if c in ('setup', 'entry_reason', 'exit_reason') else 'DOUBLE'}"
-        for c in TRADE_COLUMNS
-    )
+    + ", ".join(f"{c} {'TEXT' if c in TEXT_COLUMNS else 'DOUBLE'}" for c in TRADE_COLUMNS)
     + ", PRIMARY KEY (session, trade_no))",
 ]
 
@@ -104,6 +99,12 @@ class Execution:
         with self.db:
             for ddl in DDL:
                 self.db.execute(ddl)
+            # a trade field added since the table was made: the column, empty for old rows
+            have = {r[1] for r in self.db.execute("PRAGMA table_info(live_trades)")}
+            for c in TRADE_COLUMNS:
+                if c not in have:
+                    kind = "TEXT" if c in TEXT_COLUMNS else "DOUBLE"
+                    self.db.execute(f"ALTER TABLE live_trades ADD COLUMN {c} {kind}")
         self.snaps = SnapshotStore(paths.execution, "execution")
         self.alerts = Alerter(cfg.alert_log, cfg.secret("webhook_url"), "execution")
         snap = self.snaps.latest()

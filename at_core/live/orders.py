@@ -85,6 +85,9 @@ class Working:
     decided_ts_min: int | None = None
     filled: float = 0.0
     done: bool = False
+    #: after a cancel: the quantity the exchange says filled in all (its last fills may
+    #: still be on their way); None while the order may still fill
+    end_at: float | None = None
 
 
 @dataclass
@@ -94,10 +97,14 @@ class OrderState:
     stop_set: float | None = None
     position_side: int = 0
     entry_ts_min: int | None = None  # the decision minute of the position's entry
+    #: entries the kernel cancelled (by decision minute) whose end the driver has not been
+    #: told: the exchange may have filled them before the cancel arrived
+    cancelled: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "entry_ts_min": self.entry_ts_min,
+            "cancelled": list(self.cancelled),
             "orders": {k: asdict(v) for k, v in self.orders.items()},
             "entry_plan": self.entry_plan,
             "stop_set": self.stop_set,
@@ -114,6 +121,7 @@ class OrderState:
             stop_set=d.get("stop_set"),
             position_side=int(d.get("position_side", 0)),
             entry_ts_min=d.get("entry_ts_min"),
+            cancelled=[int(k) for k in d.get("cancelled", [])],
         )
 
 
@@ -236,7 +244,12 @@ class LiveOrders:
             w, "Market" if limit is None else "Limit", f"{ts_min}:entry",
             tif=None if limit is None else "GTC",
         ):  # fmt: skip
-            self.report("entry_end", {"ts_ms": int(time.time() * 1000)})
+            self._end_entry(ts_min)
+
+    def _end_entry(self, ts_min: int | None) -> None:
+        """Tell the driver the entry decided at ``ts_min`` ended with what it has been
+        told filled (nothing, or part: the position opens with that)."""
+        self.report("entry_end", {"ts_ms": int(time.time() * 1000), "order_ts_min": ts_min})
 
     def adopt_intents(self) -> list[str]:
         """After a restart: every order recorded as an intent but missing from the restored
@@ -282,9 +295,50 @@ class LiveOrders:
         ]
 
     def _cancel_entry(self) -> None:
+        """The kernel dropped its working entry (kill switch, permission withdrawn). The
+        exchange may have filled it, or part of it, before the cancel arrived, or while the
+        graph was down: those fills are real and the driver books them against the
+        cancelled order. Once every fill the exchange reports for it has been told, the
+        driver is told the order ended (unless it filled in full: the position is open)."""
+        keys = set()
         for w in self._entry_orders():
             self.ad.cancel_order(link_id=w.link)
             w.done = True
+            w.end_at = self._final_filled(w)
+            if w.decided_ts_min is not None:
+                keys.add(w.decided_ts_min)
+        for k in sorted(keys):
+            if k not in self.st.cancelled:
+                self.st.cancelled.append(k)
+            self._settle_cancelled(k)
+
+    def _final_filled(self, w: Working) -> float:
+        """The quantity filled in all of an order that can no longer fill (cancelled,
+        refused cancel of a filled order), asked of the exchange: the WebSocket's view may
+        not have its last fills yet."""
+        self.ad.resolve(w.link)
+        return self._cum_filled(w.link)
+
+    def _settle_cancelled(self, key: int) -> None:
+        """If every order of the cancelled entry decided at ``key`` has reported all its
+        fills: a full fill opened the position in the driver; otherwise tell it the end."""
+        if key not in self.st.cancelled:
+            return
+        orders = [
+            w for w in self.st.orders.values()
+            if w.role in ("entry", "entry_mkt") and w.decided_ts_min == key
+        ]  # fmt: skip
+        eps = 1e-9
+        for w in orders:
+            if w.filled >= w.qty - eps:
+                continue
+            if w.end_at is None or w.filled < w.end_at - eps:
+                return  # still open, or fills still on their way
+        self.st.cancelled.remove(key)
+        want = next((w.qty for w in orders if w.role == "entry"), None)
+        total = sum(w.filled for w in orders)
+        if want is None or total < want - eps:
+            self._end_entry(key)
 
     def _timeouts(self, last_ts_min: int) -> None:
         for w in self._entry_orders():
@@ -294,7 +348,9 @@ class LiveOrders:
                 continue
             res = self.ad.cancel_order(link_id=w.link)
             w.done = True
-            filled = self._cum_filled(w.link)
+            # asked of the exchange: a limit filled just before its cancel must not be
+            # bought again at market because the WebSocket has not said so yet
+            filled = w.end_at = self._final_filled(w)
             rest = round(w.qty - filled, 9)
             if res.outcome != SENT and rest > 0:
                 # the limit may have filled in the meantime: the executions will say
@@ -303,7 +359,7 @@ class LiveOrders:
                 m = Working("entry_mkt", self.ad.new_link_id("em"), w.side, rest,
                             decided_ts_min=w.decided_ts_min, filled=0.0)  # fmt: skip
                 if not self._send(m, "Market", f"{w.decided_ts_min}:entry_mkt"):
-                    self.report("entry_end", {"ts_ms": int(time.time() * 1000)})
+                    self._end_entry(w.decided_ts_min)
 
     def _cum_filled(self, link: str) -> float:
         for row in self.ad.view.orders.values():
@@ -409,9 +465,12 @@ class LiveOrders:
                     w.done = True
             args = {"ts_ms": ts, "price": price, "qty": qty, "fee": fee}
             if role in ("entry", "entry_mkt"):
-                ok = self.report("entry_fill", {**args, "maker": maker})
+                key = w.decided_ts_min if w else None
+                ok = self.report("entry_fill", {**args, "maker": maker, "order_ts_min": key})
                 if ok and self.st.entry_plan:
                     self._protect(float(self.st.entry_plan["stop"]), None)
+                if ok and key is not None:
+                    self._settle_cancelled(key)
             elif role in ("exit", "tp1", "tp2", "stop"):
                 ok = self.report(
                     "exit_fill", {**args, "kind": "market" if role == "exit" else role}

@@ -358,9 +358,10 @@ class Signals(Follower):
         try:
             if kind == "entry_fill":
                 self.driver.entry_fill(int(args["ts_ms"]), float(args["price"]), float(args["qty"]),
-                                       float(args["fee"]), bool(args.get("maker")))  # fmt: skip
+                                       float(args["fee"]), bool(args.get("maker")),
+                                       args.get("order_ts_min"))  # fmt: skip
             elif kind == "entry_end":
-                self.driver.entry_end(int(args["ts_ms"]))
+                self.driver.entry_end(int(args["ts_ms"]), args.get("order_ts_min"))
             elif kind == "exit_fill":
                 self.driver.exit_fill(str(args["kind"]), int(args["ts_ms"]), float(args["price"]),
                                       float(args["qty"]), float(args["fee"]))  # fmt: skip
@@ -397,7 +398,16 @@ class Signals(Follower):
         self._start_shadow()
 
     def snapshot(self, reason: str = "operator", st: dict[str, Any] | None = None) -> int:
+        """Save the driver with the cursor it reached. A halted driver is not saved (its
+        state is what could not be explained): the last good snapshot stays, and a
+        restart restores from it. Returns the snapshot's sequence number (the last good
+        one's when halted)."""
         self.last_snapshot = time.monotonic()
+        if self.driver.halted:
+            log.warning("driver halted: snapshot kept from before", reason=reason,
+                        halted=self.driver.halted)  # fmt: skip
+            last = self.snaps.latest()
+            return 0 if last is None else last[0]
         st = self.driver.state() if st is None else st
         state = {
             "cursor": self.cursor.to_json(),

@@ -135,3 +135,63 @@ def test_protecting_a_position_the_exchange_already_closed_does_not_halt(
     m._protect(40_000.0, None)
     assert not calls.halts, calls.halts
     assert m.st.stop_set is None
+
+
+def _fills(ad: BybitAdapter, m: LiveOrders) -> None:
+    """Report this manager's executions (the shared simulator has other tests' too)."""
+    for ev in settle(ad, 1.5):
+        if ev.kind == "fill" and ev.data["execution"].get("orderLinkId") in m.st.orders:
+            m.on_execution(ev.data["execution"], False)
+
+
+def test_an_entry_filled_before_the_kernels_cancel_arrived_is_booked_not_halted(
+    sim: SimProcess, ad: BybitAdapter, tmp_path: Path
+) -> None:
+    """The kernel cancels its working entry (permission withdrawn, kill switch) while the
+    exchange fills it, or the graph was down when it filled. The fill is reported against
+    the cancelled order (by its decision minute), no end is reported for a full fill, and
+    nothing halts; an entry the cancel caught unfilled is reported ended. Before: the
+    driver refused the fill and trading halted (a CI run of the live soak)."""
+    calls = Calls()
+    m = calls.manager(ad, tmp_path / "execution.db")
+    decided = 1_704_067_620_000
+    e = _entry(sim, away=-0.01)  # a buy limit above the market: it fills
+    m.on_decided([{"ts_min": decided, "entry": e}], {"position": None}, None)
+    sim.advance(sim.state()["market_ms"] + 1_000)
+    m.on_decided([{"ts_min": decided + 60_000, "cancel_entry": True}], {"position": None}, None)
+    _fills(ad, m)
+    fills = [a for k, a in calls.reports if k == "entry_fill"]
+    assert fills and all(a["order_ts_min"] == decided for a in fills), calls.reports
+    assert sum(a["qty"] for a in fills) == pytest.approx(0.01)
+    assert not [r for r in calls.reports if r[0] == "entry_end"], calls.reports
+    assert not calls.halts, calls.halts
+    assert m.st.cancelled == []
+    flat(sim, ad)
+
+    # resting when the cancel comes: ended, nothing filled
+    calls.reports.clear()
+    later = decided + 600_000
+    m.on_decided([{"ts_min": later, "entry": _entry(sim)}], {"position": None}, None)
+    m.on_decided([{"ts_min": later + 60_000, "cancel_entry": True}], {"position": None}, None)
+    _fills(ad, m)
+    assert [(k, a["order_ts_min"]) for k, a in calls.reports] == [("entry_end", later)]
+    assert not calls.halts, calls.halts
+
+
+def test_a_limit_filled_just_before_its_timeout_is_not_bought_again_at_market(
+    sim: SimProcess, ad: BybitAdapter, tmp_path: Path
+) -> None:
+    """At the limit's timeout the rest goes at market. What filled is asked of the exchange,
+    not read from the WebSocket's view, which may not have the fill yet: otherwise the
+    whole quantity would be bought twice."""
+    calls = Calls()
+    m = calls.manager(ad, tmp_path / "execution.db")
+    decided = 1_704_068_820_000
+    before = set(_links(sim))
+    m.on_decided([{"ts_min": decided, "entry": _entry(sim, away=-0.01)}], {"position": None}, None)
+    sim.advance(sim.state()["market_ms"] + 1_000)
+    m.on_decided([], {"position": None}, decided + 60_000)  # the timeout, events not read yet
+    _fills(ad, m)
+    assert len(set(_links(sim)) - before) == 1, "a market order followed a filled limit"
+    assert float(ad.view.position_size()) == pytest.approx(0.01)
+    assert not calls.halts, calls.halts

@@ -422,7 +422,9 @@ impl StreamingDriver {
         self.halt(r)
     }
 
-    /// The exchange filled (part of) the working entry. Returns whether it is complete.
+    /// The exchange filled (part of) the entry decided at minute `order` (the working
+    /// one, or one the kernel cancelled that the exchange filled before the cancel
+    /// arrived; `None`: the working one). Returns whether it is complete.
     pub fn entry_fill(
         &mut self,
         ts: i64,
@@ -430,15 +432,17 @@ impl StreamingDriver {
         qty: f64,
         fee: f64,
         maker: bool,
+        order: Option<i64>,
     ) -> Result<bool, AtError> {
         self.with_engine("entry fill", |e| {
-            e.external_entry_fill(ts, price, qty, fee, maker)
+            e.external_entry_fill(ts, price, qty, fee, maker, order)
         })
     }
 
-    /// The working entry ended (cancelled, rejected, expired) with what filled so far.
-    pub fn entry_end(&mut self, ts: i64) -> Result<(), AtError> {
-        self.with_engine("entry end", |e| e.external_entry_end(ts))
+    /// The entry decided at minute `order` ended (cancelled, rejected, expired) with what
+    /// filled so far.
+    pub fn entry_end(&mut self, ts: i64, order: Option<i64>) -> Result<(), AtError> {
+        self.with_engine("entry end", |e| e.external_entry_end(ts, order))
     }
 
     /// The exchange filled (part of) an exit. Returns whether the position is flat.

@@ -311,7 +311,7 @@ fn run_external(
             let (ts, kind, px, qty, fee) = rep[k];
             match kind {
                 None => {
-                    d.entry_fill(ts, px, qty, fee, false).unwrap();
+                    d.entry_fill(ts, px, qty, fee, false, None).unwrap();
                 }
                 Some(x) => {
                     d.exit_fill(x, ts, px, qty, fee).unwrap();

@@ -9,7 +9,7 @@ use at_backtest::{run, run_with, BacktestResult, Output, RunPath};
 use at_features::columns::output_columns;
 use at_features::engine::run_batch;
 use at_features::{PriceScale, Stage1Config, Stage2Config};
-use at_strategy::{ExitKind, Params, Reason, StopFillMode};
+use at_strategy::{ExitKind, Params, Permission, Reason, StopFillMode};
 use at_synth::gen::Generator;
 use at_synth::params::SynthParams;
 use at_types::{Quote, Trade};
@@ -310,7 +310,7 @@ fn external_fills_book_like_the_fill_model() {
                     fee,
                     maker,
                 } => {
-                    assert!(d.entry_fill(ts, price, qty, fee, maker).unwrap());
+                    assert!(d.entry_fill(ts, price, qty, fee, maker, None).unwrap());
                 }
                 Report::Exit {
                     kind,
@@ -369,7 +369,9 @@ fn partial_and_unexplained_external_fills() {
         StreamingDriver::with_mode(c1.clone(), c2.clone(), p, None, FillMode::External).unwrap();
     let mut out: Vec<Decided> = Vec::new();
     // nothing decided yet: a fill cannot be explained
-    assert!(d.entry_fill(DAY0, 42_000.0, 0.01, 0.0, false).is_err());
+    assert!(d
+        .entry_fill(DAY0, 42_000.0, 0.01, 0.0, false, None)
+        .is_err());
     assert!(d.halted().is_some());
 
     let mut d = StreamingDriver::with_mode(c1, c2, p, None, FillMode::External).unwrap();
@@ -397,12 +399,14 @@ fn partial_and_unexplained_external_fills() {
 
     // two partial fills complete the order at the average price, fees summed
     let mut a = d.clone();
-    assert!(!a.entry_fill(now, 42_000.0, q1, 1.0, false).unwrap());
+    assert!(!a.entry_fill(now, 42_000.0, q1, 1.0, false, None).unwrap());
     assert!(
         position(&a).is_none(),
         "not open before the order is filled"
     );
-    assert!(a.entry_fill(now + 5, 42_010.0, q2, 2.0, false).unwrap());
+    assert!(a
+        .entry_fill(now + 5, 42_010.0, q2, 2.0, false, None)
+        .unwrap());
     let pos = position(&a).unwrap();
     assert_eq!(pos.qty_steps, o.qty_steps);
     let avg = (42_000.0 * q1 + 42_010.0 * q2) / (o.qty_steps as f64 * p.qty_step);
@@ -415,15 +419,15 @@ fn partial_and_unexplained_external_fills() {
 
     // the order ends part-filled: the position is what filled, TP1's share recomputed
     let mut b = d.clone();
-    b.entry_fill(now, 42_000.0, q1, 1.0, false).unwrap();
-    b.entry_end(now + 30_000).unwrap();
+    b.entry_fill(now, 42_000.0, q1, 1.0, false, None).unwrap();
+    b.entry_end(now + 30_000, None).unwrap();
     let pos = position(&b).unwrap();
     assert_eq!(pos.qty_steps, o.qty_steps / 2);
     assert!(pos.tp1_steps < pos.qty_steps);
 
     // the order ends unfilled: nothing open, nothing working
     let mut c = d.clone();
-    c.entry_end(now).unwrap();
+    c.entry_end(now, None).unwrap();
     assert!(position(&c).is_none());
     assert!(c.core().unwrap().kernel().working_entry().is_none());
 
@@ -440,11 +444,14 @@ fn partial_and_unexplained_external_fills() {
             42_000.0,
             (o.qty_steps + 1) as f64 * p.qty_step,
             0.0,
-            false
+            false,
+            None
         )
         .is_err());
     let mut g = d.clone();
-    assert!(g.entry_fill(now, 42_000.0, 0.0005, 0.0, false).is_err());
+    assert!(g
+        .entry_fill(now, 42_000.0, 0.0005, 0.0, false, None)
+        .is_err());
     assert!(g.halted().unwrap().contains("multiple"), "{:?}", g.halted());
 }
 
@@ -472,4 +479,112 @@ fn a_stream_with_a_data_gap_equals_its_batch_backtest() {
         "5 quiet minutes, then the hole"
     );
     assert!(!b.trades.is_empty());
+}
+
+/// The race of live trading: the kernel cancels its working entry (permission withdrawn,
+/// kill switch) while the exchange fills it, or the graph restarts and decides again
+/// before the fills of the time it was down arrive. The fill is real: it opens the
+/// position the order would have opened; a part-filled cancelled order opens with what
+/// filled once its end is reported; a report naming no known order halts. (Before this,
+/// the first case halted the driver: "entry fill without a working entry order".)
+#[test]
+fn a_cancelled_entry_the_exchange_filled_opens_its_position() {
+    let (trades, quotes) = ticks(10, 7);
+    let p = Params {
+        tick_size: 0.1,
+        max_daily_loss_pct: 0.0,
+        use_limit_for_entry: true,
+        funding_rate_8h_bps: 0.0,
+        ..Params::default()
+    };
+    let (c1, c2) = configs();
+    let mut d =
+        StreamingDriver::with_mode(c1.clone(), c2.clone(), p, None, FillMode::External).unwrap();
+    let mut out: Vec<Decided> = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    let mut feed = |d: &mut StreamingDriver, out: &mut Vec<Decided>| {
+        let quote_next =
+            j < quotes.len() && (i == trades.len() || quotes[j].ts_ms <= trades[i].ts_ms);
+        if quote_next {
+            d.push_quote(quotes[j], out).unwrap();
+            j += 1;
+        } else {
+            d.push_trade(trades[i], out).unwrap();
+            i += 1;
+        }
+    };
+    let mut order = None;
+    while order.is_none() {
+        let before = out.len();
+        feed(&mut d, &mut out);
+        order = out[before..]
+            .iter()
+            .find_map(|x| x.decision.entry.map(|o| (o, x.decision.ts_min)));
+    }
+    let (o, decided) = order.expect("an entry is decided in 10 hours");
+    assert!(o.qty_steps >= 4, "{o:?}");
+    // the operator withdraws the permission: the next decided minute cancels the entry
+    d.set_permission(Permission::Blocked);
+    let n = out.len();
+    while out.len() == n {
+        feed(&mut d, &mut out);
+    }
+    assert!(out[n].decision.cancel_entry, "{:?}", out[n].decision);
+    let core = d.core().unwrap();
+    assert!(core.kernel().working_entry().is_none());
+    assert_eq!(core.cancelled_entries(), 1);
+    let now = out[n].decision.ts_min + 60_000 + 10;
+    let qty = o.qty_steps as f64 * p.qty_step;
+    let q1 = ((o.qty_steps / 2) as f64) * p.qty_step;
+    let position = |d: &StreamingDriver| d.core().unwrap().kernel().position().copied();
+
+    // filled in full before the cancel arrived: the order's position, stop and targets
+    let mut a = d.clone();
+    assert!(a
+        .entry_fill(now, 42_000.0, qty, 1.0, true, Some(decided))
+        .unwrap());
+    let pos = position(&a).expect("the fill opened the position");
+    assert_eq!(pos.qty_steps, o.qty_steps);
+    assert_eq!(pos.side, o.side);
+    assert_eq!(pos.stop, o.stop);
+    assert_eq!(a.core().unwrap().cancelled_entries(), 0);
+    assert!(a.halted().is_none());
+    // without the order named, the only cancelled one is meant
+    let mut a2 = d.clone();
+    assert!(a2.entry_fill(now, 42_000.0, qty, 1.0, true, None).unwrap());
+    assert_eq!(position(&a2).unwrap().qty_steps, o.qty_steps);
+
+    // part-filled, then the cancel took the rest: open with what filled at the end
+    let mut b = d.clone();
+    assert!(!b
+        .entry_fill(now, 42_000.0, q1, 1.0, true, Some(decided))
+        .unwrap());
+    assert!(position(&b).is_none());
+    b.entry_end(now + 5, Some(decided)).unwrap();
+    assert_eq!(position(&b).unwrap().qty_steps, o.qty_steps / 2);
+
+    // cancelled with nothing filled: dropped, nothing open
+    let mut c = d.clone();
+    c.entry_end(now, Some(decided)).unwrap();
+    assert!(position(&c).is_none());
+    assert_eq!(c.core().unwrap().cancelled_entries(), 0);
+
+    // a fill naming an order that was never decided halts
+    let mut e = d.clone();
+    assert!(e
+        .entry_fill(now, 42_000.0, qty, 1.0, true, Some(decided + 60_000))
+        .is_err());
+    assert!(
+        e.halted().unwrap().contains("decided at"),
+        "{:?}",
+        e.halted()
+    );
+
+    // the cancelled order survives a snapshot
+    let bytes = d.snapshot().unwrap();
+    let mut r = StreamingDriver::restore(&bytes, c1, c2, p, None, FillMode::External).unwrap();
+    assert!(r
+        .entry_fill(now, 42_000.0, qty, 1.0, true, Some(decided))
+        .unwrap());
+    assert_eq!(position(&r).unwrap().qty_steps, o.qty_steps);
 }

@@ -337,6 +337,12 @@ fn backtest_metric_names() -> Vec<&'static str> {
     Metrics::NAMES.to_vec()
 }
 
+/// Trade table column names in order (the keys of every `trades` dict).
+#[pyfunction]
+fn backtest_trade_columns() -> Vec<&'static str> {
+    at_backtest::TradeRecord::COLUMNS.to_vec()
+}
+
 /// Fewest daily returns a Sharpe is reported from (below: NaN, shown as n/a).
 #[pyfunction]
 fn backtest_sharpe_min_days() -> usize {
@@ -402,6 +408,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(backtest, m)?)?;
     m.add_function(wrap_pyfunction!(backtest_batch, m)?)?;
     m.add_function(wrap_pyfunction!(backtest_metric_names, m)?)?;
+    m.add_function(wrap_pyfunction!(backtest_trade_columns, m)?)?;
     m.add_function(wrap_pyfunction!(backtest_sharpe_min_days, m)?)?;
     m.add_function(wrap_pyfunction!(backtest_action_names, m)?)?;
     m.add_function(wrap_pyfunction!(synthetic_minute_table, m)?)?;

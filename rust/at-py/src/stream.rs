@@ -330,9 +330,10 @@ impl PyStreamingDriver {
         result_dict(py, r)
     }
 
-    /// The exchange filled (part of) the working entry (`fills="exchange"`); returns
-    /// whether the order is complete and the position open.
-    #[pyo3(signature = (ts_ms, price, qty, fee, maker = false))]
+    /// The exchange filled (part of) the entry decided at `order_ts_min` (default: the
+    /// working one; `fills="exchange"`); returns whether the order is complete and the
+    /// position open.
+    #[pyo3(signature = (ts_ms, price, qty, fee, maker = false, order_ts_min = None))]
     fn entry_fill(
         &mut self,
         ts_ms: i64,
@@ -340,15 +341,18 @@ impl PyStreamingDriver {
         qty: f64,
         fee: f64,
         maker: bool,
+        order_ts_min: Option<i64>,
     ) -> PyResult<bool> {
         self.driver()?
-            .entry_fill(ts_ms, price, qty, fee, maker)
+            .entry_fill(ts_ms, price, qty, fee, maker, order_ts_min)
             .map_err(to_py)
     }
 
-    /// The working entry ended (cancelled, rejected, expired) with what filled so far.
-    fn entry_end(&mut self, ts_ms: i64) -> PyResult<()> {
-        self.driver()?.entry_end(ts_ms).map_err(to_py)
+    /// The entry decided at `order_ts_min` (default: the working one) ended (cancelled,
+    /// rejected, expired) with what filled so far.
+    #[pyo3(signature = (ts_ms, order_ts_min = None))]
+    fn entry_end(&mut self, ts_ms: i64, order_ts_min: Option<i64>) -> PyResult<()> {
+        self.driver()?.entry_end(ts_ms, order_ts_min).map_err(to_py)
     }
 
     /// The exchange filled (part of) an exit; `kind`: stop|tp1|tp2|market. Returns

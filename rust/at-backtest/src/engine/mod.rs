@@ -102,6 +102,9 @@ pub struct Core {
     external: bool,
     /// The entry's partial fills so far (external fills only).
     partial: Option<external::PartialEntry>,
+    /// Entries the kernel cancelled whose end the executor has not reported (external
+    /// fills only: the exchange may have filled them before the cancel arrived).
+    cancelled: Vec<external::CancelledEntry>,
 }
 
 impl Core {
@@ -150,6 +153,7 @@ impl Core {
             slip_exit: p.slippage_ticks_exit * p.tick_size,
             external: false,
             partial: None,
+            cancelled: Vec::new(),
             p,
         })
     }
@@ -200,6 +204,11 @@ impl Core {
     /// (external fills only; 0 otherwise).
     pub fn entry_filled_steps(&self) -> i64 {
         self.partial.as_ref().map_or(0, |p| p.steps())
+    }
+
+    /// Entries the kernel cancelled whose end is not reported yet (external fills only).
+    pub fn cancelled_entries(&self) -> usize {
+        self.cancelled.len()
     }
 }
 
@@ -415,7 +424,14 @@ impl<'t, 'a> Engine<'t, 'a> {
         }
         let d = &self.c.d;
         if d.cancel_entry {
-            self.c.entry = None;
+            let pe = self.c.entry.take();
+            if let (true, Some(pe)) = (self.c.external, pe) {
+                // the exchange may fill it before the executor's cancel arrives
+                let partial = self.c.partial.take();
+                self.c
+                    .cancelled
+                    .push(external::CancelledEntry { pe, partial });
+            }
         }
         if d.exit.is_some() {
             self.c.exit = Some(PendingExit { decided: m });

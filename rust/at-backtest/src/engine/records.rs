@@ -40,6 +40,39 @@ pub struct TradeRecord {
     pub leverage_cap_hit: bool,
 }
 
+impl TradeRecord {
+    /// The fields in declaration order: the column names of every trade table (the
+    /// bindings' `trades` dict, the live graph's `live_trades`), declared once here.
+    pub const COLUMNS: [&'static str; 26] = [
+        "side",
+        "setup",
+        "entry_reason",
+        "decision_ts_ms",
+        "fill_ts_ms",
+        "entry_price",
+        "entry_maker",
+        "qty",
+        "stop_initial",
+        "tp1",
+        "tp2",
+        "tp1_ts_ms",
+        "tp1_price",
+        "tp1_qty",
+        "exit_decision_ts_ms",
+        "exit_ts_ms",
+        "exit_price",
+        "exit_reason",
+        "gross_pnl",
+        "fees",
+        "funding",
+        "slippage_cost",
+        "net_pnl",
+        "entry_spread",
+        "ambiguous_frac_at_entry",
+        "leverage_cap_hit",
+    ];
+}
+
 /// The compact per-minute record of a decision kept by a full backtest.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DecisionRow {
@@ -135,4 +168,49 @@ pub struct BacktestResult {
     pub equity: Vec<f64>,
     /// Per-minute decisions (action, reason, signals) for reports and `signals_1m`-like output.
     pub decisions: Decisions,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `COLUMNS` is the struct's fields, in order (serde names them as declared).
+    #[test]
+    fn trade_columns_are_the_fields() {
+        let t = TradeRecord {
+            side: 1,
+            setup: Setup::BreakIn,
+            entry_reason: Reason::NoSignal,
+            decision_ts_ms: 0,
+            fill_ts_ms: 0,
+            entry_price: 0.0,
+            entry_maker: false,
+            qty: 0.0,
+            stop_initial: 0.0,
+            tp1: 0.0,
+            tp2: 0.0,
+            tp1_ts_ms: 0,
+            tp1_price: 0.0,
+            tp1_qty: 0.0,
+            exit_decision_ts_ms: 0,
+            exit_ts_ms: 0,
+            exit_price: 0.0,
+            exit_reason: Reason::NoSignal,
+            gross_pnl: 0.0,
+            fees: 0.0,
+            funding: 0.0,
+            slippage_cost: 0.0,
+            net_pnl: 0.0,
+            entry_spread: 0.0,
+            ambiguous_frac_at_entry: 0.0,
+            leverage_cap_hit: false,
+        };
+        let v = serde_json::to_value(&t).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let mut want = TradeRecord::COLUMNS.to_vec();
+        let mut got = keys.clone();
+        want.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, want);
+    }
 }

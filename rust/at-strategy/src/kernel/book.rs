@@ -167,6 +167,24 @@ impl Kernel {
         self.s.working = None;
     }
 
+    /// Live only: an entry this kernel cancelled (kill switch, permission) was filled by
+    /// the exchange before the cancel reached it. The position is real, so the order it
+    /// came from works again, for the fill that follows to open it with the order's stop
+    /// and targets. Refused while another entry works or a position is open: two entries
+    /// filled at once is a state the kernel cannot explain.
+    pub fn reinstate_entry(&mut self, o: EntryOrder) -> Result<(), AtError> {
+        if self.s.working.is_some() || self.s.position.is_some() {
+            return Err(AtError::InvalidInput {
+                location: "late entry fill".into(),
+                message: "a cancelled entry filled while another entry works or a position \
+                          is open"
+                    .into(),
+            });
+        }
+        self.s.working = Some(o);
+        Ok(())
+    }
+
     /// A data gap: forget what described the market before it (the acceptance sequences
     /// and an armed retest); the book (cash, position, day, kill switch, cooldown clock)
     /// is kept. A sequence locked before a hole of hours would otherwise keep counting
