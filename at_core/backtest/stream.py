@@ -115,6 +115,14 @@ class StreamingDriver:
         order is complete."""
         return bool(self._d.entry_fill(ts_ms, price, qty, fee, maker, order_ts_min))
 
+    def set_keep_rows(self, rows: int | None) -> None:
+        """Compact the minute table of a long-running (live) driver: keep at least
+        ``rows`` rows (and any a working order refers to) once it holds twice as many, so
+        its memory and snapshots stop growing with its age. Decisions, trades and metrics
+        are unchanged; ``finish`` then reports the per-minute equity and decisions of the
+        rows kept. ``None`` (the default): never, as a replay needs."""
+        self._d.set_keep_rows(rows)
+
     def entry_end(self, ts_ms: int, order_ts_min: int | None = None) -> None:
         """The entry decided at ``order_ts_min`` (default: the working one) ended
         (cancelled, rejected, expired) with what filled: a position opens with that."""

@@ -1,10 +1,13 @@
-"""The Collector actor: the exchange's public stream → ``raw.duckdb`` → the features actor.
+"""The Collector actor: the exchange's public stream → ``raw.duckdb`` → the signals and
+features actors.
 
 It alone owns ``raw.duckdb``. Its pump thread drains the adapter (publicTrade and
 orderbook.1 over a supervised WebSocket with a stall watchdog and capped backoff), puts
-rows through the reorder buffer (``at_core.live.ticks``), appends every release to
-``raw.duckdb`` in one transaction and only then sends it on, so a consumer never holds a
-tick the store lacks (the store is the record every catch-up reads).
+rows through the reorder buffer (``at_core.live.ticks``), writes every release to a synced
+journal and only then sends it on, then commits it to ``raw.duckdb`` in one transaction
+(readers wait meanwhile), so a consumer never holds a tick the store lacks (the store is
+the record every catch-up reads; a release journaled by a collector that died before the
+commit is stored when it starts again: ``at_core.live.journal``).
 
 Gaps are recorded, never filled: when the stream stalls or drops, the gap runs from the
 last row stored before it to the first row after it; when the collector itself was down
@@ -22,7 +25,7 @@ from typing import Any
 from at_core import logging as at_logging
 from at_core.exchange.adapter import BybitAdapter
 from at_core.live.alerts import Alerter
-from at_core.live.config import ACTOR_NAMES, NAMESPACE, LiveConfig, favour_latency
+from at_core.live.config import LiveConfig, Peers, favour_latency
 from at_core.live.cursor import Cursor, make_batch
 from at_core.live.raw_store import RawStore
 from at_core.live.ticks import Released, TickBuffer
@@ -66,7 +69,7 @@ class Collector:
         self.feed_state = "starting"
         self.last_purge_day: int | None = None
         self.errors: list[str] = []
-        self._features: Any = None
+        self.peers = Peers()
         self._held: Released | None = None  # releases coalesced, not yet stored (see _hold)
         self._held_since = 0.0
         self.delivered_close: int | None = None
@@ -142,16 +145,39 @@ class Collector:
         t_release = time.time()  # wall time the rows left the buffer (latency measurements)
         start = self.cursor
         first_ts = min(int(a["ts_ms"][0]) for a in (rel.trades, rel.quotes) if a is not None)
-        self.store.append(rel)
-        t_stored = time.time()
-        self.stored["raw_trades"] += 0 if rel.trades is None else len(rel.trades["ts_ms"])
-        self.stored["raw_quotes"] += 0 if rel.quotes is None else len(rel.quotes["ts_ms"])
         if self.gap_open is not None and self.last_stored_ts >= 0:
             self._gap(self.last_stored_ts, first_ts, self.gap_open)
         self.gap_open = None
+        with self.store.storing(rel):  # journaled now; in DuckDB after the send
+            batch = self._send_on(rel, start, t_release, time.time())
+        # the features actor's work competes for the two cores with the decision: it
+        # starts once the decision is under way and the commit is done
+        f = self.peers.get("features")
+        if f is not None:
+            f.on_ticks.remote(batch)
+        self._after_store(rel)
+
+    def _send_on(
+        self, rel: Released, start: Cursor, t_release: float, t_stored: float
+    ) -> dict[str, Any]:
+        """The release is durable (journaled): the cursor advances and it goes to the
+        signals actor. Runs under the store's lock: nothing here may write the store."""
         end = Cursor(self.buf.next_trade_seq - 1, self.buf.next_quote_seq - 1)
         self.cursor = end
         self.last_stored_ts = max(self.last_stored_ts, rel.last_ts or -1)
+        if rel.close_through is not None:
+            self.delivered_close = max(rel.close_through, self.delivered_close or rel.close_through)
+        batch = make_batch(rel.trades, rel.quotes, start, end, rel.close_through)
+        batch["stamps"] = [t_release, t_stored, time.time()]  # each stage adds its in/out
+        batch["trades"] = _strip_ids(batch["trades"])
+        s = self.peers.get("signals")
+        if s is not None:
+            s.on_ticks.remote(batch)
+        return batch
+
+    def _after_store(self, rel: Released) -> None:
+        self.stored["raw_trades"] += 0 if rel.trades is None else len(rel.trades["ts_ms"])
+        self.stored["raw_quotes"] += 0 if rel.quotes is None else len(rel.quotes["ts_ms"])
         self.rows += rel.rows
         self.batches += 1
         if self.buf.late:
@@ -164,12 +190,6 @@ class Collector:
                 key="late",
                 total=self.buf.late_count,
             )
-        if rel.close_through is not None:
-            self.delivered_close = max(rel.close_through, self.delivered_close or rel.close_through)
-        batch = make_batch(rel.trades, rel.quotes, start, end, rel.close_through)
-        batch["stamps"] = [t_release, t_stored, time.time()]  # each stage adds its in/out
-        batch["trades"] = _strip_ids(batch["trades"])
-        self._send(batch)
         if rel.close_through is not None:
             self.store.checkpoint()  # the next minute's close is a minute away
         self._maybe_purge()
@@ -184,24 +204,9 @@ class Collector:
             end_ms=end_ms,
             reason=reason,
         )
-        f = self.features()
+        f = self.peers.get("features")
         if f is not None:
             f.on_gap.remote(start_ms, end_ms, reason)
-
-    def features(self) -> Any:
-        if self._features is None:
-            import ray
-
-            try:
-                self._features = ray.get_actor(ACTOR_NAMES["features"], namespace=NAMESPACE)
-            except ValueError:
-                return None
-        return self._features
-
-    def _send(self, batch: dict[str, Any]) -> None:
-        f = self.features()
-        if f is not None:
-            f.on_ticks.remote(batch)
 
     def _check_health(self, now: float) -> None:
         for topic in TOPICS:

@@ -146,6 +146,33 @@ class LiveConfig:
         return LiveConfig(mode=mode, db_dir=str(db_dir), settings=settings.model_dump(), **kw)
 
 
+class Peers:
+    """Handles of the other graph actors, looked up by role when first needed: ``get``
+    is None while that actor does not exist (the graph is starting), and is asked again
+    next time; ``need`` raises then."""
+
+    def __init__(self) -> None:
+        self._handles: dict[str, Any] = {}
+
+    def get(self, role: str) -> Any:
+        h = self._handles.get(role)
+        if h is None:
+            import ray
+
+            try:
+                h = ray.get_actor(ACTOR_NAMES[role], namespace=NAMESPACE)
+            except ValueError:
+                return None
+            self._handles[role] = h
+        return h
+
+    def need(self, role: str) -> Any:
+        h = self.get(role)
+        if h is None:
+            raise RuntimeError(f"the {role} actor is not running")
+        return h
+
+
 def favour_latency() -> None:
     """Shorten this process's GIL switch interval (5 ms by default) to 0.5 ms.
 

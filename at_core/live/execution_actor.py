@@ -72,9 +72,9 @@ def _py(v: Any) -> Any:
 
 MISMATCH_S = 3.0
 #: the legs of minute close -> execution, between the stamps each stage adds to a batch:
-#: collector store + send + queue, features work, transit, signals work, transit
-HOPS = ("collector_store", "collector_batch", "to_features", "features", "features_to_signals", "signals",
-        "signals_to_execution")  # fmt: skip
+#: the collector's journal write (synced) before the send, its batch and send, the Ray call
+#: to the signals actor, the signals work (features + kernel), the call to execution
+HOPS = ("collector_store", "collector_batch", "to_signals", "signals", "signals_to_execution")
 
 
 def exchange_leverage(strategy_max: float) -> int:

@@ -1,12 +1,13 @@
 """The Features actor: ticks → the Rust feature engine → ``features.duckdb``, and on to
-the signals actor.
+the signals actor's minute log.
 
 It alone owns ``features.duckdb``. Each release from the collector is fed to the one
 streaming feature engine (``_core.FeatureEngine``, the code the batch pipeline runs); the
-minutes it closes go first to the signals actor (their rows ride along as the minute's
-feature snapshot, SPEC §15.3) and then into ``bars_1m`` / ``features_1m`` /
-``features_1m_ext`` (the ``fill_*`` reference of a minute is its successor's first quote:
-the previous minute's row is rewritten when the next one closes).
+minutes it closes go into ``bars_1m`` / ``features_1m`` / ``features_1m_ext`` (the
+``fill_*`` reference of a minute is its successor's first quote: the previous minute's row
+is rewritten when the next one closes), and their rows to the signals actor as the
+minutes' feature snapshots (SPEC §15.3). The signals actor takes the collector's releases
+itself (its driver runs the same feature engine): a decision never waits for this actor.
 
 Restart: the engine's state is restored from its latest snapshot and the ticks stored
 after the snapshot's cursor are read back through the collector, so the features after a
@@ -29,7 +30,7 @@ from at_core.errors import StorageError
 from at_core.features.engine import Arrays, concat, engine_config
 from at_core.features.pipeline import FEATURES_COLUMNS, add_fill_refs, write_feature_rows
 from at_core.live.alerts import Alerter
-from at_core.live.config import ACTOR_NAMES, NAMESPACE, LiveConfig, favour_latency
+from at_core.live.config import LiveConfig, Peers, favour_latency
 from at_core.live.cursor import Cursor, Follower, end_of
 from at_core.live.snapshots import SnapshotStore
 from at_core.storage.stores import init_store
@@ -80,8 +81,7 @@ class Features(Follower):
         self.catch_ups = 0
         self.last_snapshot = time.monotonic()
         self.restored_from = "fresh"
-        self._collector: Any = None
-        self._signals: Any = None
+        self.peers = Peers()
         snap = self.snaps.latest()
         blob = None if snap is None else snap[2]
         if snap is not None and blob is not None:
@@ -102,21 +102,10 @@ class Features(Follower):
 
     # ---- peers --------------------------------------------------------------------------------
     def collector(self) -> Any:
-        if self._collector is None:
-            import ray
-
-            self._collector = ray.get_actor(ACTOR_NAMES["collector"], namespace=NAMESPACE)
-        return self._collector
+        return self.peers.need("collector")
 
     def signals(self) -> Any:
-        if self._signals is None:
-            import ray
-
-            try:
-                self._signals = ray.get_actor(ACTOR_NAMES["signals"], namespace=NAMESPACE)
-            except ValueError:
-                return None
-        return self._signals
+        return self.peers.get("signals")
 
     # ---- start-up -------------------------------------------------------------------------
     def _rebuild(self) -> None:
@@ -152,7 +141,7 @@ class Features(Follower):
     # ---- the stream ---------------------------------------------------------------------------
     def _feed_batch(self, batch: dict[str, Any], stamps: list[float] | None) -> None:
         self._feed(batch["trades"], batch["quotes"], Cursor.of(batch["to"]),
-                   batch["close_through"], stamps=stamps)  # fmt: skip
+                   batch["close_through"])  # fmt: skip
 
     def _feed(
         self,
@@ -161,10 +150,9 @@ class Features(Follower):
         end: Cursor,
         close_through: int | None,
         forward: bool = True,
-        stamps: list[float] | None = None,
     ) -> None:
-        """``stamps``: wall times of the release and of each stage so far (latency, per hop)."""
-        start = self.cursor
+        """``forward``: send the closed minutes' rows to the signals actor (not for a
+        rebuild's or a start's catch-up: the signals actor reads those back itself)."""
         parts = []
         if t is not None or q is not None:
             parts.append(dict(self.engine.push(t, q)))
@@ -172,22 +160,13 @@ class Features(Follower):
             parts.append(dict(self.engine.close_minute(int(close_through))))
         self.cursor = end
         closed = concat([p for p in parts if len(p.get("ts_min", ()))])
-        if forward:
-            s = self.signals()
-            if s is not None:
-                s.on_ticks.remote(
-                    {
-                        "trades": t,
-                        "quotes": q,
-                        "from": start.to_json(),
-                        "to": end.to_json(),
-                        "close_through": close_through,
-                        "features": feature_snapshot_rows(closed) if closed else [],
-                        "stamps": None if stamps is None else [*stamps, time.time()],
-                    }
-                )
         if closed:
             self._store(closed)
+            s = self.signals() if forward else None
+            if s is not None:
+                # the minute's feature snapshot for ``signals_1m`` (SPEC §15.3); the
+                # signals actor decided the minute from the same ticks meanwhile
+                s.on_features.remote(feature_snapshot_rows(closed))
         self._maybe_snapshot()
 
     def _store(self, closed: Arrays) -> None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from at_core.errors import StorageError
+from at_core.live.journal import Journal
 from at_core.live.ticks import Arrays, Released
 from at_core.storage.retention import HOUR_MS, PurgeReport, purge_connection
 
@@ -65,17 +68,71 @@ class RawStore:
         self.con.execute("SET checkpoint_threshold = '1GB'")
         self.wal = Path(str(path) + ".wal")
         self.lock = threading.Lock()
+        self.journal = Journal(Path(str(path) + ".journal"))
+        self.unstored = False  # a commit failed: the journal holds releases DuckDB lacks
+        self.recovered = self._recover()
 
     def close(self) -> None:
         with self.lock:
             self.con.close()
+            self.journal.close()
+
+    def _recover(self) -> int:
+        """Store the releases a collector journaled and sent but died before storing
+        (see ``at_core.live.journal``). Idempotent: rows already stored (the process died
+        after the commit, before the journal was cleared) are skipped by seq. Returns the
+        rows stored."""
+        with self.lock:
+            return self._replay()
+
+    def _replay(self) -> int:
+        """``_recover`` under the lock."""
+        pending = self.journal.pending()
+        if not pending:
+            return 0
+        last = self._last()
+        n = 0
+        for rel in pending:
+            rest = Released(
+                trades=_after(rel.trades, last["trade_seq"]),
+                quotes=_after(rel.quotes, last["quote_seq"]),
+                close_through=rel.close_through,
+            )
+            if rest.rows:
+                self._append(rest)
+                n += rest.rows
+        self.journal.clear()
+        return n
+
+    @contextmanager
+    def storing(self, rel: Released) -> Iterator[None]:
+        """Journal ``rel``, let the caller send it, then commit it to DuckDB and clear the
+        journal. Readers wait throughout, so a catch-up read never misses a row that was
+        sent. A failed commit leaves the release in the journal; the next call stores it
+        first."""
+        with self.lock:
+            if self.unstored:
+                # an earlier commit failed: its releases are still only in the journal
+                self._replay()
+                self.unstored = False
+            self.journal.write(rel)
+            try:
+                yield
+            finally:
+                self.unstored = True
+                self._append(rel)
+                self.journal.clear()
+                self.unstored = False
 
     # ---- cursor ------------------------------------------------------------------------------
     def last(self) -> dict[str, int]:
         """Last seq and ts of each kind (0 / -1 when empty)."""
         with self.lock:
-            t = self.con.execute("SELECT max(seq), max(ts_ms) FROM raw_trades").fetchone()
-            q = self.con.execute("SELECT max(seq), max(ts_ms) FROM raw_quotes").fetchone()
+            return self._last()
+
+    def _last(self) -> dict[str, int]:
+        t = self.con.execute("SELECT max(seq), max(ts_ms) FROM raw_trades").fetchone()
+        q = self.con.execute("SELECT max(seq), max(ts_ms) FROM raw_quotes").fetchone()
         assert t is not None and q is not None
         return {
             "trade_seq": int(t[0] or 0),
@@ -89,33 +146,37 @@ class RawStore:
         """Both kinds of one release in one transaction (all or nothing), sent as one
         statement list: each call into DuckDB gives up the GIL, and getting it back from
         the WebSocket thread can take a switch interval, so the fewer calls the better."""
+        with self.lock:
+            self._append(rel)
+
+    def _append(self, rel: Released) -> None:
+        """The insert itself; the caller holds the lock."""
         sql = []
         names = []
-        with self.lock:
-            # its own call first: it also finishes any result a read left open, which
-            # DuckDB requires before a table can be registered
-            self.con.execute("BEGIN TRANSACTION")
-            try:
-                if rel.trades is not None:
-                    t = pa.table({c: _arrow(c, rel.trades[c]) for c in TRADE_COLS})
-                    self.con.register("t_in", t)
-                    names.append("t_in")
-                    cl = ", ".join(TRADE_COLS)
-                    sql.append(f"INSERT INTO raw_trades ({cl}) SELECT {cl} FROM t_in")
-                if rel.quotes is not None:
-                    q = pa.table({c: pa.array(rel.quotes[c]) for c in QUOTE_COLS})
-                    self.con.register("q_in", q)
-                    names.append("q_in")
-                    cl = ", ".join(QUOTE_COLS)
-                    sql.append(f"INSERT INTO raw_quotes ({cl}) SELECT {cl} FROM q_in")
-                sql.append("COMMIT")
-                self.con.execute(";\n".join(sql))
-            except Exception:
-                self.con.execute("ROLLBACK")
-                raise
-            finally:
-                for n in names:
-                    self.con.unregister(n)
+        # its own call first: it also finishes any result a read left open, which
+        # DuckDB requires before a table can be registered
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            if rel.trades is not None:
+                t = pa.table({c: _arrow(c, rel.trades[c]) for c in TRADE_COLS})
+                self.con.register("t_in", t)
+                names.append("t_in")
+                cl = ", ".join(TRADE_COLS)
+                sql.append(f"INSERT INTO raw_trades ({cl}) SELECT {cl} FROM t_in")
+            if rel.quotes is not None:
+                q = pa.table({c: pa.array(rel.quotes[c]) for c in QUOTE_COLS})
+                self.con.register("q_in", q)
+                names.append("q_in")
+                cl = ", ".join(QUOTE_COLS)
+                sql.append(f"INSERT INTO raw_quotes ({cl}) SELECT {cl} FROM q_in")
+            sql.append("COMMIT")
+            self.con.execute(";\n".join(sql))
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            for n in names:
+                self.con.unregister(n)
 
     def checkpoint(self, wal_bytes: int = CHECKPOINT_WAL_BYTES) -> bool:
         """Checkpoint when the WAL has grown past ``wal_bytes`` (True when it did)."""
@@ -203,6 +264,16 @@ class RawStore:
         """Move rows older than ``keep_hours`` into the lake, then delete them (SPEC §2.3)."""
         with self.lock:
             return purge_connection(self.con, db_dir, now_ms - int(keep_hours * HOUR_MS))
+
+
+def _after(a: Arrays | None, seq: int) -> Arrays | None:
+    """Rows of ``a`` with seq above ``seq`` (None when none)."""
+    if a is None:
+        return None
+    keep = np.asarray(a["seq"]) > seq
+    if not keep.any():
+        return None
+    return {k: np.asarray(v)[keep] for k, v in a.items()}
 
 
 def _arrow(col: str, v: np.ndarray) -> pa.Array:

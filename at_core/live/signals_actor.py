@@ -3,9 +3,13 @@
 It owns ``signals.db``. The driver (``at_core.backtest.stream.StreamingDriver``: the one
 feature engine, kernel and execution core in Rust) takes the same releases the features
 actor took, in the same order, so its decisions are those of a backtest of the stored
-ticks. Each decided minute is written to ``signals_1m`` with the six setup flags, the
-acceptance state, the action, the reason and the minute's feature row (SPEC §15.3); the
-minutes that place, exit or cancel go to the execution actor with the driver's state.
+ticks. It takes the collector's releases directly (the features actor stores the same
+releases in parallel): the decision goes to the execution actor first, then each decided
+minute is written to ``signals_1m`` with the six setup flags, the acceptance state, the
+action and the reason; the minute's feature row (SPEC §15.3) arrives from the features
+actor (``on_features``), usually a few milliseconds later, and fills the minute's
+``feature_snapshot``. The minutes that place, exit or cancel go to the execution actor
+with the driver's state.
 
 Fills: ``paper``, ``shadow`` and ``dry_run`` use the backtester's fill model inside the
 driver; ``live`` uses the exchange's fills, reported back by the execution actor.
@@ -33,7 +37,7 @@ from at_core import logging as at_logging
 from at_core.backtest.stream import StreamingDriver
 from at_core.live import shadow
 from at_core.live.alerts import Alerter
-from at_core.live.config import ACTOR_NAMES, NAMESPACE, LiveConfig, favour_latency
+from at_core.live.config import LiveConfig, Peers, favour_latency
 from at_core.live.cursor import Cursor, Follower, end_of
 from at_core.live.snapshots import SnapshotStore
 from at_core.storage.stores import connect_sqlite, init_store
@@ -89,10 +93,11 @@ class Signals(Follower):
         self.decided = 0
         self.catch_ups = 0
         self.last_decided: dict[str, Any] | None = None
+        #: feature rows the features actor sent before this actor logged their minute
+        self._feature_rows: dict[int, dict[str, Any]] = {}
+        self.last_logged: int | None = None  # the last minute written to signals_1m
         self.restored_from = "fresh"
-        self._collector: Any = None
-        self._features: Any = None
-        self._execution: Any = None
+        self.peers = Peers()
         snap = self.snaps.latest()
         blob = None if snap is None else snap[2]
         if snap is not None and blob is not None:
@@ -117,6 +122,8 @@ class Signals(Follower):
                         "VALUES (?, 'fresh', NULL, 0, 0)",
                         [int(time.time() * 1000)],
                     )
+        # a driver running for months keeps a day or two of its minute table
+        self.driver.set_keep_rows(_core.stream_keep_rows())
         self._last_state = self._state_key()
         if catch_up:
             self._catch_up(None, None)
@@ -125,15 +132,7 @@ class Signals(Follower):
 
     # ---- peers ------------------------------------------------------------------------------
     def _actor(self, role: str) -> Any:
-        import ray
-
-        attr = f"_{role}"
-        if getattr(self, attr) is None:
-            try:
-                setattr(self, attr, ray.get_actor(ACTOR_NAMES[role], namespace=NAMESPACE))
-            except ValueError:
-                return None
-        return getattr(self, attr)
+        return self.peers.get(role)
 
     # ---- start-up -------------------------------------------------------------------------
     def _rebuild(self) -> None:
@@ -172,7 +171,7 @@ class Signals(Follower):
     # ---- the stream ---------------------------------------------------------------------------
     def _feed_batch(self, batch: dict[str, Any], stamps: list[float] | None) -> None:
         self._feed(batch["trades"], batch["quotes"], Cursor.of(batch["to"]),
-                   batch["close_through"], batch.get("features") or [], stamps=stamps)  # fmt: skip
+                   batch["close_through"], None, stamps=stamps)  # fmt: skip
 
     def _feed(
         self,
@@ -218,7 +217,9 @@ class Signals(Follower):
             if len(ts):
                 self._shadow_check()
         if len(ts) and forward:  # a rebuild's minutes were decided (and logged) before
-            feats = self._features_for(ts, features)
+            # the stream's minutes take their rows when the features actor sends them
+            # (``on_features``); a catch-up's are read back from it now
+            feats = self._features_for(ts, features, fetch=stamps is None)
             self._log_minutes(got, feats, st)
             self.decided += len(ts)
         if changed:
@@ -226,12 +227,37 @@ class Signals(Follower):
         elif time.monotonic() - self.last_snapshot >= self.cfg.snapshot_period_s():
             self.snapshot("periodic", st)
 
+    def on_features(self, rows: list[dict[str, Any]]) -> int:
+        """The features actor's rows of the minutes it closed: each becomes its minute's
+        ``feature_snapshot`` in ``signals_1m`` (written now if the minute is logged, else
+        when it is). Returns the rows written now."""
+        done = 0
+        with self.db:
+            for r in rows:
+                ts = int(r["ts_min"])
+                cur = self.db.execute(
+                    "UPDATE signals_1m SET feature_snapshot = ? WHERE ts_min = ? "
+                    "AND feature_snapshot IS NULL",
+                    [json.dumps(r, default=str), ts],
+                )
+                if cur.rowcount:
+                    done += 1
+                elif ts > (self.last_logged or -(2**62)):
+                    self._feature_rows[ts] = r  # the minute is not decided here yet
+        while len(self._feature_rows) > 240:  # never logged (a rebuild's): not kept
+            self._feature_rows.pop(min(self._feature_rows))
+        return done
+
     def _features_for(
-        self, ts: np.ndarray, features: list[dict[str, Any]] | None
+        self, ts: np.ndarray, features: list[dict[str, Any]] | None, fetch: bool = True
     ) -> dict[int, dict[str, Any]]:
         by = {int(f["ts_min"]): f for f in features or []}
+        for x in ts:
+            row = self._feature_rows.pop(int(x), None)
+            if row is not None:
+                by[int(x)] = row
         missing = [int(x) for x in ts if int(x) not in by]
-        if missing:
+        if missing and fetch:
             import ray
 
             f = self._actor("features")
@@ -254,7 +280,8 @@ class Signals(Follower):
                 reason = self.reasons[int(g["reason"][i])]
                 flags = [int(bool(bits & (1 << k))) for k in range(len(self.signal_names))]
                 snap = feats.get(ts)
-                rows.append([ts, *flags, acceptance, action, reason, json.dumps(snap, default=str)])
+                text = None if snap is None else json.dumps(snap, default=str)
+                rows.append([ts, *flags, acceptance, action, reason, text])
                 if events & KILL_SWITCH_ON:
                     self.alerts.emit(
                         "kill_switch",
@@ -270,6 +297,10 @@ class Signals(Follower):
             self.db.executemany(
                 "INSERT OR REPLACE INTO signals_1m VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
+        for g in got:
+            if len(g["ts_min"]):
+                last = int(g["ts_min"][-1])
+                self.last_logged = max(last, self.last_logged or last)
 
     def _state_key(self, st: dict[str, Any] | None = None) -> tuple[Any, ...]:
         st = self.driver.state() if st is None else st

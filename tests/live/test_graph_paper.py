@@ -11,7 +11,9 @@ counter the graph keeps.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import time
 from pathlib import Path
 
 import duckdb
@@ -63,6 +65,21 @@ def test_paper_graph_trades_equal_the_backtest_of_its_ticks(lake: Path, graph_di
         [feed_from - M],
     ).fetchall()
     con.close()
+    # each decided minute's feature snapshot comes from the features actor (in parallel
+    # with the decision): every one arrives
+    snaps: dict[int, dict] = {}
+    for _ in range(100):
+        con = sqlite3.connect(graph_dir / "signals.db")
+        got = con.execute(
+            "SELECT ts_min, feature_snapshot FROM signals_1m WHERE ts_min >= ? ORDER BY ts_min",
+            [feed_from],
+        ).fetchall()
+        con.close()
+        if got and all(f is not None for _, f in got):
+            snaps = {int(ts): json.loads(f) for ts, f in got}
+            break
+        time.sleep(0.1)
+    assert snaps, "a decided minute never got its feature snapshot"
     out = cli("live", "stop", "--db-dir", str(graph_dir))
     assert "stopped" in out.stdout
 
@@ -118,6 +135,14 @@ def test_paper_graph_trades_equal_the_backtest_of_its_ticks(lake: Path, graph_di
         want = np.array([batch[k][idx[int(x)]] for x in stored["ts_min"]])
         np.testing.assert_array_equal(got, want, err_msg=k)
     assert flags is not None
+    # the snapshot logged with each decision is the stored feature row of its minute
+    row = {int(x): i for i, x in enumerate(stored["ts_min"])}
+    both = [ts for ts in snaps if ts in row]
+    assert len(both) >= 30
+    for ts in both:
+        assert snaps[ts]["ts_min"] == ts
+        vah = stored["vah"][row[ts]]
+        assert snaps[ts]["vah"] == (None if np.ma.is_masked(vah) or vah != vah else vah), ts
 
 
 def test_kill_switch_trips_alerts_and_blocks_entries(lake: Path, graph_dir: Path) -> None:

@@ -279,6 +279,19 @@ impl TableBuilder {
         Self::default()
     }
 
+    /// The first row still waiting for its fill reference (rows before it are final).
+    pub fn first_open_row(&self) -> usize {
+        self.refs.open
+    }
+
+    /// Drop the first `k` rows (at most `first_open_row`): a streaming driver's
+    /// compaction. Later rows keep their values; row numbers move down by `k`.
+    pub fn drop_front(&mut self, k: usize) {
+        let k = k.min(self.refs.open);
+        self.table.drop_front(k);
+        self.refs.open -= k;
+    }
+
     /// Append the minutes of `cols` (which must follow the rows already held).
     pub fn append(&mut self, cols: &FeatureColumns<'_>, use_bvc: bool) -> Result<(), AtError> {
         let t = &mut self.table;

@@ -80,7 +80,14 @@ pub struct StreamingDriver {
     /// The exchange's wallet balance reported before the execution core existed: its cash
     /// from the start (see `sync_cash`).
     cash: Option<f64>,
+    /// Rows of the minute table kept by compaction (see `compact`); `None`: never
+    /// compacts (a replay or backtest reports every minute's equity and decision).
+    keep_rows: Option<usize>,
 }
+
+/// Rows of the minute table a live driver keeps: one day. It compacts when it holds
+/// twice as many, so a driver running for months holds one to two days of rows.
+pub const KEEP_ROWS: usize = 1440;
 
 impl StreamingDriver {
     /// `funding`: the venue's funding instants and rates (`funding_source: history`);
@@ -159,7 +166,43 @@ impl StreamingDriver {
             halted: None,
             permission: Permission::Allowed,
             cash: None,
+            keep_rows: None,
         })
+    }
+
+    /// Compact the minute table (a long-running live driver; see `compact`): keep at
+    /// least `rows` (>= 2) rows, compacting once the table holds twice as many. `None`
+    /// (the default): never.
+    pub fn set_keep_rows(&mut self, rows: Option<usize>) {
+        self.keep_rows = rows.map(|r| r.max(2));
+    }
+
+    /// Drop the oldest rows of the minute table, keeping the last `keep_rows` and every
+    /// row an order still refers to (its decision row, the row its fill reference comes
+    /// after) or that still waits for its own fill reference. The decisions are those of
+    /// a driver that never compacts (the engine reads only the minute it decides, the one
+    /// before it for gaps, and the rows of working orders; tested), while a live driver's
+    /// memory and snapshots stop growing with its age. The per-row equity and decision
+    /// records of the dropped rows go too: `finish` then reports the rows kept (the
+    /// trades and metrics are whole). Returns the rows dropped.
+    pub fn compact(&mut self) -> usize {
+        let n = self.b.table.ts_min.len();
+        let keep = self.keep_rows.unwrap_or(2);
+        if n <= keep {
+            return 0;
+        }
+        let mut k = (n - keep).min(self.b.first_open_row());
+        if let Some(r) = self.core.as_ref().and_then(|c| c.first_row_needed()) {
+            k = k.min(r);
+        }
+        if k == 0 {
+            return 0;
+        }
+        self.b.drop_front(k);
+        if let Some(c) = self.core.as_mut() {
+            c.rows_dropped(k);
+        }
+        k
     }
 
     /// Allow, or refuse, new entries from the next decided minute on (the live graph's
@@ -391,6 +434,12 @@ impl StreamingDriver {
             t.tick_ts.clear();
             t.tick_price.clear();
             t.tick_start.iter_mut().for_each(|s| *s = 0);
+        }
+        if self
+            .keep_rows
+            .is_some_and(|k| self.b.table.ts_min.len() >= 2 * k)
+        {
+            self.compact();
         }
         Ok(d)
     }

@@ -493,6 +493,45 @@ impl OwnedTable {
         self.high_ts.push(high_ts);
     }
 
+    /// Drop the first `k` rows of every per-row column (`tick_start` keeps its leading
+    /// entry: it has one more than there are rows).
+    pub fn drop_front(&mut self, k: usize) {
+        let k = k.min(self.ts_min.len());
+        macro_rules! drop {
+            ($($c:ident),*) => { $( self.$c.drain(..k.min(self.$c.len())); )* };
+        }
+        drop!(
+            ts_min,
+            open,
+            high,
+            low,
+            close,
+            volume,
+            vah_trade_dist,
+            val_trade_dist,
+            mid_close,
+            spread_avg,
+            poc,
+            vah,
+            val,
+            va_valid,
+            of_1m,
+            of_norm_1m,
+            qimb_close,
+            qimb_ema,
+            ambiguous_frac,
+            next_quote_ts,
+            next_bid,
+            next_ask,
+            low_ts,
+            high_ts
+        );
+        if !self.tick_start.is_empty() {
+            let n = k.min(self.tick_start.len() - 1);
+            self.tick_start.drain(..n);
+        }
+    }
+
     pub fn view(&self) -> MinuteTable<'_> {
         MinuteTable {
             ts_min: &self.ts_min,

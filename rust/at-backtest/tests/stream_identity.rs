@@ -3,49 +3,17 @@
 //! trade, fill, equity value and decision must be bit-identical, for market and limit
 //! entries, with and without the tick path, with a funding history.
 
+mod common;
+
 use at_backtest::features::{minute_table, FeatureColumns};
 use at_backtest::stream::{Decided, FillMode, StreamingDriver};
 use at_backtest::{run, run_with, BacktestResult, Output, RunPath};
 use at_features::columns::output_columns;
 use at_features::engine::run_batch;
-use at_features::{PriceScale, Stage1Config, Stage2Config};
+use at_features::PriceScale;
 use at_strategy::{ExitKind, Params, Permission, Reason, StopFillMode};
-use at_synth::gen::Generator;
-use at_synth::params::SynthParams;
 use at_types::{Quote, Trade};
-
-const DAY0: i64 = 1_704_067_200_000; // 2024-01-01 00:00 UTC
-const HOUR: i64 = 3_600_000;
-
-fn ticks(hours: i64, seed: u64) -> (Vec<Trade>, Vec<Quote>) {
-    let mut g = Generator::new(seed, DAY0, SynthParams::default()).unwrap();
-    let b = g.generate_until(DAY0 + hours * HOUR).unwrap();
-    let trades = (0..b.n_trades())
-        .map(|i| {
-            let mut t = b.trade(i);
-            t.size *= 0.001;
-            t
-        })
-        .collect();
-    let quotes = (0..b.n_quotes())
-        .map(|i| {
-            let mut q = b.quote(i);
-            q.bid_sz *= 0.001;
-            q.ask_sz *= 0.001;
-            q
-        })
-        .collect();
-    (trades, quotes)
-}
-
-fn configs() -> (Stage1Config, Stage2Config) {
-    let c1 = Stage1Config::default();
-    let c2 = Stage2Config {
-        rolling_window_minutes: 120,
-        ..Stage2Config::default()
-    };
-    (c1, c2)
-}
+use common::{configs, ticks, DAY0, HOUR};
 
 fn tick_path_columns(trades: &[Trade], ts_min: &[i64]) -> (Vec<i64>, Vec<f64>, Vec<u32>) {
     let scale = PriceScale::new(0.1);

@@ -371,6 +371,15 @@ impl PyStreamingDriver {
             .map_err(to_py)
     }
 
+    /// Compact the minute table of a long-running (live) driver: keep at least `rows`
+    /// rows (and any row a working order refers to), once it holds twice as many; `None`:
+    /// never (the default; a replay reports every minute). Decisions are unchanged.
+    #[pyo3(signature = (rows))]
+    fn set_keep_rows(&mut self, rows: Option<usize>) -> PyResult<()> {
+        self.driver()?.set_keep_rows(rows);
+        Ok(())
+    }
+
     /// Live: the kernel's cash becomes the exchange's wallet balance (sizing from the real
     /// account; the difference is no P&L). Returns the adjustment (0 before the first
     /// decided minute: kept and applied then).
@@ -520,7 +529,14 @@ fn fill_reference_rows<'py>(
     Ok(reference_rows(m, t, b, a).into_pyarray(py))
 }
 
+/// Rows of the minute table a live driver keeps (`StreamingDriver.set_keep_rows`).
+#[pyfunction]
+fn stream_keep_rows() -> usize {
+    at_backtest::stream::KEEP_ROWS
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(stream_keep_rows, m)?)?;
     m.add_function(wrap_pyfunction!(fill_reference_rows, m)?)?;
     m.add_class::<PyStreamingDriver>()?;
     m.add_function(wrap_pyfunction!(feature_input_names, m)?)?;

@@ -210,6 +210,43 @@ impl Core {
     pub fn cancelled_entries(&self) -> usize {
         self.cancelled.len()
     }
+
+    /// The first table row a working order still refers to (its decision row, or the row
+    /// whose fill reference a market fill uses); `None` when no order works.
+    pub fn first_row_needed(&self) -> Option<usize> {
+        let entries = self
+            .entry
+            .iter()
+            .chain(self.cancelled.iter().map(|c| &c.pe));
+        let rows = entries
+            .flat_map(|pe| [pe.decided, pe.market_row])
+            .chain(self.exit.iter().map(|px| px.decided));
+        rows.min()
+    }
+
+    /// The table's first `k` rows were dropped (a streaming driver's compaction; `k` at
+    /// most `first_row_needed`): the working orders' row numbers move down, and the
+    /// per-row records (equity, decisions) of those rows go too.
+    pub fn rows_dropped(&mut self, k: usize) {
+        debug_assert!(self.first_row_needed().is_none_or(|r| r >= k));
+        let shift = |pe: &mut PendingEntry| {
+            pe.decided -= k;
+            pe.market_row -= k;
+        };
+        if let Some(pe) = self.entry.as_mut() {
+            shift(pe);
+        }
+        for c in self.cancelled.iter_mut() {
+            shift(&mut c.pe);
+        }
+        if let Some(px) = self.exit.as_mut() {
+            px.decided -= k;
+        }
+        if self.keep {
+            self.equity.drain(..k.min(self.equity.len()));
+            self.decisions.drop_front(k);
+        }
+    }
 }
 
 /// Runs one parameter set over one table: a [`Core`] bound to the table's rows.

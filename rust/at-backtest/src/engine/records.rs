@@ -121,6 +121,17 @@ impl Decisions {
         self.ts_min.len()
     }
 
+    /// Drop the first `k` rows (a streaming driver's compaction).
+    pub(super) fn drop_front(&mut self, k: usize) {
+        let k = k.min(self.len());
+        self.ts_min.drain(..k);
+        self.action.drain(..k);
+        self.reason.drain(..k);
+        self.signals.drain(..k);
+        self.events.drain(..k);
+        self.heat.drain(..k);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.ts_min.is_empty()
     }

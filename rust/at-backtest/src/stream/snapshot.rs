@@ -27,7 +27,7 @@ const MAGIC: &[u8; 8] = b"ATDRIVER";
 /// Format version of a driver snapshot. The driver's own part is the high half (bump it
 /// when any type of at-backtest or at-strategy inside the driver changes its serialised
 /// layout); the low half is the feature engine's version, so a change there changes this.
-pub const SNAPSHOT_VERSION: u32 = (4 << 16) | at_features::engine::SNAPSHOT_VERSION;
+pub const SNAPSHOT_VERSION: u32 = (5 << 16) | at_features::engine::SNAPSHOT_VERSION;
 
 fn inconsistent(message: String) -> AtError {
     AtError::InvalidInput {
