@@ -29,8 +29,10 @@ from at_core.live.soak import sim_control
 
 M = 60_000
 FEED = (T0 + 240 * M, T0 + 300 * M)
-#: latency in live mode: 90 minutes replayed at 30x (~2,000 messages/s, a busy real market)
-LATENCY_FEED, LATENCY_SPEED = (T0 + 240 * M, T0 + 330 * M), 30.0
+#: latency in live mode: 180 minutes replayed at 30x (~2,000 messages/s, a busy real market)
+LATENCY_FEED, LATENCY_SPEED = (T0 + 240 * M, T0 + 420 * M), 30.0
+#: the demo's permissive entries with short holds: many orders, for a p99 worth the name
+LATENCY_SETTINGS = {**DEMO_SETTINGS, "max_hold_minutes": 2, "cooldown_minutes": 1}
 SIM_FEES = ["--maker-fee-bps", "-1", "--taker-fee-bps", "5", "--balance", "30000"]
 HOP_NOTE = (
     "collector_store = the rows written and synced to the journal before they are sent "
@@ -78,6 +80,7 @@ def _run_graph(
     speed: float,
     sim_extra: list[str],
     poll_s: float = 0.5,
+    settings: dict[str, Any] = DEMO_SETTINGS,
 ) -> tuple[float, int, dict[str, Any]]:
     """Start the graph on the simulator, replay ``feed`` at ``speed`` (0 = flat out) until
     every actor has caught up; the collector's message rate and the execution's status.
@@ -85,7 +88,7 @@ def _run_graph(
     deploy.start(
         mode,
         db,
-        load_settings(overrides=DEMO_SETTINGS),
+        load_settings(overrides=settings),
         simulator=[*_sim_args(lake, feed), *sim_extra],
         warm_from=lake,
         warm_until=feed[0],
@@ -124,8 +127,9 @@ def run() -> list[dict[str, Any]]:
         base, n_base = bare_rate(lake)
         rate, n, _ = _run_graph(lake, root / "rate", "paper", FEED, 0, [])
         _, n_lat, ex = _run_graph(
-            lake, root / "latency", "live", LATENCY_FEED, LATENCY_SPEED, SIM_FEES, poll_s=5.0
-        )
+            lake, root / "latency", "live", LATENCY_FEED, LATENCY_SPEED, SIM_FEES, poll_s=5.0,
+            settings=LATENCY_SETTINGS,
+        )  # fmt: skip
     finally:
         shutil.rmtree(root, ignore_errors=True)
     close, wire = ex["close_to_execution_ms"], ex["exchange"]["release_to_send_ms"]

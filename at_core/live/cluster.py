@@ -30,10 +30,14 @@ from typing import Any
 
 import psutil
 
+from at_core import logging as at_logging
 from at_core.errors import InputError
 from at_core.live.config import NAMESPACE
 
+log = at_logging.get(__name__)
 RAY = str(Path(sys.executable).parent / "ray")
+#: ``ray.init`` attempts against a cluster that does not answer at once (linear backoff)
+CONNECT_ATTEMPTS, CONNECT_BACKOFF_S = 3, 1.0
 
 
 def _free_port() -> int:
@@ -127,8 +131,21 @@ def connect(db_dir: str | Path, address: str | None = None) -> ClusterInfo:
             "`auction-trader live start`"
         )
     use_token(db_dir)
-    if not ray.is_initialized():
-        ray.init(address=addr, namespace=NAMESPACE, logging_level=40, log_to_driver=False)
+    for attempt in range(CONNECT_ATTEMPTS):
+        if ray.is_initialized():
+            break
+        try:
+            ray.init(address=addr, namespace=NAMESPACE, logging_level=40, log_to_driver=False)
+        except ConnectionError as exc:
+            # the GCS answers late when the box is saturated (a sweep, a second cluster):
+            # a status or a stop must not fail on one slow answer; a dead cluster still does
+            if attempt + 1 == CONNECT_ATTEMPTS:
+                raise InputError(
+                    f"could not connect to the live graph's Ray cluster at {addr} "
+                    f"({CONNECT_ATTEMPTS} attempts): {exc}"
+                ) from exc
+            log.warning("ray connect failed; retrying", address=addr, attempt=attempt + 1)
+            time.sleep(CONNECT_BACKOFF_S * (attempt + 1))
     return info or ClusterInfo(address=addr, temp_dir=None, started_here=False)
 
 

@@ -153,7 +153,7 @@ class Signals(Follower):
                 "VALUES (?, 'rebuild', ?, ?, ?)",
                 [int(time.time() * 1000), start, self.cursor.trade_seq, self.cursor.quote_seq],
             )
-        self._feed(t, q, end_of(self.cursor, t, q), None, [], forward=False)
+        self._feed(t, q, end_of(self.cursor, t, q), None, forward=False)
 
     def _catch_up(self, upto: Cursor | None, close_through: int | None) -> None:
         import ray
@@ -166,12 +166,12 @@ class Signals(Follower):
         if t is None and q is None and close_through is None:
             return
         self.catch_ups += 1
-        self._feed(t, q, end_of(self.cursor, t, q), close_through, None)
+        self._feed(t, q, end_of(self.cursor, t, q), close_through)
 
     # ---- the stream ---------------------------------------------------------------------------
     def _feed_batch(self, batch: dict[str, Any], stamps: list[float] | None) -> None:
         self._feed(batch["trades"], batch["quotes"], Cursor.of(batch["to"]),
-                   batch["close_through"], None, stamps=stamps)  # fmt: skip
+                   batch["close_through"], stamps=stamps)  # fmt: skip
 
     def _feed(
         self,
@@ -179,7 +179,6 @@ class Signals(Follower):
         q: Any,
         end: Cursor,
         close_through: int | None,
-        features: list[dict[str, Any]] | None,
         forward: bool = True,
         stamps: list[float] | None = None,
     ) -> None:
@@ -219,7 +218,7 @@ class Signals(Follower):
         if len(ts) and forward:  # a rebuild's minutes were decided (and logged) before
             # the stream's minutes take their rows when the features actor sends them
             # (``on_features``); a catch-up's are read back from it now
-            feats = self._features_for(ts, features, fetch=stamps is None)
+            feats = self._features_for(ts, fetch=stamps is None)
             self._log_minutes(got, feats, st)
             self.decided += len(ts)
         if changed:
@@ -248,10 +247,10 @@ class Signals(Follower):
             self._feature_rows.pop(min(self._feature_rows))
         return done
 
-    def _features_for(
-        self, ts: np.ndarray, features: list[dict[str, Any]] | None, fetch: bool = True
-    ) -> dict[int, dict[str, Any]]:
-        by = {int(f["ts_min"]): f for f in features or []}
+    def _features_for(self, ts: np.ndarray, fetch: bool = True) -> dict[int, dict[str, Any]]:
+        """The feature rows of the minutes ``ts``: those the features actor already sent,
+        and with ``fetch`` the rest asked from it (a catch-up's minutes closed long ago)."""
+        by: dict[int, dict[str, Any]] = {}
         for x in ts:
             row = self._feature_rows.pop(int(x), None)
             if row is not None:

@@ -8,7 +8,7 @@ mod common;
 use at_backtest::stream::{Decided, StreamingDriver};
 use at_strategy::{Params, StopFillMode};
 use at_types::{Quote, Trade};
-use common::{configs, ticks};
+use common::{configs, ticks, Events};
 
 /// Feed every event to each driver in turn; `check` after each event.
 fn feed(
@@ -18,21 +18,9 @@ fn feed(
     mut check: impl FnMut(&mut [StreamingDriver], &[Vec<Decided>]),
 ) -> Vec<Vec<Decided>> {
     let mut outs: Vec<Vec<Decided>> = vec![Vec::new(); ds.len()];
-    let (mut i, mut j) = (0, 0);
-    while i < trades.len() || j < quotes.len() {
-        let quote_next =
-            j < quotes.len() && (i == trades.len() || quotes[j].ts_ms <= trades[i].ts_ms);
+    for ev in Events::new(trades, quotes) {
         for (d, out) in ds.iter_mut().zip(outs.iter_mut()) {
-            if quote_next {
-                d.push_quote(quotes[j], out).unwrap();
-            } else {
-                d.push_trade(trades[i], out).unwrap();
-            }
-        }
-        if quote_next {
-            j += 1;
-        } else {
-            i += 1;
+            ev.push(d, out);
         }
         check(ds, &outs);
     }

@@ -13,7 +13,7 @@ use at_features::engine::run_batch;
 use at_features::PriceScale;
 use at_strategy::{ExitKind, Params, Permission, Reason, StopFillMode};
 use at_types::{Quote, Trade};
-use common::{configs, ticks, DAY0, HOUR};
+use common::{configs, ticks, Events, DAY0, HOUR};
 
 fn tick_path_columns(trades: &[Trade], ts_min: &[i64]) -> (Vec<i64>, Vec<f64>, Vec<u32>) {
     let scale = PriceScale::new(0.1);
@@ -61,17 +61,8 @@ fn stream(
     let mut d = StreamingDriver::new(c1, c2, p, funding.cloned()).unwrap();
     let mut out = Vec::new();
     // one event at a time, quotes first within a millisecond (as the batch feed)
-    let (mut i, mut j) = (0, 0);
-    while i < trades.len() || j < quotes.len() {
-        let quote_next =
-            j < quotes.len() && (i == trades.len() || quotes[j].ts_ms <= trades[i].ts_ms);
-        if quote_next {
-            d.push_quote(quotes[j], &mut out).unwrap();
-            j += 1;
-        } else {
-            d.push_trade(trades[i], &mut out).unwrap();
-            i += 1;
-        }
+    for ev in Events::new(trades, quotes) {
+        ev.push(&mut d, &mut out);
     }
     let r = d.finish(&mut out).unwrap();
     (r, out)
@@ -259,15 +250,9 @@ fn external_fills_book_like_the_fill_model() {
     let (c1, c2) = configs();
     let mut d = StreamingDriver::with_mode(c1, c2, p, None, FillMode::External).unwrap();
     let mut out = Vec::new();
-    let (mut i, mut j, mut k) = (0, 0, 0);
-    while i < trades.len() || j < quotes.len() {
-        let quote_next =
-            j < quotes.len() && (i == trades.len() || quotes[j].ts_ms <= trades[i].ts_ms);
-        let ts = if quote_next {
-            quotes[j].ts_ms
-        } else {
-            trades[i].ts_ms
-        };
+    let mut k = 0;
+    for ev in Events::new(&trades, &quotes) {
+        let ts = ev.ts_ms();
         // report every fill time has passed, before the event that may close its minute
         while k < reports.len() && reports[k].ts() < ts {
             match reports[k] {
@@ -292,13 +277,7 @@ fn external_fills_book_like_the_fill_model() {
             }
             k += 1;
         }
-        if quote_next {
-            d.push_quote(quotes[j], &mut out).unwrap();
-            j += 1;
-        } else {
-            d.push_trade(trades[i], &mut out).unwrap();
-            i += 1;
-        }
+        ev.push(&mut d, &mut out);
     }
     assert_eq!(k, reports.len());
     let live = d.finish(&mut out).unwrap();
@@ -343,19 +322,12 @@ fn partial_and_unexplained_external_fills() {
     assert!(d.halted().is_some());
 
     let mut d = StreamingDriver::with_mode(c1, c2, p, None, FillMode::External).unwrap();
-    let (mut i, mut j) = (0, 0);
     let mut order = None;
-    while order.is_none() && (i < trades.len() || j < quotes.len()) {
-        let quote_next =
-            j < quotes.len() && (i == trades.len() || quotes[j].ts_ms <= trades[i].ts_ms);
+    let mut events = Events::new(&trades, &quotes);
+    while order.is_none() {
+        let Some(ev) = events.next() else { break };
         let before = out.len();
-        if quote_next {
-            d.push_quote(quotes[j], &mut out).unwrap();
-            j += 1;
-        } else {
-            d.push_trade(trades[i], &mut out).unwrap();
-            i += 1;
-        }
+        ev.push(&mut d, &mut out);
         order = out[before..].iter().find_map(|x| x.decision.entry);
     }
     let o = order.expect("an entry is decided in 10 hours");
@@ -469,17 +441,12 @@ fn a_cancelled_entry_the_exchange_filled_opens_its_position() {
     let mut d =
         StreamingDriver::with_mode(c1.clone(), c2.clone(), p, None, FillMode::External).unwrap();
     let mut out: Vec<Decided> = Vec::new();
-    let (mut i, mut j) = (0, 0);
+    let mut events = Events::new(&trades, &quotes);
     let mut feed = |d: &mut StreamingDriver, out: &mut Vec<Decided>| {
-        let quote_next =
-            j < quotes.len() && (i == trades.len() || quotes[j].ts_ms <= trades[i].ts_ms);
-        if quote_next {
-            d.push_quote(quotes[j], out).unwrap();
-            j += 1;
-        } else {
-            d.push_trade(trades[i], out).unwrap();
-            i += 1;
-        }
+        events
+            .next()
+            .expect("the generated hours hold the case")
+            .push(d, out);
     };
     let mut order = None;
     while order.is_none() {

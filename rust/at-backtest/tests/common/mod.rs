@@ -2,6 +2,7 @@
 //! configuration they run with.
 #![allow(dead_code)]
 
+use at_backtest::stream::{Decided, StreamingDriver};
 use at_features::{Stage1Config, Stage2Config};
 use at_synth::gen::Generator;
 use at_synth::params::SynthParams;
@@ -38,4 +39,71 @@ pub fn configs() -> (Stage1Config, Stage2Config) {
         ..Stage2Config::default()
     };
     (c1, c2)
+}
+
+/// One market event, as the live collector delivers them.
+#[derive(Clone, Copy, Debug)]
+pub enum Ev {
+    T(Trade),
+    Q(Quote),
+}
+
+impl Ev {
+    pub fn ts_ms(&self) -> i64 {
+        match self {
+            Ev::T(t) => t.ts_ms,
+            Ev::Q(q) => q.ts_ms,
+        }
+    }
+
+    /// Push this event into a driver.
+    pub fn push(self, d: &mut StreamingDriver, out: &mut Vec<Decided>) {
+        match self {
+            Ev::T(t) => d.push_trade(t, out).unwrap(),
+            Ev::Q(q) => d.push_quote(q, out).unwrap(),
+        }
+    }
+}
+
+/// Trades and quotes merged in the batch feed's order: by time, quotes first within a
+/// millisecond (a trade's side is judged against the quote in force, so the order matters).
+pub struct Events<'a> {
+    trades: &'a [Trade],
+    quotes: &'a [Quote],
+    i: usize,
+    j: usize,
+}
+
+impl<'a> Events<'a> {
+    pub fn new(trades: &'a [Trade], quotes: &'a [Quote]) -> Self {
+        Events {
+            trades,
+            quotes,
+            i: 0,
+            j: 0,
+        }
+    }
+}
+
+impl Iterator for Events<'_> {
+    type Item = Ev;
+
+    fn next(&mut self) -> Option<Ev> {
+        let (t, q) = (self.trades.get(self.i), self.quotes.get(self.j));
+        match (t, q) {
+            (None, None) => None,
+            (Some(t), Some(q)) if t.ts_ms < q.ts_ms => {
+                self.i += 1;
+                Some(Ev::T(*t))
+            }
+            (_, Some(q)) => {
+                self.j += 1;
+                Some(Ev::Q(*q))
+            }
+            (Some(t), None) => {
+                self.i += 1;
+                Some(Ev::T(*t))
+            }
+        }
+    }
 }
