@@ -139,6 +139,15 @@ class Settings(BaseModel):
         1, "strategy", "Fixed funding per 8 h, bps", ge=-1000.0, le=1000.0
     )
     backtest_workers: int | Literal["auto"] = _f("auto", "meta", "Parallel workers; auto = CPU/2")
+    # Research statistics of sweeps (`grid validate`)
+    validation_dsr_min: float = _f(
+        0.95, "meta", "A sweep winner whose deflated Sharpe is below this is flagged",
+        gt=0.0, lt=1.0,
+    )  # fmt: skip
+    validation_cscv_blocks: int = _f(
+        16, "meta", "CSCV blocks S for PBO (even; fewer when the history is too short)",
+        ge=2, le=20, multiple_of=2,
+    )  # fmt: skip
 
     # Modes
     enable_retest_mode: bool = _f(True, "strategy", "Breakouts wait for a retest")

@@ -62,6 +62,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     inert = inert_keys(store.results(args.run_id), swept)
     if inert:
         print(f"  swept keys that changed no result: {', '.join(inert)}")
+    from at_core.grid.validation_report import summary_line
+
+    line = summary_line(store.validation(args.run_id))
+    print(
+        f"  {line}"
+        if line
+        else f"  validation: not computed (`auction-trader grid validate {args.run_id}`)"
+    )
     for i, (p, m) in enumerate(rows, 1):
         ps = ", ".join(f"{k}={p.get(k)}" for k in swept)
         ms = ", ".join(f"{k}={_fmt(m.get(k))}" for k in _headline(m, sort))
@@ -84,8 +92,42 @@ def _headline(m: dict[str, Any], sort: str) -> list[str]:
     return [k for k in keys if k in m]
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from at_core.config import load_settings
+    from at_core.grid.tracking import default_tracking_uri
+    from at_core.grid.validation import validate
+    from at_core.grid.validation_report import plots, record, render
+
+    db = db_dir_from_args(args)
+    settings = load_settings(getattr(args, "config", None), getattr(args, "set", []) or [])
+    v = validate(
+        db,
+        args.run_id,
+        blocks=args.blocks,
+        embargo_min=args.embargo_minutes,
+        confidence=args.confidence,
+        dsr_min=args.dsr_min,
+        settings=settings,
+    )
+    store = ResultStore(db)
+    info = store.run_info(args.run_id) or {}
+    uri = None if args.no_mlflow else (args.mlflow_uri or default_tracking_uri(db))
+    record(v, store, uri, info.get("mlflow_run_id"))
+    if args.json:
+        print(json.dumps(v.summary()))
+        return 0
+    print(render(v))
+    out = db.resolve() / "reports" / f"validation-{args.run_id}"
+    for p in plots(v, out):
+        print(f"plot: {p}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    n = ResultStore(db_dir_from_args(args)).export_csv(args.run_id, args.csv)
+    from at_core.grid.validation import row_statistics
+
+    store = ResultStore(db_dir_from_args(args))
+    n = store.export_csv(args.run_id, args.csv, extra=row_statistics(store, args.run_id))
     print(f"wrote {n} rows to {args.csv}")
     return 0
 
@@ -166,6 +208,32 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--mode", choices=["max", "min"], default=None)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_show)
+    q = gsub.add_parser(
+        "validate",
+        parents=[common],
+        help="how much of a sweep winner's edge is real: deflated Sharpe, PBO",
+        description="Deflated and probabilistic Sharpe of every combination (with the effective "
+        "number of independent trials), PBO by purged CSCV, minimum track record; from the "
+        "combinations' stored daily returns. Prints a table, writes plots under "
+        "DATABASE_DIR/reports, keeps the summary in execution.db and logs it to the sweep's "
+        "MLflow run.",
+    )
+    q.add_argument("run_id")
+    q.add_argument(
+        "--blocks", type=int, default=None,
+        help="CSCV blocks S (even; default validation_cscv_blocks, fewer if the history is short)",
+    )  # fmt: skip
+    q.add_argument(
+        "--embargo-minutes", type=int, default=None,
+        help="purge after each boundary (default and minimum: the longest feature window or "
+        "time stop of any combination), rounded up to whole days",
+    )  # fmt: skip
+    q.add_argument("--confidence", type=float, default=0.95, help="for the minimum track record")
+    q.add_argument("--dsr-min", type=float, default=None, help="flag a winner below this DSR")
+    q.add_argument("--mlflow-uri", default=None)
+    q.add_argument("--no-mlflow", action="store_true")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_validate)
     q = gsub.add_parser(
         "export",
         parents=[common],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from at_core.config import Settings
 from at_core.errors import InputError
 
 Arrays = dict[str, np.ndarray]
+#: keys of ``run_batch``'s result that are not metrics (declared in the Rust bindings)
+DAILY_RETURNS, DAILY_DAYS = "daily_returns", "daily_days"
 
 
 def _stage1_config(settings: Settings) -> dict[str, Any]:
@@ -60,9 +63,28 @@ def _clean(v: Any) -> Any:
     return v
 
 
+@dataclass
+class DailyReturns:
+    """Each combination's mark-to-market return per UTC day: what the research statistics
+    (deflated Sharpe, PBO, walk-forward) are computed from after the sweep. ``days`` holds
+    UTC day numbers (ms // 86,400,000), one per column of ``returns`` (rows = the trial's
+    combinations, in order; NaN rows for a combination whose parameters were invalid)."""
+
+    days: np.ndarray
+    returns: np.ndarray
+
+
+@dataclass
+class TrialResult:
+    """One trial: (full params, metrics) per strategy point, and their daily returns."""
+
+    rows: list[tuple[dict[str, Any], dict[str, Any]]]
+    daily: DailyReturns | None = None
+
+
 def evaluate_point(
     stage1: Arrays, settings: Settings, strategy_points: list[dict[str, Any]], threads: int = 1
-) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+) -> TrialResult:
     """Stage 2 for ``settings`` (a feature point) and every strategy point in one Rust call."""
     from at_core.backtest import run_batch
     from at_core.backtest.table import minute_table
@@ -71,6 +93,10 @@ def evaluate_point(
     feats = stage2(stage1, settings)
     table = minute_table({**stage1, **feats}, use_bvc=settings.use_bvc_fallback)
     res = run_batch(table, settings, strategy_points, threads=threads)
+    daily = DailyReturns(
+        days=np.asarray(res.pop(DAILY_DAYS), dtype=np.int64),
+        returns=np.asarray(res.pop(DAILY_RETURNS), dtype=np.float64),
+    )
     base = settings.model_dump(mode="json")
     metric_cols = [k for k in res if k != "error"]
     errors = res.get("error")
@@ -80,4 +106,4 @@ def evaluate_point(
         if errors is not None and errors[i]:
             metrics["error"] = str(errors[i])
         rows.append(({**base, **point}, metrics))
-    return rows
+    return TrialResult(rows, daily)

@@ -136,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
             spec.metric,
         )
     inert = inert_keys(store.results(summary.run_id), list(spec.params))
+    validation = _validate(db_dir, summary.run_id, base, mlflow_uri, summary.mlflow_run_id)
     if args.json:
         print(
             json.dumps(
@@ -148,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
                     "wall_s": round(summary.wall_s, 2),
                     "nodes": summary.nodes,
                     "mlflow_run_id": summary.mlflow_run_id,
+                    "validation": None if validation is None else validation.summary(),
                     "top": [
                         {"params": {k: p[k] for k in spec.params}, "metrics": m} for p, m in top
                     ],
@@ -172,14 +174,40 @@ def run(args: argparse.Namespace) -> int:
             if k in m
         )
         print(f"  {i}. {ps}\n     {ms}")
+    if validation is not None:
+        from at_core.grid.validation_report import render
+
+        print(render(validation))
     if mlflow_uri:
         print(
             f"MLflow: `mlflow ui --backend-store-uri {mlflow_uri}` (or `make mlflow-ui DB_DIR={Path(db_dir)}`)"
         )
+        if summary.mlflow_run_id:
+            from at_core.grid.tracking import parent_run_url
+
+            print(f"  this sweep's run: {parent_run_url(mlflow_uri, summary.mlflow_run_id)}")
     print(
         f"all rows: `auction-trader grid export {summary.run_id} --csv results.csv --db-dir {db_dir}`"
     )
     return 0
+
+
+def _validate(
+    db_dir: Path, run_id: str, base: Settings, uri: str | None, parent: str | None
+) -> Any:
+    """The sweep's statistics, recorded beside its results and on its MLflow run; None
+    (with the reason printed) when they cannot be computed, e.g. a history of 2 days. A
+    failure here never fails the sweep: its results are stored already."""
+    from at_core.grid.validation import validate
+    from at_core.grid.validation_report import record
+
+    try:
+        v = validate(db_dir, run_id, settings=base)
+        record(v, ResultStore(db_dir), uri, parent)
+        return v
+    except InputError as exc:
+        print(f"validation: n/a ({exc})", flush=True)
+        return None
 
 
 def _log_top_equity(

@@ -33,12 +33,12 @@ def inert_alone(spec: GridSpec, stage1: Any) -> list[str]:
         if len(values) < 2 or Settings.stage_of(key) == "stage1":
             continue
         if key in spec.strategy_keys:
-            rows = evaluate_point(stage1, base, [{key: v} for v in values])
+            rows = evaluate_point(stage1, base, [{key: v} for v in values]).rows
         else:
             rows = [
                 evaluate_point(
                     stage1, Settings.model_validate({**base.model_dump(), key: v}), [{}]
-                )[0]
+                ).rows[0]
                 for v in values
             ]
         seen = {json.dumps(m, sort_keys=True, default=str) for _, m in rows}

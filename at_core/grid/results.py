@@ -11,12 +11,29 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from at_core.errors import StorageError
+from at_core.grid.evaluate import DailyReturns
 from at_core.storage.stores import StorePaths, connect_sqlite, init_execution_db
+
+
+@dataclass
+class SweepReturns:
+    """A sweep's combinations (result ids, full params, metrics) and their daily returns:
+    ``returns[i, j]`` is combination i's return on UTC day ``days[j]`` (NaN throughout for a
+    combination whose parameters were invalid)."""
+
+    ids: list[int]
+    params: list[dict[str, Any]]
+    metrics: list[dict[str, Any]]
+    days: np.ndarray
+    returns: np.ndarray
 
 
 def _now_ms() -> int:
@@ -129,9 +146,22 @@ class ResultStore:
         best: dict[str, Any] | None = None,
         node: str | None = None,
         kernel_s: float | None = None,
+        daily: DailyReturns | None = None,
     ) -> None:
-        """Write all rows of one trial and mark it finished, atomically (idempotent per trial)."""
+        """Write all rows of one trial and mark it finished, atomically (idempotent per trial).
+        ``daily``: the rows' daily returns (row i of the matrix belongs to ``rows[i]``)."""
         now = _now_ms()
+        blobs: list[bytes | None] = [None] * len(rows)
+        days_json = None
+        if daily is not None:
+            if daily.returns.shape != (len(rows), len(daily.days)):
+                raise StorageError(
+                    f"trial {trial_key}: daily returns {daily.returns.shape} do not match "
+                    f"{len(rows)} rows x {len(daily.days)} days"
+                )
+            ret = np.ascontiguousarray(daily.returns, dtype="<f8")
+            blobs = [ret[i].tobytes() for i in range(len(rows))]
+            days_json = json.dumps([int(d) for d in daily.days])
         con = self._con()
         try:
             with con:
@@ -142,15 +172,22 @@ class ResultStore:
                 if done:
                     return
                 con.executemany(
-                    "INSERT INTO grid_search_results (run_id, params_json, metrics_json, created_at) VALUES (?,?,?,?)",
+                    "INSERT INTO grid_search_results (run_id, params_json, metrics_json, created_at,"
+                    " daily_returns) VALUES (?,?,?,?,?)",
                     [
-                        (run_id, json.dumps(p, sort_keys=True), json.dumps(m, sort_keys=True), now)
-                        for p, m in rows
+                        (
+                            run_id,
+                            json.dumps(p, sort_keys=True),
+                            json.dumps(m, sort_keys=True),
+                            now,
+                            b,
+                        )
+                        for (p, m), b in zip(rows, blobs, strict=True)
                     ],
                 )
                 con.execute(
-                    "INSERT INTO grid_trials (run_id, trial_key, n_rows, best_json, node, kernel_s, finished_at)"
-                    " VALUES (?,?,?,?,?,?,?)",
+                    "INSERT INTO grid_trials (run_id, trial_key, n_rows, best_json, node, kernel_s,"
+                    " finished_at, daily_days) VALUES (?,?,?,?,?,?,?,?)",
                     [
                         run_id,
                         trial_key,
@@ -159,6 +196,7 @@ class ResultStore:
                         node,
                         kernel_s,
                         now,
+                        days_json,
                     ],
                 )
         finally:
@@ -200,6 +238,77 @@ class ResultStore:
         finally:
             con.close()
 
+    def daily_returns(self, run_id: str) -> SweepReturns:
+        """Every combination's daily returns of a run, as one matrix (rows in stored order,
+        the order of ``results``)."""
+        con = self._con()
+        try:
+            day_lists = {
+                r[0]
+                for r in con.execute(
+                    "SELECT daily_days FROM grid_trials WHERE run_id = ?", [run_id]
+                )
+            }
+            rows = con.execute(
+                "SELECT id, params_json, metrics_json, daily_returns FROM grid_search_results "
+                "WHERE run_id = ? ORDER BY id",
+                [run_id],
+            ).fetchall()
+        finally:
+            con.close()
+        if not rows:
+            raise StorageError(f"no results of grid run {run_id!r} in {self.path}")
+        if None in day_lists or any(r[3] is None for r in rows):
+            raise StorageError(
+                f"grid run {run_id!r} has no stored daily returns (it predates them): run the "
+                "sweep again under a new run id to validate it"
+            )
+        if len(day_lists) != 1:
+            raise StorageError(
+                f"grid run {run_id!r}: its trials cover different days ({len(day_lists)} "
+                "calendars); the statistics need one"
+            )
+        days = np.asarray(json.loads(day_lists.pop()), dtype=np.int64)
+        mat = np.empty((len(rows), len(days)), dtype=np.float64)
+        for i, r in enumerate(rows):
+            v = np.frombuffer(r[3], dtype="<f8")
+            if len(v) != len(days):
+                raise StorageError(
+                    f"grid run {run_id!r} result id {r[0]}: {len(v)} daily returns for "
+                    f"{len(days)} days"
+                )
+            mat[i] = v
+        return SweepReturns(
+            ids=[int(r[0]) for r in rows],
+            params=[json.loads(r[1]) for r in rows],
+            metrics=[json.loads(r[2]) for r in rows],
+            days=days,
+            returns=mat,
+        )
+
+    def save_validation(self, run_id: str, summary: dict[str, Any]) -> None:
+        """Keep the latest statistics of a run (``grid validate``)."""
+        con = self._con()
+        try:
+            with con:
+                con.execute(
+                    "INSERT OR REPLACE INTO grid_validation (run_id, computed_at, summary_json) "
+                    "VALUES (?,?,?)",
+                    [run_id, _now_ms(), json.dumps(summary, sort_keys=True)],
+                )
+        finally:
+            con.close()
+
+    def validation(self, run_id: str) -> dict[str, Any] | None:
+        con = self._con()
+        try:
+            row = con.execute(
+                "SELECT summary_json FROM grid_validation WHERE run_id = ?", [run_id]
+            ).fetchone()
+        finally:
+            con.close()
+        return None if row is None else json.loads(row[0])
+
     def top(
         self, run_id: str, n: int = 10, sort: str = "net_pnl", mode: str = "max"
     ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -208,36 +317,57 @@ class ResultStore:
             raise StorageError(
                 f"unknown metric {sort!r}; available: {', '.join(sorted(rows[0][1]))}"
             )
-        sign = -1.0 if mode == "max" else 1.0
-
-        def key(r: tuple[dict[str, Any], dict[str, Any]]) -> tuple[float, float]:
-            # n/a (None) last; ties broken by the lower max drawdown (TIE_BREAK), then by
-            # the order the combinations were stored in (a stable sort)
-            v, dd = r[1].get(sort), r[1].get("max_drawdown")
-            return (
-                float("inf") if v is None else sign * float(v),
-                float("inf") if dd is None else float(dd),
-            )
-
-        return sorted(rows, key=key)[:n]
+        key = rank_key(sort, mode)
+        return sorted(rows, key=lambda r: key(r[1]))[:n]
 
     TIE_BREAK = "ties broken by the lower max_drawdown, then by the order stored"
 
     def export_csv(
-        self, run_id: str, path: str | Path, swept_only: Iterable[str] | None = None
+        self,
+        run_id: str,
+        path: str | Path,
+        swept_only: Iterable[str] | None = None,
+        extra: Mapping[str, Sequence[Any]] | None = None,
     ) -> int:
-        """Flatten params and metrics into columns (``param.X``, ``metric.Y``); returns rows written."""
+        """Flatten params and metrics into columns (``param.X``, ``metric.Y``, then the
+        ``extra`` columns, each one value per row in stored order); returns rows written."""
         rows = self.results(run_id)
         if not rows and self.run_info(run_id) is None:
             raise StorageError(f"no grid run {run_id!r} in {self.path}")
         pkeys = sorted({k for p, _ in rows for k in p}) if swept_only is None else list(swept_only)
         mkeys = sorted({k for _, m in rows for k in m})
+        extra = extra or {}
+        for name, col in extra.items():
+            if len(col) != len(rows):
+                raise StorageError(f"column {name}: {len(col)} values for {len(rows)} rows")
         with open(path, "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["run_id"] + [f"param.{k}" for k in pkeys] + [f"metric.{k}" for k in mkeys])
-            for p, m in rows:
-                w.writerow([run_id] + [p.get(k) for k in pkeys] + [m.get(k) for k in mkeys])
+            w.writerow(
+                ["run_id"] + [f"param.{k}" for k in pkeys] + [f"metric.{k}" for k in mkeys]
+                + list(extra)
+            )  # fmt: skip
+            for i, (p, m) in enumerate(rows):
+                w.writerow(
+                    [run_id] + [p.get(k) for k in pkeys] + [m.get(k) for k in mkeys]
+                    + [col[i] for col in extra.values()]
+                )  # fmt: skip
         return len(rows)
+
+
+def rank_key(sort: str, mode: str) -> Any:
+    """Sort key over a combination's metrics, best first: n/a (None) last; ties broken by
+    the lower max drawdown (``ResultStore.TIE_BREAK``), then by the order stored (use it
+    with a stable sort)."""
+    sign = -1.0 if mode == "max" else 1.0
+
+    def key(m: dict[str, Any]) -> tuple[float, float]:
+        v, dd = m.get(sort), m.get("max_drawdown")
+        return (
+            float("inf") if v is None else sign * float(v),
+            float("inf") if dd is None else float(dd),
+        )
+
+    return key
 
 
 def _dict_row(cursor: Any, row: tuple[Any, ...]) -> dict[str, Any]:

@@ -28,16 +28,15 @@ from ray import tune
 
 from at_core import logging as at_logging
 from at_core.config import Settings
+from at_core.grid.evaluate import DailyReturns, TrialResult
 from at_core.grid.results import ResultStore
 from at_core.grid.spec import GridSpec, point_key
 
 log = at_logging.get("grid")
 
-# evaluate(stage1, settings, strategy_points, threads) -> [(full params, metrics)], one per
-# strategy point
-Evaluate = Callable[
-    [Any, Settings, list[dict[str, Any]], int], list[tuple[dict[str, Any], dict[str, Any]]]
-]
+# evaluate(stage1, settings, strategy_points, threads) -> the trial's (full params, metrics)
+# per strategy point and their daily returns
+Evaluate = Callable[[Any, Settings, list[dict[str, Any]], int], TrialResult]
 # stage1(settings) -> stage-1 summaries (anything picklable; shared through the object store)
 Stage1 = Callable[[Settings], Any]
 
@@ -251,15 +250,15 @@ def _execute(
     # one trial alone (direct) uses the workers as Rust threads over its strategy points
     threads = max(1, max_concurrent or 1) if direct else 1
 
-    def compute(point: dict[str, Any]) -> tuple[str, list[Any], Any, str, float]:
+    def compute(point: dict[str, Any]) -> tuple[str, TrialResult, Any, str, float]:
         """One trial's work: stage 2 + the whole strategy grid on the trial's node."""
         settings = Settings.model_validate({**base_dump, **point})
         stage1 = ray.get(stage1_refs[_stage1_key(settings)])
         t_kernel = time.perf_counter()
-        rows = evaluate_fn(stage1, settings, strategy_points, threads)
+        res = evaluate_fn(stage1, settings, strategy_points, threads)
         kernel_s = time.perf_counter() - t_kernel
         node = ray.get_runtime_context().get_node_id()
-        return point_key(point), rows, _best(rows, metric, mode), node, kernel_s
+        return point_key(point), res, _best(res.rows, metric, mode), node, kernel_s
 
     bar = _ProgressCallback(n_pending, enabled=progress)
     if direct:
@@ -267,8 +266,10 @@ def _execute(
         # written here, in one transaction per trial, as the sink actor would
         task = ray.remote(num_cpus=1)(compute)
         for p in pending:
-            key, rows, best, node, kernel_s = ray.get(task.remote(p))
-            store.add_trial(run_id, key, rows, best=best, node=node, kernel_s=kernel_s)
+            key, res, best, node, kernel_s = ray.get(task.remote(p))
+            store.add_trial(
+                run_id, key, res.rows, best=best, node=node, kernel_s=kernel_s, daily=res.daily
+            )
             tracker = join_tracker()
             if tracker is not None:
                 tracker.log_stored_trial(p)
@@ -292,11 +293,11 @@ def _execute(
                         "node": node,
                         "repeat": 1,
                     }
-            key, rows, best, node, kernel_s = compute(point)
-            ray.get(sink.add.remote(key, rows, best, node, kernel_s))
+            key, res, best, node, kernel_s = compute(point)
+            ray.get(sink.add.remote(key, res.rows, best, node, kernel_s, res.daily))
             return {
                 "score": _score(best, metric),
-                "n_rows": len(rows),
+                "n_rows": len(res.rows),
                 "node": node,
                 "repeat": 0,
             }
@@ -418,9 +419,10 @@ def _make_sink() -> Any:
             best: dict[str, Any] | None,
             node: str,
             kernel_s: float,
+            daily: DailyReturns | None = None,
         ) -> int:
             self.store.add_trial(
-                self.run_id, trial_key, rows, best=best, node=node, kernel_s=kernel_s
+                self.run_id, trial_key, rows, best=best, node=node, kernel_s=kernel_s, daily=daily
             )
             return len(rows)
 

@@ -24,6 +24,20 @@ def default_tracking_uri(db_dir: str | Path) -> str:
     return f"sqlite:///{Path(db_dir).resolve() / 'mlflow.db'}"
 
 
+EXPERIMENT = "auction-trader-grid"
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+#: where `make mlflow-ui` serves (MLFLOW_PORT)
+UI_BASE = "http://127.0.0.1:5000"
+
+
+def parent_run_url(uri: str, mlflow_run_id: str, base: str = UI_BASE) -> str:
+    """The MLflow UI page of a sweep's parent run (served by `make mlflow-ui`)."""
+    import mlflow
+
+    run = mlflow.MlflowClient(tracking_uri=uri).get_run(mlflow_run_id)
+    return f"{base}/#/experiments/{run.info.experiment_id}/runs/{mlflow_run_id}"
+
+
 def _clean_metrics(m: dict[str, Any]) -> dict[str, float]:
     out = {}
     for k, v in m.items():
@@ -41,10 +55,12 @@ class SweepTracker:
         self.spec = spec
         self.run_id = run_id
         self.store = store
-        exp = self.client.get_experiment_by_name("auction-trader-grid")
-        self.experiment_id = (
-            exp.experiment_id if exp else self.client.create_experiment("auction-trader-grid")
-        )
+        exp = self.client.get_experiment_by_name(EXPERIMENT)
+        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(EXPERIMENT)
+        # MLflow 3's UI opens an experiment on a GenAI traces overview ("0 traces") unless the
+        # experiment says what it holds; with this kind it opens on the runs (the sweeps)
+        if exp is None or exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         info = store.run_info(run_id) or {}
         parent = info.get("mlflow_run_id")
         if parent:
@@ -123,7 +139,11 @@ class SweepTracker:
     def finish(self) -> str:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{self.run_id}-results.csv"
-            n = self.store.export_csv(self.run_id, path)
+            from at_core.grid.validation import row_statistics
+
+            n = self.store.export_csv(
+                self.run_id, path, extra=row_statistics(self.store, self.run_id)
+            )
             self.client.log_artifact(self.parent_id, str(path))
         self.client.log_metric(self.parent_id, "n_results", float(n))
         self.client.set_terminated(self.parent_id)

@@ -160,6 +160,12 @@ EXECUTION_DDL = [
     finished_at     INTEGER NOT NULL,
     PRIMARY KEY (run_id, trial_key)
 )""",
+    # Additions: a sweep's research statistics (`grid validate`; the latest computation).
+    """CREATE TABLE IF NOT EXISTS grid_validation (
+    run_id          TEXT PRIMARY KEY,
+    computed_at     INTEGER NOT NULL,
+    summary_json    TEXT NOT NULL
+)""",
     # Additions: backtests (`auction-trader backtest`), keyed by run id. The spec's
     # `positions` / `signals_1m` keep their live meaning; a backtest never writes there.
     """CREATE TABLE IF NOT EXISTS backtest_runs (
@@ -206,6 +212,10 @@ EXECUTION_DDL = [
 # ALTER TABLE on stores that predate them (additive only, never a rename).
 SQLITE_ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("grid_trials", "kernel_s", "REAL"),
+    # a combination's daily returns: float64 little-endian, one per day of its trial's
+    # `daily_days` (a JSON list of UTC day numbers); what the sweep statistics read
+    ("grid_search_results", "daily_returns", "BLOB"),
+    ("grid_trials", "daily_days", "TEXT"),
 ]
 
 # ---- Arrow schemas of the Parquet lake (same columns as the DuckDB raw tables) ---------

@@ -14,8 +14,8 @@ pub mod synth;
 pub mod table;
 
 pub use engine::{
-    run, run_batch, run_with, BacktestResult, Core, DecisionRow, Decisions, Engine, Output,
-    RunPath, TradeRecord,
+    daily_days, run, run_batch, run_batch_daily, run_with, BacktestResult, Core, DecisionRow,
+    Decisions, Engine, Output, RunPath, TradeRecord,
 };
 pub use metrics::Metrics;
 pub use prepared::Prepared;

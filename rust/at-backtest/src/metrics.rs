@@ -354,7 +354,15 @@ impl MetricsAcc {
         self.amb_high = high;
     }
 
-    pub fn finish(mut self, final_equity: f64) -> Metrics {
+    pub fn finish(self, final_equity: f64) -> Metrics {
+        self.finish_with_daily(final_equity).0
+    }
+
+    /// The metrics and the daily returns the Sharpe was taken over: one simple return of
+    /// mark-to-market equity per UTC day that has minutes in the table, in time order (the
+    /// first relative to the initial equity, the last to the final equity). The research
+    /// statistics (deflated Sharpe, PBO) are computed from these, never from the metrics.
+    pub fn finish_with_daily(mut self, final_equity: f64) -> (Metrics, Vec<f64>) {
         if self.day != i64::MIN {
             self.daily.push(final_equity / self.prev_day_equity - 1.0);
         }
@@ -421,6 +429,6 @@ impl MetricsAcc {
         if m.n_minutes > 0.0 {
             m.exposure = self.in_pos_minutes / m.n_minutes;
         }
-        self.m
+        (self.m, self.daily)
     }
 }

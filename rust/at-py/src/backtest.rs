@@ -7,10 +7,12 @@
 use at_backtest::synth::synthetic_table;
 use at_backtest::table::FundingHistory;
 use at_backtest::{
-    run, run_batch, BacktestResult, Metrics, MinuteTable, OwnedTable, TickPath, TradeRecord,
+    daily_days, run, run_batch_daily, BacktestResult, Metrics, MinuteTable, OwnedTable, TickPath,
+    TradeRecord,
 };
 use at_strategy::Action;
 use at_types::AtError;
+use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -238,6 +240,14 @@ pub(crate) fn result_dict<'py>(py: Python<'py>, r: BacktestResult) -> PyResult<B
     out.set_item("equity", r.equity.into_pyarray(py))?;
     // Codes, not strings: 43,200 Python strings per month would dominate a backtest.
     let ds = r.decisions;
+    // a compacting live driver has dropped its oldest minutes: its days are not all known
+    let days = daily_days(&ds.ts_min);
+    if days.len() == r.daily_returns.len() {
+        out.set_item(DAILY_DAYS, days.into_pyarray(py))?;
+    } else {
+        out.set_item(DAILY_DAYS, py.None())?;
+    }
+    out.set_item(DAILY_RETURNS, r.daily_returns.into_pyarray(py))?;
     let dd = PyDict::new(py);
     dd.set_item("ts_min", ds.ts_min.into_pyarray(py))?;
     dd.set_item("action", ds.action.into_pyarray(py))?;
@@ -293,18 +303,34 @@ fn backtest_batch<'py>(
     }
     let cols = Cols::from_dict(table)?;
     let t = cols.table()?;
-    let res = py.detach(|| run_batch(&t, &sets, threads)).map_err(to_py)?;
+    let days = daily_days(t.ts_min);
+    let res = py
+        .detach(|| run_batch_daily(&t, &sets, threads))
+        .map_err(to_py)?;
     let n = res.len();
     let mut columns = vec![Vec::with_capacity(n); Metrics::NAMES.len()];
+    let mut daily = Vec::with_capacity(n * days.len());
     for (i, r) in res.iter().enumerate() {
         let vals = match (r, &errors[i]) {
-            (Ok(m), None) => m.values(),
+            (Ok((m, d)), None) if d.len() == days.len() => {
+                daily.extend_from_slice(d);
+                m.values()
+            }
+            (Ok((_, d)), None) => {
+                return Err(bad(
+                    &format!("params[{i}]"),
+                    format!("{} daily returns for {} days", d.len(), days.len()),
+                ))
+            }
             (Err(e), None) => {
                 errors[i] = Some(format!("params[{i}]: {e}"));
                 [f64::NAN; Metrics::NAMES.len()]
             }
             _ => [f64::NAN; Metrics::NAMES.len()],
         };
+        if errors[i].is_some() {
+            daily.extend(std::iter::repeat_n(f64::NAN, days.len()));
+        }
         for (c, v) in columns.iter_mut().zip(vals) {
             c.push(v);
         }
@@ -314,8 +340,17 @@ fn backtest_batch<'py>(
         out.set_item(*name, c.into_pyarray(py))?;
     }
     out.set_item("error", PyList::new(py, errors)?)?;
+    let daily = Array2::from_shape_vec((n, days.len()), daily)
+        .map_err(|e| bad("daily returns", e.to_string()))?;
+    out.set_item(DAILY_RETURNS, daily.into_pyarray(py))?;
+    out.set_item(DAILY_DAYS, days.into_pyarray(py))?;
     Ok(out)
 }
+
+/// Result keys of the per-day returns (not metrics): a (sets x days) matrix and the UTC
+/// day number of each column.
+const DAILY_RETURNS: &str = "daily_returns";
+const DAILY_DAYS: &str = "daily_days";
 
 /// Action names in code order (`decisions["action"]` indexes into it).
 #[pyfunction]

@@ -8,6 +8,7 @@ mod backtest;
 mod errors;
 mod features;
 mod ingest;
+mod stats;
 mod strategy;
 mod stream;
 mod synth;
@@ -27,5 +28,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     strategy::register(m)?;
     backtest::register(m)?;
     stream::register(m)?;
+    stats::register(m)?;
     Ok(())
 }

@@ -73,7 +73,7 @@ mod runs;
 
 use fills::{OpenTrade, PendingEntry, PendingExit};
 pub use records::{BacktestResult, DecisionRow, Decisions, TradeRecord};
-pub use runs::{is_entry, run, run_batch, run_with, Output, RunPath};
+pub use runs::{daily_days, is_entry, run, run_batch, run_batch_daily, run_with, Output, RunPath};
 
 /// The execution core's state between minutes: the kernel (decisions, book, risk) and the
 /// fill model's working orders, open trade, records and metrics. It holds no reference to
@@ -517,9 +517,10 @@ impl<'t, 'a> Engine<'t, 'a> {
         if let Some((a, high)) = &self.amb {
             self.c.acc.set_ambiguity(a.sum, a.n, a.max, *high);
         }
-        let metrics = self.c.acc.finish(eq);
+        let (metrics, daily_returns) = self.c.acc.finish_with_daily(eq);
         BacktestResult {
             metrics,
+            daily_returns,
             trades: self.c.trades,
             equity: self.c.equity,
             decisions: self.c.decisions,

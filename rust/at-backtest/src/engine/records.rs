@@ -174,6 +174,9 @@ impl Decisions {
 #[derive(Debug, Clone)]
 pub struct BacktestResult {
     pub metrics: Metrics,
+    /// One mark-to-market return per UTC day of the table (see `daily_days`), kept on
+    /// every path and output: the research statistics need them for every combination.
+    pub daily_returns: Vec<f64>,
     pub trades: Vec<TradeRecord>,
     /// Mark-to-market equity at every minute close.
     pub equity: Vec<f64>,

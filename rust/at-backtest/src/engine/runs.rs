@@ -78,6 +78,34 @@ pub fn run_batch(
     params: &[Params],
     threads: usize,
 ) -> Result<Vec<Result<Metrics, AtError>>, AtError> {
+    Ok(run_batch_daily(t, params, threads)?
+        .into_iter()
+        .map(|r| r.map(|(m, _)| m))
+        .collect())
+}
+
+/// The UTC days (ms since the epoch / 86,400,000) of a table's minutes `ts_min`, in
+/// order: the day of each entry of a run's `daily_returns` (a day without minutes has none).
+pub fn daily_days(ts_min: &[i64]) -> Vec<i64> {
+    let mut days: Vec<i64> = Vec::new();
+    for &ts in ts_min {
+        let d = ts.div_euclid(86_400_000);
+        if days.last() != Some(&d) {
+            days.push(d);
+        }
+    }
+    days
+}
+
+/// One set's run in a batch: its metrics and daily returns, or why its parameters failed.
+pub type DailyOutcome = Result<(Metrics, Vec<f64>), AtError>;
+
+/// `run_batch` with each run's daily returns (aligned with `daily_days(t.ts_min)`).
+pub fn run_batch_daily(
+    t: &MinuteTable,
+    params: &[Params],
+    threads: usize,
+) -> Result<Vec<DailyOutcome>, AtError> {
     t.validate()?;
     let mut prep = Prepared::with_rows(t);
     // Invalid sets are skipped here; their run reports the validation error.
@@ -92,13 +120,13 @@ pub fn run_batch(
         } else {
             RunPath::Reference { rows: &prep.rows }
         };
-        run_with(t, *p, path, Output::Metrics).map(|r| r.metrics)
+        run_with(t, *p, path, Output::Metrics).map(|r| (r.metrics, r.daily_returns))
     };
     if threads <= 1 || params.len() < 2 {
         return Ok(params.iter().zip(&valid).map(one).collect());
     }
     let chunk = params.len().div_ceil(threads);
-    let mut out: Vec<Result<Metrics, AtError>> = Vec::with_capacity(params.len());
+    let mut out: Vec<DailyOutcome> = Vec::with_capacity(params.len());
     std::thread::scope(|s| {
         let handles: Vec<_> = params
             .chunks(chunk)
