@@ -3,7 +3,7 @@ from SQLite, per-combination PSR / DSR with the effective number of trials, and 
 CSCV with S = 16 (12,870 splits), through the calls ``grid validate`` makes. Without a
 purge: ``grid validate`` purges a whole day after each boundary (the 240-minute memory
 rounded up to the daily returns), which 16 blocks of 30 days cannot hold (it would use
-S = 10); the work per split is the same either way.
+S = 14); the work per split is the same either way.
 
 Baseline, measured in the same run: the obvious NumPy implementation of the same CSCV
 (per split, slice the two halves' columns and take every combination's Sharpe), timed over

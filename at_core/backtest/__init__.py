@@ -60,6 +60,9 @@ class BacktestRun:
     trades: dict[str, Any]
     equity: NDArray[np.float64]
     decisions: dict[str, Any]
+    #: mark-to-market return per UTC day (the Sharpe's series) and each one's UTC day number
+    daily_returns: NDArray[np.float64] | None = None
+    daily_days: NDArray[np.int64] | None = None
 
     def trade_records(self) -> list[dict[str, Any]]:
         """Trades as one dict per trade (JSON-ready; NaN becomes None)."""
@@ -108,7 +111,12 @@ def run_backtest(
     """Backtest ``settings`` (+ strategy ``overrides``) over one minute table."""
     r = _core.backtest(coerce_table(table), params_dict(settings, overrides))
     return BacktestRun(
-        metrics=dict(r["metrics"]), trades=r["trades"], equity=r["equity"], decisions=r["decisions"]
+        metrics=dict(r["metrics"]),
+        trades=r["trades"],
+        equity=r["equity"],
+        decisions=r["decisions"],
+        daily_returns=r["daily_returns"],
+        daily_days=r["daily_days"],
     )
 
 

@@ -100,15 +100,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     db = db_dir_from_args(args)
     settings = load_settings(getattr(args, "config", None), getattr(args, "set", []) or [])
+    spec = _validation_overrides(store_spec(db, args.run_id), args)
     v = validate(
         db,
         args.run_id,
+        spec=spec,
         blocks=args.blocks,
         embargo_min=args.embargo_minutes,
         confidence=args.confidence,
         dsr_min=args.dsr_min,
         settings=settings,
     )
+    if args.heat_map:
+        keys = [k.strip() for k in args.heat_map.split(",")]
+        if len(keys) != 2 or v.grid is None:
+            from at_core.errors import ConfigError
+
+            raise ConfigError(
+                f"--heat-map: expected two swept keys KEY1,KEY2, got {args.heat_map!r}"
+            )
+        from at_core.grid.stability import slice_table
+
+        slice_table(v.grid, v.winner_row, keys[0], keys[1])  # names a key that is not swept
+        v.heat_keys = (keys[0], keys[1])
     store = ResultStore(db)
     info = store.run_info(args.run_id) or {}
     uri = None if args.no_mlflow else (args.mlflow_uri or default_tracking_uri(db))
@@ -121,6 +135,53 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for p in plots(v, out):
         print(f"plot: {p}")
     return 0
+
+
+def store_spec(db: Any, run_id: str) -> Any:
+    """The ``validation`` section stored with a run (None: no run; validate says so)."""
+    from at_core.grid.validation_spec import from_dict
+
+    info = ResultStore(db).run_info(run_id)
+    return None if info is None else from_dict(json.loads(info["grid_json"]).get("validation"))
+
+
+def _validation_overrides(spec: Any, args: argparse.Namespace) -> Any:
+    """``--walk-forward TRAIN:TEST[:STEP]``, ``--anchored``, ``--holdout-split DAY``,
+    ``--select-by`` over the run's stored section."""
+    import dataclasses
+
+    from at_core.errors import ConfigError
+    from at_core.grid.validation_spec import ValidationSpec, WalkForward, parse_validation
+
+    spec = spec or ValidationSpec()
+    raw: dict[str, Any] = {}
+    if args.walk_forward:
+        parts = args.walk_forward.split(":")
+        try:
+            nums = [int(x) for x in parts]
+        except ValueError:
+            nums = []
+        if len(nums) not in (2, 3):
+            raise ConfigError(
+                f"--walk-forward: expected TRAIN:TEST[:STEP] in days, got {args.walk_forward!r}"
+            )
+        raw["walk_forward"] = {"train_days": nums[0], "test_days": nums[1],
+                               "step_days": nums[-1] if len(nums) == 3 else nums[1],
+                               "anchored": bool(args.anchored)}  # fmt: skip
+    if args.holdout_split:
+        raw["holdout"] = {"split": args.holdout_split}
+    if args.select_by:
+        raw["select_by"] = args.select_by
+    if not raw:
+        return spec
+    over = parse_validation(raw, "command line", "net_pnl")
+    wf: WalkForward | None = over.walk_forward or spec.walk_forward
+    return dataclasses.replace(
+        spec,
+        walk_forward=wf,
+        holdout=over.holdout or spec.holdout,
+        select_by=over.select_by or spec.select_by,
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -228,6 +289,18 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="purge after each boundary (default and minimum: the longest feature window or "
         "time stop of any combination), rounded up to whole days",
     )  # fmt: skip
+    q.add_argument(
+        "--walk-forward", default=None, metavar="TRAIN:TEST[:STEP]",
+        help="walk-forward windows in days (default: the grid file's validation section)",
+    )  # fmt: skip
+    q.add_argument("--anchored", action="store_true", help="walk-forward training from day 1")
+    q.add_argument("--holdout-split", default=None, metavar="YYYY-MM-DD",
+                   help="hold-out: in sample before this day, out of sample from it + embargo")  # fmt: skip
+    q.add_argument("--select-by", choices=["return", "sharpe"], default=None,
+                   help="what windows choose by (default: by the grid's metric)")  # fmt: skip
+    q.add_argument("--heat-map", default=None, metavar="KEY1,KEY2",
+                   help="parameter-stability heat map over these two swept keys (default: the "
+                   "two the metric is most sensitive to around the winner)")  # fmt: skip
     q.add_argument("--confidence", type=float, default=0.95, help="for the minimum track record")
     q.add_argument("--dsr-min", type=float, default=None, help="flag a winner below this DSR")
     q.add_argument("--mlflow-uri", default=None)

@@ -111,6 +111,7 @@ def plan_sweep(spec: GridSpec, store: ResultStore, run_id: str | None = None) ->
         "mode": spec.mode,
         "source": spec.source,
         "search": spec.search.as_dict(),
+        "validation": spec.validation.as_dict(),
     }
     resumed = store.start_run(run_id, spec.name, spec.fingerprint(), grid_doc, spec.n_combinations)
     done = store.finished_trials(run_id)

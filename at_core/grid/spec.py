@@ -9,6 +9,7 @@ A grid file (``configs/grid/*.yaml``) lists values for any configuration key::
       accept_outside_k: {from: 2, to: 5, step: 1}  # an inclusive range with a step
     set: {taker_fee_bps: 5.5}                      # fixed overrides for the whole sweep
     search: {algorithm: grid}                      # grid (default) | random | optuna
+    validation: {walk_forward: {train_days: 7, test_days: 1}}  # see validation_spec
 
 Everything else comes from ``configs/default.yaml`` and ``--set``. Every value is validated
 through the same pydantic model as a config file, before any work starts, and the keys are
@@ -43,6 +44,7 @@ from pydantic import ValidationError
 
 from at_core.config import Settings, load_yaml
 from at_core.errors import ConfigError
+from at_core.grid.validation_spec import ValidationSpec, parse_validation
 
 FEATURE_STAGES = ("stage1", "stage2")
 STRATEGY_STAGES = ("strategy",)
@@ -122,6 +124,7 @@ class GridSpec:
     feature_keys: list[str] = field(default_factory=list)
     strategy_keys: list[str] = field(default_factory=list)
     search: SearchSpec = field(default_factory=SearchSpec)
+    validation: ValidationSpec = field(default_factory=ValidationSpec)
 
     @property
     def n_feature_points(self) -> int:
@@ -205,7 +208,9 @@ def parse_grid(data: dict[str, Any], base: Settings, source: str = "<dict>") -> 
     """Validate a grid mapping against the config model and split its keys by stage."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a grid file must be a mapping")
-    unknown = set(data) - {"name", "params", "metric", "mode", "set", "description", "search"}
+    unknown = set(data) - {
+        "name", "params", "metric", "mode", "set", "description", "search", "validation"
+    }  # fmt: skip
     if unknown:
         raise ConfigError(f"{source}: unknown top-level key(s) {sorted(unknown)}")
     fixed = data.get("set") or {}
@@ -281,6 +286,7 @@ def parse_grid(data: dict[str, Any], base: Settings, source: str = "<dict>") -> 
         feature_keys=feature_keys,
         strategy_keys=strategy_keys,
         search=_parse_search(data.get("search"), source),
+        validation=parse_validation(data.get("validation"), source, metric),
     )
 
 

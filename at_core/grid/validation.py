@@ -31,7 +31,11 @@ import numpy as np
 from at_core import _core
 from at_core.config import Settings
 from at_core.errors import InputError
+from at_core.grid import out_of_sample
+from at_core.grid.out_of_sample import OutOfSample
 from at_core.grid.results import ResultStore, SweepReturns, rank_key
+from at_core.grid.stability import Grid, Neighbourhood, most_sensitive_pair, neighbourhoods
+from at_core.grid.validation_spec import ValidationSpec, from_dict, select_for
 
 DAY_MIN = 1440
 #: the sigma estimate's fixed window (``sigma_240``), a memory every combination has
@@ -121,6 +125,14 @@ class Validation:
     oos_is_intercept: float | None = None
     prob_oos_loss: float | None = None
     pbo_note: str = ""
+    walk_forward: OutOfSample | None = None
+    holdout: OutOfSample | None = None
+    #: the top combinations' neighbourhoods in the grid (plateau or lone peak)
+    stability: list[Neighbourhood] = field(default_factory=list)
+    #: the heat map's keys (the two the metric is most sensitive to around the winner)
+    heat_keys: tuple[str, str] | None = None
+    grid: Grid | None = field(default=None, repr=False)
+    winner_row: int = -1
     #: per split, for the plots (not in the JSON summary)
     logits: list[float] = field(default_factory=list, repr=False)
     is_sharpe: list[float] = field(default_factory=list, repr=False)
@@ -130,10 +142,13 @@ class Validation:
     sharpe_day: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
     def summary(self) -> dict[str, Any]:
-        """The JSON-safe headline (no per-split or per-combination arrays)."""
+        """The JSON-safe headline (no per-split or per-combination arrays, no curves)."""
         d = asdict(self)
-        for k in ("logits", "is_sharpe", "oos_sharpe", "dsr", "sharpe_day"):
+        for k in ("logits", "is_sharpe", "oos_sharpe", "dsr", "sharpe_day", "grid", "winner_row"):
             d.pop(k)
+        for k in ("walk_forward", "holdout"):
+            oos = getattr(self, k)
+            d[k] = None if oos is None else oos.summary()
         return _json_safe(d)
 
     def metrics(self) -> dict[str, float]:
@@ -155,6 +170,12 @@ class Validation:
                     "validation.prob_oos_loss": _nan_none(self.prob_oos_loss),
                 }
             )
+        for name, oos in (("walk_forward", self.walk_forward), ("holdout", self.holdout)):
+            if oos is not None:
+                out[f"validation.{name}.oos_sharpe_ann"] = oos.oos_sharpe_ann
+                out[f"validation.{name}.oos_return"] = oos.oos_return
+                out[f"validation.{name}.sharpe_ratio_oos_is"] = oos.sharpe_ratio_oos_is
+                out[f"validation.{name}.efficiency"] = oos.efficiency
         return {k: v for k, v in out.items() if v is not None and math.isfinite(v)}
 
 
@@ -191,8 +212,10 @@ def validate(
     dsr_min: float | None = None,
     threads: int = 2,
     settings: Settings | None = None,
+    spec: ValidationSpec | None = None,
 ) -> Validation:
-    """The statistics of one stored sweep (see the module doc)."""
+    """The statistics of one stored sweep (see the module doc). ``spec``: the out-of-sample
+    checks (default: the grid file's ``validation`` section, stored with the run)."""
     store = ResultStore(db_dir)
     info = store.run_info(run_id)
     if info is None:
@@ -201,6 +224,7 @@ def validate(
     metric, mode = grid.get("metric", "net_pnl"), grid.get("mode", "max")
     swept = list(grid.get("params", {}))
     cfg = settings or Settings()
+    vspec = spec if spec is not None else from_dict(grid.get("validation"))
     sr = store.daily_returns(run_id)
     return compute(
         run_id,
@@ -214,6 +238,8 @@ def validate(
         confidence=confidence,
         dsr_min=cfg.validation_dsr_min if dsr_min is None else dsr_min,
         threads=threads,
+        spec=vspec,
+        swept_values=grid.get("params"),
     )
 
 
@@ -230,8 +256,16 @@ def compute(
     confidence: float,
     dsr_min: float,
     threads: int,
+    spec: ValidationSpec | None = None,
+    swept_values: dict[str, list[Any]] | None = None,
 ) -> Validation:
-    """``validate`` on returns already loaded."""
+    """``validate`` on returns already loaded (``swept_values``: the grid's values of each
+    swept key, for the parameter-stability table; none without)."""
+    spec = spec or ValidationSpec()
+    if embargo_min is None:
+        embargo_min = spec.embargo_minutes
+    if blocks is None:
+        blocks = spec.cscv_blocks
     ok = np.isfinite(sr.returns).all(axis=1)
     idx = np.flatnonzero(ok)
     n_days = sr.returns.shape[1]
@@ -300,7 +334,27 @@ def compute(
         dsr=dsr_all,
         sharpe_day=sharpe_all,
     )
+    ids = [sr.ids[int(i)] for i in idx]
+    swept_params = [{k: sr.params[int(i)].get(k) for k in swept} for i in idx]
+    if spec.walk_forward is not None or spec.holdout is not None:
+        select = select_for(spec, metric)
+        if spec.walk_forward is not None:
+            v.walk_forward = out_of_sample.walk_forward(
+                spec.walk_forward, sr.days, ret, ids, swept_params, select, purge
+            )
+        if spec.holdout is not None:
+            v.holdout = out_of_sample.holdout(
+                spec.holdout, sr.days, ret, ids, swept_params, select, purge
+            )
+    if swept_values:
+        g = Grid(list(zip(sr.params, sr.metrics, strict=True)), swept_values, metric, mode)
+        v.grid, v.winner_row = g, int(idx[win_j])
+        v.stability = neighbourhoods(g, top=5)
+        if len(g.keys) >= 2:
+            v.heat_keys = most_sensitive_pair(g, v.winner_row)
     s, note = cscv_blocks(n_days, purge, blocks or blocks_default, explicit=blocks is not None)
+    if not spec.cscv:
+        s, note = None, "not asked for (validation.cscv: false)"
     v.pbo_note = note
     if s is not None:
         p = _core.cscv_pbo(ret, s, purge, threads)

@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from at_core.grid.out_of_sample import OutOfSample
 from at_core.grid.results import ResultStore
+from at_core.grid.stability import heat_map
 from at_core.grid.validation import Combination, Validation
 
 
@@ -70,7 +72,54 @@ def render(v: Validation) -> str:
             f"{_f(v.oos_is_slope)}, intercept {_f(v.oos_is_intercept, 4)}; P(out-of-sample "
             f"loss) {_f(v.prob_oos_loss)}",
         ]
+    for oos in (v.walk_forward, v.holdout):
+        if oos is not None:
+            lines += _out_of_sample(oos)
+    if v.stability:
+        lines.append(
+            f"  parameter stability: {v.metric} of the top combinations and of their grid "
+            "neighbours (one step in one key)"
+        )
+        for n in v.stability:
+            ps = ", ".join(f"{k}={x}" for k, x in n.params.items())
+            lines.append(
+                f"    #{n.rank} {_f(n.metric, 4)}: {n.n_neighbours} neighbours, median "
+                f"{_f(n.median, 4)}, worst {_f(n.worst, 4)}"
+                + (f", keeps {100 * n.kept:.0f}%" if n.kept is not None else "")
+                + f" -> {n.verdict}  ({ps})"
+            )
     return "\n".join(lines)
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:+.2f}%"
+
+
+def _out_of_sample(o: OutOfSample) -> list[str]:
+    title = "walk-forward" if o.kind == "walk_forward" else "hold-out"
+    lines = [
+        f"  {title}: {len(o.windows)} window(s), chosen by {o.select_by} on the training days, "
+        f"test days {o.purge_days} day(s) after them",
+    ]
+    shown = o.windows if len(o.windows) <= 12 else o.windows[:6] + o.windows[-6:]
+    for w in shown:
+        ps = ", ".join(f"{k}={x}" for k, x in w.params.items()) or "(base)"
+        lines.append(
+            f"    train {w.train_from}..{w.train_to} ({_pct(w.is_return)}, Sharpe "
+            f"{_f(w.is_sharpe_ann, 2)}) -> test {w.test_from}..{w.test_to} {_pct(w.oos_return)}: "
+            f"{ps}"
+        )
+    if len(o.windows) > len(shown):
+        lines.insert(1 + 6, f"    ... {len(o.windows) - 12} more windows ...")
+    lines += [
+        f"    out of sample ({o.oos_days} days, stitched): {_pct(o.oos_return)} "
+        f"({_pct(o.oos_return_ann)} a year), Sharpe {_f(o.oos_sharpe_ann, 2)}",
+        f"    in sample (mean of the choices): Sharpe {_f(o.is_sharpe_ann_mean, 2)}, "
+        f"{_pct(o.is_return_ann_mean)} a year",
+        f"    degradation: Sharpe out/in {_f(o.sharpe_ratio_oos_is, 2)}; walk-forward "
+        f"efficiency (annual return out/in) {_f(o.efficiency, 2)}",
+    ]
+    return lines
 
 
 def plots(v: Validation, out_dir: Path) -> list[Path]:
@@ -106,6 +155,27 @@ def plots(v: Validation, out_dir: Path) -> list[Path]:
         fig.savefig(p, dpi=90)
         plt.close(fig)
         paths.append(p)
+    for o in (v.walk_forward, v.holdout):
+        if o is None or not o.curve:
+            continue
+        fig, ax = plt.subplots(figsize=(9, 4))
+        t = np.asarray(o.curve_days, dtype="datetime64[D]")
+        ax.step(t, np.cumprod(1.0 + np.asarray(o.curve)), where="post", label="out of sample")
+        ax.axhline(1.0, color="k", lw=0.5)
+        ax.set_ylabel("growth of 1 (stitched test days)")
+        ax.set_title(
+            f"{o.kind.replace('_', '-')}: {len(o.windows)} window(s), chosen by {o.select_by}; "
+            f"OOS Sharpe {_f(o.oos_sharpe_ann, 2)} vs IS {_f(o.is_sharpe_ann_mean, 2)}"
+        )
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        p = out_dir / f"{v.run_id}-{o.kind}.png"
+        fig.savefig(p, dpi=90)
+        plt.close(fig)
+        paths.append(p)
+    if v.grid is not None and v.heat_keys is not None:
+        kx, ky = v.heat_keys
+        paths.append(heat_map(v.grid, v.winner_row, kx, ky, out_dir / f"{v.run_id}-stability.png"))
     fig, ax = plt.subplots(figsize=(6, 4))
     ok = np.isfinite(v.dsr) & np.isfinite(v.sharpe_day)
     ax.scatter(v.sharpe_day[ok] * math.sqrt(365), v.dsr[ok], s=5, alpha=0.4, label="combinations")

@@ -50,6 +50,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
                     "max_hold_minutes": [15, 60],
                     "qimb_entry_min": [0.0, 0.1],
                 },
+                "validation": {"walk_forward": {"train_days": 3, "test_days": 1}},
             }
         )
     )
@@ -113,6 +114,15 @@ def test_validate_reports_and_records_the_statistics(swept: tuple[Path, str]) ->
     assert 0.0 <= v["pbo"] <= 1.0
     assert v["winner_flagged"] == (not v["winner"]["dsr"] >= 0.95)
     assert ResultStore(db).validation(run_id)["n_eff"] == v["n_eff"]
+    # the grid file's walk-forward: 3 training days, the embargo day, 1 test day, step 1
+    wf = v["walk_forward"]
+    assert [(w["train_from"], w["test_from"]) for w in wf["windows"]] == [
+        (f"2024-01-0{d}", f"2024-01-0{d + 4}") for d in range(1, 6)
+    ]
+    assert wf["oos_days"] == 5 and wf["select_by"] == "return"
+    sr = ResultStore(db).daily_returns(run_id)
+    growth = {i: float(np.prod(1 + sr.returns[k, 0:3])) for k, i in enumerate(sr.ids)}
+    assert wf["windows"][0]["result_id"] == max(growth, key=lambda i: (growth[i], -i))
     # the sweep's MLflow run carries the numbers and the plots; the experiment opens on runs
     info = ResultStore(db).run_info(run_id)
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db.resolve() / 'mlflow.db'}")
@@ -120,7 +130,7 @@ def test_validate_reports_and_records_the_statistics(swept: tuple[Path, str]) ->
     assert run.data.metrics["validation.n_eff"] == pytest.approx(v["n_eff"])
     assert run.data.metrics["validation.pbo"] == pytest.approx(v["pbo"])
     arts = {a.path for a in client.list_artifacts(run.info.run_id, "validation")}
-    assert {f"validation/{run_id}-pbo.png", f"validation/{run_id}-dsr.png"} <= arts
+    assert {f"validation/{run_id}-{k}.png" for k in ("pbo", "dsr", "walk_forward")} <= arts
     exp = client.get_experiment(run.info.experiment_id)
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     # the text report names the flag and writes the plots
@@ -128,7 +138,33 @@ def test_validate_reports_and_records_the_statistics(swept: tuple[Path, str]) ->
     assert t.returncode == 0, t.stderr[-2000:]
     assert ("FLAGGED" in t.stdout) == v["winner_flagged"]
     pngs = [Path(x.split("plot: ")[1]) for x in t.stdout.splitlines() if x.startswith("plot: ")]
-    assert len(pngs) == 2 and all(p.stat().st_size > 5_000 for p in pngs)
+    assert {p.name for p in pngs} == {
+        f"{run_id}-{k}.png" for k in ("pbo", "walk_forward", "stability", "dsr")
+    }
+    assert all(p.stat().st_size > 5_000 for p in pngs)
+    # the top combinations' neighbourhoods: 4 swept keys, so up to 8 neighbours each
+    assert len(v["stability"]) == 5 and all(0 < n["n_neighbours"] <= 8 for n in v["stability"])
+    assert "parameter stability" in t.stdout
+    h = _cli("grid", "validate", run_id, "--db-dir", str(db), "--no-mlflow",
+             "--heat-map", "alpha_bin,nope")  # fmt: skip
+    assert h.returncode != 0 and "'nope' is not a swept key" in h.stderr
+
+
+def test_validate_takes_other_windows_from_the_command_line(swept: tuple[Path, str]) -> None:
+    db, run_id = swept
+    r = _cli("grid", "validate", run_id, "--db-dir", str(db), "--json", "--no-mlflow",
+             "--walk-forward", "4:2", "--holdout-split", "2024-01-06")  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    v = json.loads(r.stdout)
+    assert [w["test_from"] for w in v["walk_forward"]["windows"]] == ["2024-01-06", "2024-01-08"]
+    (h,) = v["holdout"]["windows"]
+    assert (h["train_to"], h["test_from"], h["test_to"]) == (
+        "2024-01-05",
+        "2024-01-07",
+        "2024-01-09",
+    )
+    bad = _cli("grid", "validate", run_id, "--db-dir", str(db), "--walk-forward", "4")
+    assert bad.returncode != 0 and "TRAIN:TEST" in bad.stderr
 
 
 def test_show_and_export_carry_the_statistics(swept: tuple[Path, str], tmp_path: Path) -> None:

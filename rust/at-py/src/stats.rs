@@ -1,7 +1,7 @@
 //! Bindings of `at-stats`: a sweep's returns matrix in, its statistics out (arrays and
 //! scalars); the kernels run without the GIL.
 
-use at_stats::{cscv, sweep_stats, CscvConfig};
+use at_stats::{cscv, rolling_windows, sweep_stats, walk_forward, CscvConfig, Select, Window};
 use numpy::{IntoPyArray, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -115,5 +115,70 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(deflated_sharpe, m)?)?;
     m.add_function(wrap_pyfunction!(expected_max_sharpe, m)?)?;
     m.add_function(wrap_pyfunction!(min_track_record, m)?)?;
+    m.add_function(wrap_pyfunction!(walk_forward_windows, m)?)?;
+    m.add_function(wrap_pyfunction!(walk_forward_select, m)?)?;
     Ok(())
+}
+
+/// Rolling (or anchored) walk-forward windows over `t` periods, as rows of
+/// (train_lo, train_hi, test_lo, test_hi) period indices, `[lo, hi)`.
+#[pyfunction]
+#[pyo3(signature = (t, train, test, step, purge, anchored = false))]
+fn walk_forward_windows(
+    t: usize,
+    train: usize,
+    test: usize,
+    step: usize,
+    purge: usize,
+    anchored: bool,
+) -> PyResult<Vec<(usize, usize, usize, usize)>> {
+    let w = rolling_windows(t, train, test, step, purge, anchored).map_err(to_py)?;
+    Ok(w.iter()
+        .map(|w| (w.train.0, w.train.1, w.test.0, w.test.1))
+        .collect())
+}
+
+/// Choose by `select` ("return" or "sharpe") on each window's training periods, score on
+/// its test periods: arrays selected, is_return, is_sharpe, oos_return, oos_sharpe.
+#[pyfunction]
+#[pyo3(signature = (returns, windows, select = "return"))]
+fn walk_forward_select<'py>(
+    py: Python<'py>,
+    returns: PyReadonlyArray2<'py, f64>,
+    windows: Vec<(usize, usize, usize, usize)>,
+    select: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    let sel = match select {
+        "return" => Select::Return,
+        "sharpe" => Select::Sharpe,
+        other => {
+            return Err(to_py(at_types::AtError::InvalidConfig {
+                key: "select".into(),
+                message: format!("must be `return` or `sharpe`, got `{other}`"),
+            }))
+        }
+    };
+    let (r, t) = rows_of(&returns)?;
+    let ws: Vec<Window> = windows
+        .iter()
+        .map(|&(a, b, c, d)| Window {
+            train: (a, b),
+            test: (c, d),
+        })
+        .collect();
+    let res = py.detach(|| walk_forward(&r, t, &ws, sel)).map_err(to_py)?;
+    let out = PyDict::new(py);
+    let col = |f: fn(&at_stats::WindowResult) -> f64| res.iter().map(f).collect::<Vec<f64>>();
+    out.set_item(
+        "selected",
+        res.iter()
+            .map(|x| x.selected)
+            .collect::<Vec<u32>>()
+            .into_pyarray(py),
+    )?;
+    out.set_item("is_return", col(|x| x.is_return).into_pyarray(py))?;
+    out.set_item("is_sharpe", col(|x| x.is_sharpe).into_pyarray(py))?;
+    out.set_item("oos_return", col(|x| x.oos_return).into_pyarray(py))?;
+    out.set_item("oos_sharpe", col(|x| x.oos_sharpe).into_pyarray(py))?;
+    Ok(out)
 }

@@ -69,24 +69,7 @@ pub fn cscv(returns: &[f64], t: usize, cfg: &CscvConfig) -> Result<Pbo, AtError>
     if s < 2 || !s.is_multiple_of(2) || s > 20 {
         return Err(bad(format!("blocks must be even and in 2..=20, got {s}")));
     }
-    if t == 0 || !returns.len().is_multiple_of(t) {
-        return Err(bad(format!(
-            "{} returns do not make rows of {t} periods",
-            returns.len()
-        )));
-    }
-    let n = returns.len() / t;
-    if n < 2 {
-        return Err(bad(format!("needs at least 2 trials, got {n}")));
-    }
-    if let Some(k) = returns.iter().position(|x| !x.is_finite()) {
-        return Err(bad(format!(
-            "trial {} period {} has a non-finite return ({})",
-            k / t,
-            k % t,
-            returns[k]
-        )));
-    }
+    let n = crate::check_matrix(returns, t, 1, 2, "cscv")?;
     let (base, rem) = (t / s, t % s);
     let mut bounds = vec![0usize];
     for b in 0..s {

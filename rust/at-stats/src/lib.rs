@@ -6,12 +6,14 @@
 //!   minimum track record length;
 //! - `trials`: the effective number of independent trials;
 //! - `cscv`: probability of backtest overfitting;
+//! - `walk`: walk-forward and hold-out selection with an embargo;
 //! - `sweep_stats`: all per-combination numbers of one sweep at once.
 
 pub mod cscv;
 pub mod normal;
 pub mod sharpe;
 pub mod trials;
+pub mod walk;
 
 #[cfg(test)]
 mod testing;
@@ -23,6 +25,45 @@ use at_types::AtError;
 pub use cscv::{cscv, CscvConfig, Pbo};
 pub use sharpe::{deflated_threshold, dsr, expected_max_normal, min_track_record, psr, Moments};
 pub use trials::{effective_trials, EffectiveTrials};
+pub use walk::{rolling_windows, walk_forward, Select, Window, WindowResult};
+
+/// Check a returns matrix (N × T row-major): whole rows of `t >= min_t` periods, at least
+/// `min_n` of them, every value finite. Returns N. The error names the combination and
+/// the period of the first bad value, under `location`.
+pub fn check_matrix(
+    returns: &[f64],
+    t: usize,
+    min_t: usize,
+    min_n: usize,
+    location: &str,
+) -> Result<usize, AtError> {
+    let bad = |message: String| AtError::InvalidInput {
+        location: location.into(),
+        message,
+    };
+    if t < min_t.max(1) || !returns.len().is_multiple_of(t) {
+        return Err(bad(format!(
+            "{} returns do not make rows of {t} periods (at least {min_t})",
+            returns.len()
+        )));
+    }
+    let n = returns.len() / t;
+    if n < min_n.max(1) {
+        return Err(bad(format!(
+            "needs at least {} combinations, got {n}",
+            min_n.max(1)
+        )));
+    }
+    if let Some(k) = returns.iter().position(|x| !x.is_finite()) {
+        return Err(bad(format!(
+            "combination {} period {} has a non-finite return ({})",
+            k / t,
+            k % t,
+            returns[k]
+        )));
+    }
+    Ok(n)
+}
 
 /// Per-combination Sharpe statistics of one sweep, deflated for the sweep's size.
 #[derive(Debug, Clone)]
@@ -51,31 +92,13 @@ pub struct SweepStats {
 
 /// The statistics of every combination of a sweep. `returns`: N × T row-major, finite.
 pub fn sweep_stats(returns: &[f64], t: usize, confidence: f64) -> Result<SweepStats, AtError> {
-    let bad = |message: String| AtError::InvalidInput {
-        location: "sweep returns".into(),
-        message,
-    };
-    if t < 2 || !returns.len().is_multiple_of(t) || returns.is_empty() {
-        return Err(bad(format!(
-            "{} returns do not make rows of {t} >= 2 periods",
-            returns.len()
-        )));
-    }
+    let n = check_matrix(returns, t, 2, 1, "sweep returns")?;
     if !(confidence > 0.0 && confidence < 1.0) {
         return Err(AtError::InvalidConfig {
             key: "confidence".into(),
             message: format!("must be in (0, 1), got {confidence}"),
         });
     }
-    if let Some(k) = returns.iter().position(|x| !x.is_finite()) {
-        return Err(bad(format!(
-            "combination {} period {} has a non-finite return ({})",
-            k / t,
-            k % t,
-            returns[k]
-        )));
-    }
-    let n = returns.len() / t;
     let moments: Vec<Moments> = returns.chunks_exact(t).map(Moments::of).collect();
     let sharpe: Vec<f64> = moments.iter().map(Moments::sharpe).collect();
     let sharpe_sd = if n > 1 { Moments::of(&sharpe).sd } else { 0.0 };

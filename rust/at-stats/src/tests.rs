@@ -167,5 +167,5 @@ fn bad_splits_are_refused_with_the_reason() {
     )
     .unwrap_err()
     .to_string();
-    assert!(msg.contains("trial 2 period 4"), "{msg}");
+    assert!(msg.contains("combination 2 period 4"), "{msg}");
 }
