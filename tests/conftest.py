@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,3 +26,15 @@ def shared_data() -> Path:
             f"real market data not present at {SHARED_DATA} (only in the project workplace)"
         )
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_ray_left_in_this_process() -> Iterator[None]:
+    """A test that ran a sweep in-process (the notebook API) leaves a local Ray attached to
+    pytest. A later `ray stop --force` (the cluster fixtures) kills that raylet, and Ray's
+    core worker then ends the whole pytest process with exit code 1 and no summary (seen
+    in CI). Each module therefore detaches from any Ray it started."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()

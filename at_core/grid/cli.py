@@ -185,11 +185,20 @@ def _validation_overrides(spec: Any, args: argparse.Namespace) -> Any:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from at_core.errors import ConfigError
     from at_core.grid.validation import row_statistics
 
+    if not (args.csv or args.returns):
+        raise ConfigError("grid export: give --csv FILE, --returns FILE or both")
     store = ResultStore(db_dir_from_args(args))
-    n = store.export_csv(args.run_id, args.csv, extra=row_statistics(store, args.run_id))
-    print(f"wrote {n} rows to {args.csv}")
+    if args.csv:
+        n = store.export_csv(args.run_id, args.csv, extra=row_statistics(store, args.run_id))
+        print(f"wrote {n} rows to {args.csv}")
+    if args.returns:
+        days, combos = store.export_returns(args.run_id, args.returns)
+        print(
+            f"wrote the daily returns of {combos} combinations over {days} days to {args.returns}"
+        )
     return 0
 
 
@@ -311,8 +320,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "export",
         parents=[common],
         help="export a sweep to CSV",
-        description="Write every row of a sweep to CSV (param.* and metric.* columns).",
+        description="Write every row of a sweep to CSV (result_id, param.*, metric.* and stat.* "
+        "columns) and / or every combination's daily returns (--returns).",
     )
     q.add_argument("run_id")
-    q.add_argument("--csv", required=True, help="output file")
+    q.add_argument("--csv", default=None, help="the combinations: params, metrics, PSR / DSR")
+    q.add_argument(
+        "--returns", default=None,
+        help="the daily returns: a day column and one column per result_id (.parquet or CSV)",
+    )  # fmt: skip
     q.set_defaults(func=cmd_export)

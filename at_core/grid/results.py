@@ -238,6 +238,41 @@ class ResultStore:
         finally:
             con.close()
 
+    def result_ids(self, run_id: str) -> list[int]:
+        """The stored rows' ids, in the order of ``results``."""
+        con = self._con()
+        try:
+            return [
+                int(r[0])
+                for r in con.execute(
+                    "SELECT id FROM grid_search_results WHERE run_id = ? ORDER BY id", [run_id]
+                )
+            ]
+        finally:
+            con.close()
+
+    def export_returns(self, run_id: str, path: str | Path) -> tuple[int, int]:
+        """The daily returns as one table: a ``day`` column (UTC date) and one column per
+        combination named by its ``result_id`` (the id in the CSV export). Parquet when the
+        file name ends in ``.parquet``, else CSV. Returns (days, combinations)."""
+        import pyarrow as pa
+
+        sr = self.daily_returns(run_id)
+        days = (sr.days.astype("datetime64[D]")).astype(str)
+        cols = {"day": pa.array(days)}
+        for j, rid in enumerate(sr.ids):
+            cols[str(rid)] = pa.array(sr.returns[j])
+        table = pa.table(cols)
+        if str(path).endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, path)
+        else:
+            import pyarrow.csv as pacsv
+
+            pacsv.write_csv(table, path)
+        return len(days), len(sr.ids)
+
     def daily_returns(self, run_id: str) -> SweepReturns:
         """Every combination's daily returns of a run, as one matrix (rows in stored order,
         the order of ``results``)."""
@@ -334,6 +369,7 @@ class ResultStore:
         rows = self.results(run_id)
         if not rows and self.run_info(run_id) is None:
             raise StorageError(f"no grid run {run_id!r} in {self.path}")
+        ids = self.result_ids(run_id)
         pkeys = sorted({k for p, _ in rows for k in p}) if swept_only is None else list(swept_only)
         mkeys = sorted({k for _, m in rows for k in m})
         extra = extra or {}
@@ -343,12 +379,12 @@ class ResultStore:
         with open(path, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(
-                ["run_id"] + [f"param.{k}" for k in pkeys] + [f"metric.{k}" for k in mkeys]
-                + list(extra)
+                ["run_id", "result_id"] + [f"param.{k}" for k in pkeys]
+                + [f"metric.{k}" for k in mkeys] + list(extra)
             )  # fmt: skip
             for i, (p, m) in enumerate(rows):
                 w.writerow(
-                    [run_id] + [p.get(k) for k in pkeys] + [m.get(k) for k in mkeys]
+                    [run_id, ids[i]] + [p.get(k) for k in pkeys] + [m.get(k) for k in mkeys]
                     + [col[i] for col in extra.values()]
                 )  # fmt: skip
         return len(rows)

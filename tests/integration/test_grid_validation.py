@@ -179,6 +179,20 @@ def test_show_and_export_carry_the_statistics(swept: tuple[Path, str], tmp_path:
     assert len(rows) == 24
     dsr = [float(r["stat.dsr"]) for r in rows if r["stat.dsr"]]
     assert len(dsr) == 24 and all(0.0 <= x <= 1.0 for x in dsr)
+    # the daily returns, one column per result_id of the CSV, as stored
+    import pyarrow.parquet as pq
+
+    rp = tmp_path / "r.parquet"
+    x = _cli("grid", "export", run_id, "--db-dir", str(db), "--returns", str(rp))
+    assert x.returncode == 0, x.stderr
+    t = pq.read_table(rp)
+    assert t.column_names == ["day"] + [r["result_id"] for r in rows]
+    sr = ResultStore(db).daily_returns(run_id)
+    assert t.column("day").to_pylist()[0] == "2024-01-01" and t.num_rows == 9
+    for j, rid in enumerate(sr.ids):
+        np.testing.assert_array_equal(t.column(str(rid)).to_numpy(), sr.returns[j])
+    none = _cli("grid", "export", run_id, "--db-dir", str(db))
+    assert none.returncode != 0 and "--returns" in none.stderr
 
 
 def test_an_embargo_shorter_than_the_memory_is_refused(swept: tuple[Path, str]) -> None:

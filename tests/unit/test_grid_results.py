@@ -67,6 +67,7 @@ def test_export_csv_round_trip(
     assert cli_main(["grid", "export", "r1", "--csv", str(out), "--db-dir", str(db_dir)]) == 0
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 4
+    assert [int(r["result_id"]) for r in rows] == ResultStore(db_dir).result_ids("r1")
     assert {(r["param.alpha_bin"], r["param.risk_pct"], r["metric.net_pnl"]) for r in rows} == {
         ("0.2", "0.01", "5.0"),
         ("0.2", "0.02", "-1.0"),
