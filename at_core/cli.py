@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "at_core.grid.cli",
     "at_core.exchange.cli_simulate",
     "at_core.live.cli",
+    "at_core.dashboard.cli",
     "at_core.demo",
 ]
 

@@ -148,6 +148,17 @@ class Settings(BaseModel):
         16, "meta", "CSCV blocks S for PBO (even; fewer when the history is too short)",
         ge=2, le=20, multiple_of=2,
     )  # fmt: skip
+    # dashboard colours (SPEC §14.2, §9.5): amber from the warn level; red from
+    # ambiguous_trade_frac_max (the strategy's high-ambiguity rule) and heat_alert
+    dashboard_ambiguous_warn: float = _f(
+        0.2, "meta", "Dashboard: ambiguous trade share shown amber from here", ge=0.0, le=1.0
+    )
+    dashboard_heat_warn: float = _f(
+        0.03, "meta", "Dashboard: heat (risk / margin) shown amber from here", ge=0.0, le=100.0
+    )
+    dashboard_heat_alert: float = _f(
+        0.05, "meta", "Dashboard: heat shown red from here", ge=0.0, le=100.0
+    )
 
     # Modes
     enable_retest_mode: bool = _f(True, "strategy", "Breakouts wait for a retest")
@@ -247,6 +258,16 @@ class Settings(BaseModel):
             raise ValueError(
                 f"maker_fee_bps: a rebate of {-self.maker_fee_bps:g} bps above the taker fee "
                 f"{self.taker_fee_bps:g} bps is implausible (round trips would earn money)"
+            )
+        if self.dashboard_heat_warn > self.dashboard_heat_alert:
+            raise ValueError(
+                f"dashboard_heat_warn: {self.dashboard_heat_warn:g} is above "
+                f"dashboard_heat_alert {self.dashboard_heat_alert:g} (amber must come first)"
+            )
+        if self.dashboard_ambiguous_warn > self.ambiguous_trade_frac_max:
+            raise ValueError(
+                f"dashboard_ambiguous_warn: {self.dashboard_ambiguous_warn:g} is above "
+                f"ambiguous_trade_frac_max {self.ambiguous_trade_frac_max:g} (the red level)"
             )
         if not self.fill_on_next_quote:
             raise ValueError(

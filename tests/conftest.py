@@ -38,3 +38,13 @@ def _no_ray_left_in_this_process() -> Iterator[None]:
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def dashboard_db(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A data folder as a trader has it after a few days of work: 5 generated days with
+    features, one stored backtest, and a small validated sweep (real `grid run` on a local
+    Ray, in its own process, with MLflow). Shared by the dashboard's API and browser tests."""
+    from tests.dashboard_data import build
+
+    return build(tmp_path_factory.mktemp("dashboard") / "db")

@@ -438,12 +438,15 @@ def store_run(db_dir: Path, out: BacktestOutcome, settings: Settings) -> None:
         )
         for i, r in enumerate(trades, 1)
     ]  # fmt: skip
+    eq = np.asarray(out.result.equity, dtype=np.float64)
+    eq_ts = np.asarray(out.table["ts_min"], dtype=np.int64)[: len(eq)]
     con = connect_sqlite(paths.execution)
     try:
         with con:
             con.execute(
                 "INSERT INTO backtest_runs (run_id, created_at, from_ts_min, to_ts_min, n_minutes, "
-                "settings_json, metrics_json, report_dir) VALUES (?,?,?,?,?,?,?,?)",
+                "settings_json, metrics_json, report_dir, equity_ts, equity) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     out.run_id,
                     int(time.time() * 1000),
@@ -453,6 +456,8 @@ def store_run(db_dir: Path, out: BacktestOutcome, settings: Settings) -> None:
                     json.dumps(settings.model_dump(mode="json"), sort_keys=True),
                     json.dumps(out.metrics(), sort_keys=True),
                     str(out.report_dir) if out.report_dir else None,
+                    eq_ts.astype("<i8").tobytes(),
+                    eq.astype("<f8").tobytes(),
                 ),
             )
             con.executemany(

@@ -216,6 +216,10 @@ SQLITE_ADDED_COLUMNS: list[tuple[str, str, str]] = [
     # `daily_days` (a JSON list of UTC day numbers); what the sweep statistics read
     ("grid_search_results", "daily_returns", "BLOB"),
     ("grid_trials", "daily_days", "TEXT"),
+    # a backtest's equity at every minute it evaluated (the curve its drawdown is measured
+    # on): int64 / float64 little-endian, same length; what the dashboard draws
+    ("backtest_runs", "equity_ts", "BLOB"),
+    ("backtest_runs", "equity", "BLOB"),
 ]
 
 # ---- Arrow schemas of the Parquet lake (same columns as the DuckDB raw tables) ---------

@@ -22,6 +22,7 @@ pub mod columns;
 pub mod engine;
 pub mod minute;
 pub mod profile;
+pub mod profile_at;
 pub mod side;
 pub mod sigma;
 pub mod stage1;

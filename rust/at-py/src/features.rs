@@ -124,7 +124,7 @@ pub(crate) fn configs(d: &Bound<'_, PyDict>) -> PyResult<(Stage1Config, Stage2Co
     Ok((c1, c2))
 }
 
-fn arr<'py, T: numpy::Element>(
+pub(crate) fn arr<'py, T: numpy::Element>(
     d: &Bound<'py, PyDict>,
     what: &str,
     key: &str,
@@ -140,7 +140,7 @@ fn arr<'py, T: numpy::Element>(
     })
 }
 
-fn slice<'a, T: numpy::Element>(
+pub(crate) fn slice<'a, T: numpy::Element>(
     a: &'a PyReadonlyArray1<'_, T>,
     what: &str,
     key: &str,

@@ -8,6 +8,7 @@ mod backtest;
 mod errors;
 mod features;
 mod ingest;
+mod profile;
 mod stats;
 mod strategy;
 mod stream;
@@ -24,6 +25,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(core_version, m)?)?;
     synth::register(m)?;
     features::register(m)?;
+    profile::register(m)?;
     ingest::register(m)?;
     strategy::register(m)?;
     backtest::register(m)?;

@@ -1,0 +1,167 @@
+"""The dashboard's HTTP API and static front end (SPEC §13.3, §14).
+
+``create_app(db_dir, settings)`` serves JSON under ``/api`` and the built front end under
+``/``. Read-only: it reads SQLite stores and the DuckDB stores through a short-lived
+read-only connection, and writes nothing (validation plots go to a temporary folder).
+
+Errors are the caller's, with a message, never a 500: a bad parameter is 400 (or FastAPI's
+422 for a wrong type), an unknown run 404, a store in the wrong state 409, a store held by
+another writer 503.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from at_core.config import Settings
+from at_core.dashboard import backtests, market
+from at_core.dashboard.sweeps import MAX_PAGE, Sweeps
+from at_core.errors import AuctionTraderError, InputError, StorageError
+
+STATIC_DIR = Path(__file__).resolve().parent / "web" / "dist"
+
+
+def _error(status: int, exc: Exception) -> JSONResponse:
+    return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=status)
+
+
+def create_app(db_dir: str | Path, settings: Settings | None = None) -> FastAPI:
+    db = Path(db_dir).resolve()
+    cfg = settings or Settings()
+    sweeps = Sweeps(db, cfg)
+    app = FastAPI(
+        title="auction-trader dashboard",
+        version="1",
+        description="Stored market data, features, backtests and grid sweeps (read-only).",
+    )
+
+    @app.exception_handler(InputError)
+    async def _bad_input(_: Request, exc: InputError) -> JSONResponse:
+        return _error(400, exc)
+
+    @app.exception_handler(LookupError)
+    async def _not_found(_: Request, exc: LookupError) -> JSONResponse:
+        return _error(404, exc)
+
+    @app.exception_handler(StorageError)
+    async def _storage(_: Request, exc: StorageError) -> JSONResponse:
+        return _error(503 if "held for writing" in str(exc) else 409, exc)
+
+    @app.exception_handler(AuctionTraderError)
+    async def _other(_: Request, exc: AuctionTraderError) -> JSONResponse:
+        return _error(400, exc)
+
+    # ---- market ------------------------------------------------------------------
+    @app.get("/api/meta", summary="instrument, colour thresholds and the stored range")
+    def meta() -> dict[str, Any]:
+        return {
+            "instrument": cfg.instrument,
+            "tick_size": cfg.tick_size,
+            "rolling_window_minutes": cfg.rolling_window_minutes,
+            "min_va_bins": cfg.min_va_bins,
+            "thresholds": {
+                "ambiguous_warn": cfg.dashboard_ambiguous_warn,
+                "ambiguous_alert": cfg.ambiguous_trade_frac_max,
+                "heat_warn": cfg.dashboard_heat_warn,
+                "heat_alert": cfg.dashboard_heat_alert,
+            },
+            "extent": market.extent(db),
+            "live": False,
+            "server_time_ms": int(time.time() * 1000),
+        }
+
+    @app.get("/api/minutes", summary="bars and features of [start, end), columnar")
+    def minutes(
+        start: Annotated[int, Query(description="epoch ms, whole minute")],
+        end: Annotated[int, Query(description="epoch ms, whole minute, exclusive")],
+    ) -> dict[str, Any]:
+        return market.minutes(db, start, end)
+
+    @app.get("/api/profile", summary="the volume profile behind one minute's features")
+    def profile(ts_min: Annotated[int, Query(description="epoch ms of the minute")]) -> Any:
+        return market.profile(db, cfg, ts_min)
+
+    @app.get("/api/footprint", summary="bid x ask volume per minute and price bin")
+    def footprint(
+        start: int,
+        end: int,
+        bin_ticks: Annotated[int, Query(ge=1, le=1_000_000)] = 10,
+    ) -> dict[str, Any]:
+        return market.footprint(db, cfg, start, end, bin_ticks)
+
+    # ---- backtests ---------------------------------------------------------------
+    @app.get("/api/backtests", summary="stored backtest runs, newest first")
+    def backtest_runs() -> list[dict[str, Any]]:
+        return backtests.runs(db)
+
+    @app.get("/api/backtests/{run_id}", summary="a backtest's metrics, trades and equity")
+    def backtest_detail(run_id: str) -> dict[str, Any]:
+        return backtests.detail(db, run_id)
+
+    # ---- sweeps ------------------------------------------------------------------
+    @app.get("/api/sweeps", summary="grid runs with their headline statistics")
+    def sweep_runs() -> list[dict[str, Any]]:
+        return sweeps.runs()
+
+    @app.get("/api/sweeps/{run_id}", summary="a grid run: grid, columns, MLflow link")
+    def sweep_info(run_id: str) -> dict[str, Any]:
+        return sweeps.info(run_id)
+
+    @app.get("/api/sweeps/{run_id}/rows", summary="a page of the combinations table")
+    def sweep_rows(
+        run_id: str,
+        sort: str | None = None,
+        order: str = "desc",
+        filter: Annotated[list[str] | None, Query(description="COLUMN OP VALUE")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        return sweeps.rows(run_id, sort, order, filter, limit, offset)
+
+    @app.get("/api/sweeps/{run_id}/validation", summary="DSR, PBO, stability and plots")
+    def sweep_validation(run_id: str) -> dict[str, Any]:
+        return sweeps.validation(run_id)
+
+    @app.get("/api/sweeps/{run_id}/plots/{name}", summary="one validation plot (PNG)")
+    def sweep_plot(run_id: str, name: str) -> FileResponse:
+        return FileResponse(sweeps.plot(run_id, name), media_type="image/png")
+
+    @app.get("/api/sweeps/{run_id}/sensitivity", summary="the metric over one or two keys")
+    def sweep_sensitivity(
+        run_id: str,
+        keys: Annotated[str, Query(description="KEY or KEY1,KEY2")],
+        metric: str | None = None,
+    ) -> dict[str, Any]:
+        return sweeps.sensitivity(run_id, [k for k in keys.split(",") if k], metric)
+
+    @app.get("/api/sweeps/{run_id}/equity/{result_id}", summary="a combination's equity")
+    def sweep_equity(run_id: str, result_id: int) -> dict[str, Any]:
+        return sweeps.equity(run_id, result_id)
+
+    @app.get("/api/sweeps/{run_id}/export.csv", summary="every combination as CSV")
+    def sweep_csv(run_id: str) -> Response:
+        return PlainTextResponse(
+            sweeps.csv(run_id),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="sweep-{run_id}.csv"'},
+        )
+
+    # ---- front end ---------------------------------------------------------------
+    if (STATIC_DIR / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")
+    else:
+
+        @app.get("/", include_in_schema=False)
+        def _unbuilt() -> PlainTextResponse:
+            return PlainTextResponse(
+                f"the front end is not built ({STATIC_DIR} is missing): run `make web`",
+                status_code=503,
+            )
+
+    return app

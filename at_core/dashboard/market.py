@@ -1,0 +1,232 @@
+"""Stored market data for the dashboard: minutes (bars + features), the footprint and the
+volume profile at one minute.
+
+Everything is read through ``open_query_connection`` (DuckDB stores attached READ_ONLY,
+file access locked to the lake), one short-lived connection per request: a dashboard that
+kept ``features.duckdb`` open would stop the live features actor from taking it for
+writing, and DuckDB allows one writing process per file.
+
+Pitfalls:
+
+* Prices are binned in whole ticks (``round(price / tick)``) before any ``floor``: a float
+  division such as 100.3 / 0.1 = 1002.9999... would put a trade in the bin below.
+* The footprint's bid / ask split is the engine's inferred side (SPEC §5.7), the same one
+  OF_1m counts, and the venue's aggressor flag only where no ``features`` run classified the
+  trade; ambiguous trades are their own column, never guessed into a side.
+* The profile at a minute is computed by the Rust engine (``features_profile``) from the
+  ticks of the 240 minutes it covers, at that minute's stored bin width: the same code as
+  ``features_1m``, so the histogram's POC / VAH / VAL are the stored ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from at_core import _core
+from at_core.config import Settings
+from at_core.errors import InputError, StorageError
+from at_core.storage.query import open_query_connection
+
+MINUTE_MS = 60_000
+#: the most minutes one request may ask for (a little over 31 days)
+MAX_MINUTES = 45_000
+#: the footprint's cap: minutes x price bins of one answer
+MAX_FOOTPRINT_CELLS = 400_000
+
+MINUTE_COLUMNS = (
+    "open", "high", "low", "close", "volume", "trade_count",
+    "poc", "vah", "val", "va_bin_count", "bin_width",
+    "of_1m", "of_norm_1m", "qimb_close", "qimb_ema_60s", "ambiguous_trade_frac_1m",
+)  # fmt: skip
+
+
+@contextmanager
+def _connection(db_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    try:
+        con = open_query_connection(db_dir, memory_limit="1GB")
+    except duckdb.IOException as exc:
+        raise StorageError(
+            f"a store in {db_dir} is held for writing by another process (the live graph?): {exc}"
+        ) from exc
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _floats(a: np.ndarray) -> list[float | None]:
+    """JSON has no NaN: missing values travel as null."""
+    return [None if not math.isfinite(x) else float(x) for x in a.astype(float)]
+
+
+#: epoch ms accepted at all (1970 .. 2286): beyond, DuckDB's BIGINT parameters overflow
+MAX_MS = 10**13
+
+
+def check_ms(x: int, what: str) -> int:
+    if not 0 <= x < MAX_MS:
+        raise InputError(f"{what}: {x} is not an epoch time in ms (0 .. {MAX_MS})")
+    if x % MINUTE_MS:
+        raise InputError(f"{what}: {x} is not a whole minute in epoch ms")
+    return x
+
+
+def check_range(start: int, end: int, what: str = "range") -> tuple[int, int]:
+    """``[start, end)`` in epoch ms, on minute boundaries, not empty, not too long."""
+    check_ms(start, f"{what} start")
+    check_ms(end, f"{what} end")
+    if end <= start:
+        raise InputError(f"{what}: end ({end}) must be after start ({start})")
+    if (end - start) // MINUTE_MS > MAX_MINUTES:
+        raise InputError(
+            f"{what}: {(end - start) // MINUTE_MS} minutes asked, at most {MAX_MINUTES}"
+        )
+    return start, end
+
+
+def extent(db_dir: Path) -> dict[str, Any]:
+    """The stored minutes: first and last ``ts_min`` and their count (None when empty)."""
+    with _connection(db_dir) as con:
+        row = con.execute("SELECT min(ts_min), max(ts_min), count(*) FROM features_1m").fetchone()
+    assert row is not None
+    first, last, n = row
+    return {"first_ts_min": first, "last_ts_min": last, "minutes": int(n)}
+
+
+def minutes(db_dir: Path, start: int, end: int) -> dict[str, Any]:
+    """Bars and features of ``[start, end)``, columnar (one list per column, ``ts`` first)."""
+    check_range(start, end)
+    cols = ", ".join(
+        f"b.{c}" if c in ("open", "high", "low", "close", "volume", "trade_count") else f"f.{c}"
+        for c in MINUTE_COLUMNS
+    )
+    with _connection(db_dir) as con:
+        t = con.execute(
+            f"SELECT f.ts_min AS ts, {cols} FROM features_1m f JOIN bars_1m b USING (ts_min) "
+            "WHERE f.ts_min >= ? AND f.ts_min < ? ORDER BY f.ts_min",
+            [start, end],
+        ).fetchnumpy()
+    out: dict[str, Any] = {"ts": [int(x) for x in t["ts"]]}
+    for c in MINUTE_COLUMNS:
+        a = np.asarray(t[c])
+        if np.ma.isMaskedArray(t[c]):
+            a = np.ma.filled(t[c].astype(float), np.nan)
+        out[c] = _floats(a)
+    return out
+
+
+def footprint(
+    db_dir: Path, settings: Settings, start: int, end: int, bin_ticks: int
+) -> dict[str, Any]:
+    """Per minute and price bin: volume sold into the bid, bought at the ask, ambiguous,
+    delta (ask - bid) and the diagonal imbalance flags (ask at a bin against bid one bin
+    lower, ratio >= ``ratio``; and the mirror for the bid), for ``[start, end)``."""
+    check_range(start, end, "footprint")
+    if bin_ticks < 1 or bin_ticks > 1_000_000:
+        raise InputError(f"footprint: bin_ticks must be 1 .. 1000000, got {bin_ticks}")
+    tick = settings.tick_size
+    with _connection(db_dir) as con:
+        t = con.execute(
+            """
+            WITH s AS (
+              SELECT (ts_ms // 60000) * 60000 AS m,
+                     floor(round(price / $tick) / $bt)::BIGINT AS k,
+                     size, coalesce(inferred_side, exchange_side, 0) AS side
+              FROM raw_trades WHERE ts_ms >= $start AND ts_ms < $end)
+            SELECT m, k,
+                   coalesce(sum(size) FILTER (WHERE side < 0), 0) AS bid,
+                   coalesce(sum(size) FILTER (WHERE side > 0), 0) AS ask,
+                   coalesce(sum(size) FILTER (WHERE side = 0), 0) AS amb
+            FROM s GROUP BY m, k ORDER BY m, k
+            """,
+            {"tick": tick, "bt": bin_ticks, "start": start, "end": end},
+        ).fetchnumpy()
+    n = len(t["m"])
+    if n > MAX_FOOTPRINT_CELLS:
+        raise InputError(
+            f"footprint: {n} cells for this range at {bin_ticks} ticks per bin (at most "
+            f"{MAX_FOOTPRINT_CELLS}); ask for a shorter range or wider bins"
+        )
+    m, k = np.asarray(t["m"], dtype=np.int64), np.asarray(t["k"], dtype=np.int64)
+    bid, ask = np.asarray(t["bid"], dtype=float), np.asarray(t["ask"], dtype=float)
+    ratio = 3.0
+    # Diagonal imbalance: the ask at bin k against the bid at bin k - 1 of the same minute
+    # (buyers lifting the offer one level above where sellers hit the bid), and the bid at
+    # k against the ask at k + 1. Rows are sorted by (minute, bin): the bin below is the
+    # previous row when it exists. A zero on the other side is no imbalance (nothing to
+    # compare: a thin level, not aggression).
+    below = np.zeros(n)
+    if n > 1:
+        adj = (m[1:] == m[:-1]) & (k[1:] == k[:-1] + 1)
+        below[1:] = np.where(adj, bid[:-1], 0.0)
+    above = np.zeros(n)
+    if n > 1:
+        above[:-1] = np.where(adj, ask[1:], 0.0)
+    ask_imb = (below > 0) & (ask >= ratio * below)
+    bid_imb = (above > 0) & (bid >= ratio * above)
+    width = bin_ticks * tick
+    return {
+        "bin_ticks": bin_ticks,
+        "bin_width": width,
+        "imbalance_ratio": ratio,
+        "ts": [int(x) for x in m],
+        "price": [round(int(x) * width, 10) for x in k],
+        "bid": _floats(bid),
+        "ask": _floats(ask),
+        "ambiguous": _floats(np.asarray(t["amb"], dtype=float)),
+        "delta": _floats(ask - bid),
+        "ask_imbalance": ask_imb.tolist(),
+        "bid_imbalance": bid_imb.tolist(),
+    }
+
+
+def profile(db_dir: Path, settings: Settings, ts_min: int) -> dict[str, Any]:
+    """The volume profile the features of minute ``ts_min`` were computed from."""
+    from at_core.features.engine import engine_config, trades_arrays
+
+    check_ms(ts_min, "profile ts_min")
+    window = settings.rolling_window_minutes * MINUTE_MS
+    lo, hi = ts_min - window + MINUTE_MS, ts_min + MINUTE_MS
+    with _connection(db_dir) as con:
+        rows = con.execute(
+            "SELECT bin_width, poc, vah, val, va_bin_count FROM features_1m WHERE ts_min = ?",
+            [ts_min],
+        ).fetchall()
+        row = rows[0] if rows else None
+        if row is None:
+            raise InputError(f"profile: no stored features at ts_min {ts_min}")
+        # The histogram needs the trades' prices and sizes only (no sides, so no quotes).
+        trades = con.sql(
+            "SELECT * FROM raw_trades WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, seq",
+            params=[lo, hi],
+        ).to_arrow_table()
+    bin_width = row[0]
+    if bin_width is None or not math.isfinite(bin_width):
+        raise InputError(f"profile: minute {ts_min} has no profile yet (no bin width)")
+    cfg = engine_config(settings)
+    s1 = _core.features_stage1(trades_arrays(trades), None, cfg)
+    p = _core.features_profile(s1, cfg, ts_min, float(bin_width))
+    return {
+        "ts_min": ts_min,
+        "bin_width": float(bin_width),
+        "price": _floats(np.asarray(p["price"])),
+        "volume": _floats(np.asarray(p["volume"])),
+        "poc": _nan_none(p["poc"]),
+        "vah": _nan_none(p["vah"]),
+        "val": _nan_none(p["val"]),
+        "va_bin_count": int(p["va_bin_count"]),
+        "valid": int(p["va_bin_count"]) >= settings.min_va_bins,
+        "total_volume": float(p["total_volume"]),
+        "window_start": lo,
+    }
+
+
+def _nan_none(x: Any) -> float | None:
+    return None if x is None or not math.isfinite(float(x)) else float(x)

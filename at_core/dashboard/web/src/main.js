@@ -1,0 +1,50 @@
+// Tabs (by URL hash) and the shared state the browser tests read (window.__at).
+import { clearError, getJSON, showError } from "./api.js";
+import { TradingView } from "./trading.js";
+import { BacktestsView } from "./backtests.js";
+import { SweepsView } from "./sweeps.js";
+
+window.__at = { ready: {}, timings: { navStart: performance.timeOrigin } };
+
+const views = {};
+let meta = null;
+
+async function show(tab) {
+  for (const s of document.querySelectorAll("section.view")) s.hidden = s.id !== tab;
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.tab === tab);
+  clearError();
+  try {
+    if (!views[tab]) {
+      const root = document.getElementById(tab);
+      views[tab] = tab === "trading" ? new TradingView(root, meta)
+        : tab === "backtests" ? new BacktestsView(root, meta) : new SweepsView(root, meta);
+      await views[tab].init();
+    }
+  } catch (e) {
+    showError(String(e.message || e));
+  }
+}
+
+export function openTab(tab, arg) {
+  location.hash = tab;
+  return show(tab).then(() => arg && views[tab].open && views[tab].open(arg));
+}
+window.__at.openTab = openTab;
+window.__at.views = views;
+
+async function start() {
+  try {
+    meta = await getJSON("/api/meta");
+  } catch (e) {
+    showError(String(e.message || e));
+    return;
+  }
+  window.__at.meta = meta;
+  const banner = document.getElementById("banner");
+  banner.textContent = meta.live ? "live" : `stored data · ${meta.instrument} · no live graph`;
+  const tab = () => (location.hash || "#trading").slice(1).split("/")[0];
+  window.addEventListener("hashchange", () => show(tab()));
+  await show(tab());
+}
+
+start();

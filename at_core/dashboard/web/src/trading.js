@@ -1,0 +1,350 @@
+// Trading view for stored days: candles with the rolling POC / VAH / VAL (stepped lines,
+// dimmed where the value area is invalid), the profile histogram of the minute under the
+// cursor (switchable with the levels), the footprint, a backtest's trades, and the OF_1m,
+// qimb and ambiguous-share panes below.
+import {
+  CandlestickSeries, HistogramSeries, LineSeries, LineType, createChart, createSeriesMarkers,
+} from "./vendor/lightweight-charts.mjs";
+import { el, fmt, getJSON, iso, showError } from "./api.js";
+import { ProfilePrimitive } from "./profile.js";
+import { FootprintSeries, footprintRows } from "./footprint.js";
+import { TradeLevels } from "./levels.js";
+
+const DAY = 86_400_000;
+const MIN = 60_000;
+const FOOTPRINT_MAX_MINUTES = 360;
+const sec = (ms) => ms / 1000;
+
+export class TradingView {
+  constructor(root, meta) {
+    this.root = root;
+    this.meta = meta;
+    this.vaMode = "levels";
+    this.footprintOn = false;
+    this.data = null;
+    this.profiles = new Map();
+    this.selected = null;
+  }
+
+  async init() {
+    const ext = this.meta.extent;
+    this.root.append(this._toolbar(ext), this._chips(), el("div", { class: "layout" },
+      el("div", { id: "chart", "data-testid": "chart" }), this._side()));
+    this._chart();
+    if (ext.first_ts_min === null) {
+      this.root.querySelector("#chart").append(el("p", { class: "note" },
+        "no stored minutes in this data folder: run `auction-trader generate` and `features`"));
+      window.__at.ready.trading = true;
+      return;
+    }
+    await this.load();
+  }
+
+  _toolbar(ext) {
+    const days = [];
+    if (ext.first_ts_min !== null) {
+      for (let d = Math.floor(ext.first_ts_min / DAY) * DAY; d <= ext.last_ts_min; d += DAY) days.push(d);
+    }
+    this.daySel = el("select", { "data-testid": "day", onchange: () => this.load() },
+      days.map((d) => el("option", { value: d }, new Date(d).toISOString().slice(0, 10))));
+    if (days.length) this.daySel.value = String(days[days.length - 1]);
+    this.spanSel = el("select", { "data-testid": "span", onchange: () => this.load() },
+      [1, 2, 3, 7].map((n) => el("option", { value: n }, `${n} day${n > 1 ? "s" : ""}`)));
+    const span = new URLSearchParams(location.search).get("span"); // e.g. /?span=7#trading
+    if (["1", "2", "3", "7"].includes(span)) this.spanSel.value = span;
+    this.levelsBtn = el("button", { class: "on", "data-testid": "va-levels", onclick: () => this.setVaMode("levels") }, "VA levels");
+    this.histBtn = el("button", { "data-testid": "va-histogram", onclick: () => this.setVaMode("histogram") }, "VA histogram");
+    this.fpBtn = el("button", { "data-testid": "footprint", onclick: () => this.toggleFootprint() }, "Footprint");
+    this.binSel = el("select", { "data-testid": "bin-ticks", onchange: () => this.refreshFootprint() },
+      [5, 10, 25, 50, 100].map((n) => el("option", { value: n }, `${n} ticks`)));
+    this.binSel.value = "50";
+    this.btSel = el("select", { "data-testid": "overlay", onchange: () => this.loadOverlay() },
+      el("option", { value: "" }, "no backtest overlay"));
+    getJSON("/api/backtests").then((runs) => runs.forEach((r) =>
+      this.btSel.append(el("option", { value: r.run_id }, `${r.run_id} (${r.n_trades} trades)`)))).catch(() => {});
+    return el("div", { class: "toolbar" }, el("label", {}, "day"), this.daySel, this.spanSel,
+      this.levelsBtn, this.histBtn, this.fpBtn, this.binSel, this.btSel);
+  }
+
+  _chips() {
+    this.chip = {};
+    const mk = (k, label) => (this.chip[k] = el("span", { class: "chip", "data-testid": `chip-${k}` }, `${label} —`));
+    return el("div", { class: "chips" }, mk("minute", "minute"), mk("ambiguous", "ambiguous"),
+      mk("va", "VA"), mk("of", "OF_1m"), mk("qimb", "qimb"), mk("heat", "heat"),
+      mk("mode", "mode"));
+  }
+
+  _side() {
+    this.detail = el("div", { "data-testid": "minute-detail" }, el("p", { class: "note" }, "click a minute"));
+    this.tradeList = el("div", { "data-testid": "trades" });
+    return el("div", { class: "side" }, el("h3", {}, "Minute"), this.detail, el("h3", {}, "Trades"), this.tradeList);
+  }
+
+  _chart() {
+    const box = this.root.querySelector("#chart");
+    const chart = createChart(box, {
+      autoSize: true,
+      layout: { background: { color: "#0f1218" }, textColor: "#d6dae2", panes: { separatorColor: "#2a303c" } },
+      grid: { vertLines: { color: "#1b2029" }, horzLines: { color: "#1b2029" } },
+      timeScale: { timeVisible: true, secondsVisible: false, minBarSpacing: 0.02 },
+      crosshair: { mode: 0 },
+    });
+    this.chartApi = chart;
+    this.candles = chart.addSeries(CandlestickSeries, {
+      upColor: "#26a69a", downColor: "#ef5350", wickUpColor: "#26a69a", wickDownColor: "#ef5350", borderVisible: false,
+    });
+    const lvl = (color, title) => chart.addSeries(LineSeries, {
+      color, lineWidth: 1, lineType: LineType.WithSteps, title, priceLineVisible: false, lastValueVisible: true,
+    });
+    this.poc = lvl("#f0a020", "POC");
+    this.vah = lvl("#4f8fe6", "VAH");
+    this.val = lvl("#4f8fe6", "VAL");
+    this.profile = new ProfilePrimitive();
+    this.candles.attachPrimitive(this.profile);
+    this.fp = chart.addCustomSeries(new FootprintSeries(), {});
+    this.levels = new TradeLevels();
+    this.candles.attachPrimitive(this.levels);
+    this.markers = createSeriesMarkers(this.candles, []);
+    this.of = chart.addSeries(HistogramSeries, { title: "OF_1m", priceLineVisible: false }, 1);
+    this.qimb = chart.addSeries(LineSeries, { color: "#b388ff", lineWidth: 1, title: "qimb", priceLineVisible: false }, 2);
+    this.amb = chart.addSeries(HistogramSeries, { title: "ambiguous", priceLineVisible: false }, 3);
+    const panes = chart.panes();
+    panes[0].setStretchFactor(5);
+    for (const p of panes.slice(1)) p.setStretchFactor(1);
+    chart.subscribeCrosshairMove((param) => this._hover(param));
+    chart.subscribeClick((param) => param.time && this.select(param.time * 1000));
+    chart.timeScale().subscribeVisibleTimeRangeChange(() => this._rangeChanged());
+  }
+
+  _ambClass(x) {
+    const t = this.meta.thresholds;
+    return x === null ? "" : x >= t.ambiguous_alert ? "alert" : x >= t.ambiguous_warn ? "warn" : "ok";
+  }
+
+  async load() {
+    const t0 = performance.now();
+    const span = Number(this.spanSel.value);
+    const end = Number(this.daySel.value) + DAY;
+    const start = end - span * DAY;
+    const d = await getJSON("/api/minutes", { start, end });
+    this.data = d;
+    this.index = new Map(d.ts.map((t, i) => [t, i]));
+    const candles = [], poc = [], vah = [], val = [], of = [], qimb = [], amb = [];
+    const minBins = this.meta.min_va_bins;
+    for (let i = 0; i < d.ts.length; i++) {
+      const time = sec(d.ts[i]);
+      if (d.open[i] !== null) candles.push({ time, open: d.open[i], high: d.high[i], low: d.low[i], close: d.close[i] });
+      else candles.push({ time });
+      const valid = d.va_bin_count[i] !== null && d.va_bin_count[i] >= minBins;
+      const dim = (c) => (valid ? c : "rgba(138,147,165,0.35)");
+      poc.push(d.poc[i] === null ? { time } : { time, value: d.poc[i], color: dim("#f0a020") });
+      vah.push(d.vah[i] === null ? { time } : { time, value: d.vah[i], color: dim("#4f8fe6") });
+      val.push(d.val[i] === null ? { time } : { time, value: d.val[i], color: dim("#4f8fe6") });
+      of.push(d.of_1m[i] === null ? { time } : { time, value: d.of_1m[i], color: d.of_1m[i] >= 0 ? "#26a69a" : "#ef5350" });
+      qimb.push(d.qimb_close[i] === null ? { time } : { time, value: d.qimb_close[i] });
+      const a = d.ambiguous_trade_frac_1m[i];
+      const cls = this._ambClass(a);
+      amb.push(a === null ? { time } : { time, value: a, color: cls === "alert" ? "#ef5350" : cls === "warn" ? "#f0a020" : "#5b6b85" });
+    }
+    this.candles.setData(candles);
+    this.poc.setData(poc); this.vah.setData(vah); this.val.setData(val);
+    this.of.setData(of); this.qimb.setData(qimb); this.amb.setData(amb);
+    this.chartApi.timeScale().fitContent();
+    this.profiles.clear();
+    this.chip.mode.textContent = "mode: stored data";
+    this.chip.heat.textContent = "heat: — (no live graph)";
+    const last = d.ts.length ? d.ts[d.ts.length - 1] : null;
+    if (last !== null) this._showMinute(last);
+    await this.loadOverlay();
+    requestAnimationFrame(() => {
+      window.__at.timings.tradingDrawnMs = performance.now();
+      window.__at.timings.tradingLoadMs = performance.now() - t0;
+      window.__at.ready.trading = true;
+    });
+  }
+
+  _hover(param) {
+    if (!this.data || !param.time) return;
+    this._showMinute(param.time * 1000);
+  }
+
+  _showMinute(ts) {
+    const i = this.index.get(ts);
+    if (i === undefined) return;
+    const d = this.data;
+    const a = d.ambiguous_trade_frac_1m[i];
+    this.chip.minute.textContent = `${iso(ts)} UTC`;
+    this.chip.ambiguous.className = `chip ${this._ambClass(a)}`;
+    this.chip.ambiguous.innerHTML = `ambiguous <b>${a === null ? "—" : (100 * a).toFixed(1) + "%"}</b>`;
+    const valid = d.va_bin_count[i] !== null && d.va_bin_count[i] >= this.meta.min_va_bins;
+    this.chip.va.className = `chip ${valid ? "ok" : "warn"}`;
+    this.chip.va.textContent = `VA ${valid ? "valid" : "invalid"} · POC ${fmt(d.poc[i], 1)} · VAH ${fmt(d.vah[i], 1)} · VAL ${fmt(d.val[i], 1)}`;
+    this.chip.of.textContent = `OF_1m ${fmt(d.of_1m[i], 3)}`;
+    this.chip.qimb.textContent = `qimb ${fmt(d.qimb_close[i], 3)}`;
+    this.hoverTs = ts;
+    if (this.vaMode === "histogram") this._loadProfile(ts);
+  }
+
+  async _loadProfile(ts) {
+    this._profileWant = ts;
+    let p = this.profiles.get(ts);
+    if (!p) {
+      await new Promise((r) => setTimeout(r, 60)); // debounce cursor sweeps
+      if (this._profileWant !== ts) return;
+      try {
+        p = await getJSON("/api/profile", { ts_min: ts });
+      } catch (e) {
+        showError(String(e.message || e));
+        return;
+      }
+      this.profiles.set(ts, p);
+    }
+    if (this._profileWant === ts) {
+      this.profile.set(p);
+      window.__at.profile = p;
+    }
+  }
+
+  setVaMode(mode) {
+    this.vaMode = mode;
+    this.levelsBtn.classList.toggle("on", mode === "levels");
+    this.histBtn.classList.toggle("on", mode === "histogram");
+    for (const s of [this.poc, this.vah, this.val]) s.applyOptions({ visible: mode === "levels" });
+    this.profile.setVisible(mode === "histogram");
+    if (mode === "histogram" && this.hoverTs) return this._loadProfile(this.hoverTs);
+    return null;
+  }
+
+  toggleFootprint() {
+    this.footprintOn = !this.footprintOn;
+    this.fpBtn.classList.toggle("on", this.footprintOn);
+    this.candles.applyOptions({ visible: !this.footprintOn });
+    return this.refreshFootprint();
+  }
+
+  _rangeChanged() {
+    if (!this.footprintOn) return;
+    clearTimeout(this._fpTimer);
+    this._fpTimer = setTimeout(() => this.refreshFootprint(), 150);
+  }
+
+  async refreshFootprint() {
+    if (!this.footprintOn || !this.data) {
+      this.fp.setData([]);
+      return;
+    }
+    const r = this.chartApi.timeScale().getVisibleRange();
+    if (!r) return;
+    const start = Math.floor((r.from * 1000) / MIN) * MIN;
+    const end = Math.floor((r.to * 1000) / MIN) * MIN + MIN;
+    if ((end - start) / MIN > FOOTPRINT_MAX_MINUTES) {
+      this.fp.setData([]);
+      this.chip.mode.textContent = `footprint: zoom in to ${FOOTPRINT_MAX_MINUTES / 60} h or less`;
+      return;
+    }
+    const fp = await getJSON("/api/footprint", { start, end, bin_ticks: this.binSel.value });
+    this.fpRows = footprintRows(fp);
+    this.fp.setData(this.fpRows);
+    this.chip.mode.textContent = `footprint ${fp.bin_width} per bin`;
+    window.__at.footprint = fp;
+    if (this.selected) this._detail(this.selected);
+  }
+
+  showRange(startMs, endMs) {
+    this.chartApi.timeScale().setVisibleRange({ from: sec(startMs), to: sec(endMs) });
+    return this.refreshFootprint();
+  }
+
+  select(ts) {
+    this.selected = ts;
+    this._showMinute(ts);
+    this._detail(ts);
+  }
+
+  _detail(ts) {
+    const i = this.index.get(ts);
+    const d = this.data;
+    const rows = [["time", `${iso(ts)} UTC`]];
+    if (i !== undefined) {
+      for (const k of ["open", "high", "low", "close", "volume", "poc", "vah", "val", "va_bin_count", "of_1m", "qimb_close", "ambiguous_trade_frac_1m"]) {
+        rows.push([k, fmt(d[k][i], k === "va_bin_count" ? 0 : 3)]);
+      }
+    }
+    const parts = [el("table", {}, rows.map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, v))))];
+    const fpRow = (this.fpRows || []).find((r) => r.ts === ts);
+    if (this.footprintOn && fpRow) {
+      parts.push(el("table", { "data-testid": "footprint-cells" },
+        el("tr", {}, el("th", {}, "price"), el("th", {}, "bid"), el("th", {}, "ask"), el("th", {}, "delta")),
+        [...fpRow.cells].reverse().map((c) => el("tr", { "data-price": c.p },
+          el("td", {}, fmt(c.p, 1)), el("td", {}, fmt(c.b, 3)), el("td", {}, fmt(c.a, 3)),
+          el("td", { class: c.d >= 0 ? "pos" : "neg" }, fmt(c.d, 3))))));
+    }
+    this.detail.replaceChildren(...parts);
+  }
+
+  async loadOverlay() {
+    const id = this.btSel.value;
+    if (!id) {
+      this.markers.setMarkers([]);
+      this.levels.set([]);
+      this.tradeList.replaceChildren(el("p", { class: "note" }, "choose a backtest to overlay its trades"));
+      return;
+    }
+    const bt = await getJSON(`/api/backtests/${encodeURIComponent(id)}`);
+    this.showTrades(bt.trades);
+  }
+
+  showTrades(trades) {
+    const lo = this.data.ts[0], hi = this.data.ts[this.data.ts.length - 1];
+    const inView = trades.filter((t) => t.fill_ts_ms <= hi + MIN && (t.exit_ts_ms ?? hi) >= lo);
+    const m = [];
+    const segs = [];
+    const label = inView.length <= 20; // labels only when they can be read
+    for (const t of inView) {
+      const long = String(t.side).toLowerCase() === "long";
+      const entry = Math.floor(t.fill_ts_ms / MIN) * MIN;
+      m.push({ time: sec(entry), position: long ? "belowBar" : "aboveBar", color: long ? "#26a69a" : "#ef5350",
+        shape: long ? "arrowUp" : "arrowDown", text: label ? `${t.setup || ""} ${t.side}` : "" });
+      const ex = t.exit_ts_ms ? Math.floor(t.exit_ts_ms / MIN) * MIN : hi;
+      if (t.exit_ts_ms) {
+        m.push({ time: sec(ex), position: long ? "aboveBar" : "belowBar", color: "#d6dae2", shape: "circle",
+          text: label ? `${t.exit_reason} ${fmt(t.net_pnl, 2)}` : "" });
+      }
+      for (const [kind, price] of [["stop", t.stop_initial], ["tp1", t.tp1_price_target], ["tp2", t.tp2_price_target]]) {
+        if (price) segs.push({ from: sec(entry), to: sec(ex), price, kind });
+      }
+    }
+    m.sort((a, b) => a.time - b.time);
+    this.markers.setMarkers(m);
+    this.levels.set(segs);
+    window.__at.tradeLevels = segs;
+    this.tradeList.replaceChildren(el("table", {},
+      el("tr", {}, el("th", {}, "entry"), el("th", {}, "side"), el("th", {}, "exit"), el("th", {}, "net")),
+      trades.map((t) => el("tr", { class: "click", onclick: () => this.goto(t.fill_ts_ms) },
+        el("td", {}, iso(t.fill_ts_ms)), el("td", {}, t.side), el("td", {}, t.exit_reason || "open"),
+        el("td", { class: t.net_pnl >= 0 ? "pos" : "neg" }, fmt(t.net_pnl))))));
+  }
+
+  // Centre the chart on a trade's minute (loading its day when it is not shown).
+  async goto(ts) {
+    const m = Math.floor(ts / MIN) * MIN;
+    if (!this.index.has(m)) {
+      this.daySel.value = String(Math.floor(m / DAY) * DAY);
+      await this.load();
+    }
+    await this.showRange(m - 90 * MIN, m + 90 * MIN);
+    this.select(m);
+  }
+
+  async open(arg) {
+    // "#trading" opened from elsewhere with {backtest, ts}
+    if (arg.backtest) {
+      if (![...this.btSel.options].some((o) => o.value === arg.backtest)) {
+        this.btSel.append(el("option", { value: arg.backtest }, arg.backtest));
+      }
+      this.btSel.value = arg.backtest;
+      await this.loadOverlay();
+    }
+    if (arg.ts) await this.goto(arg.ts);
+  }
+}
