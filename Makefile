@@ -87,6 +87,7 @@ dashboard: build ## the web dashboard over DB_DIR on http://127.0.0.1:$(DASHBOAR
 	$(VENV)/bin/auction-trader dashboard --db-dir $(DB_DIR) --port $(DASHBOARD_PORT)
 
 mlflow-ui: install ## MLflow UI over the sweeps in DB_DIR on http://127.0.0.1:$(MLFLOW_PORT) (MLFLOW_PORT=5000)
+	@echo "sweeps: open the URL that grid run / make demo printed (it opens on the runs; MLflow's bare home page opens on its GenAI overview: choose 'Model training')"
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) --backend-store-uri sqlite:///$(abspath $(DB_DIR))/mlflow.db
 
 lock: ## refresh requirements-lock.txt from the current .venv

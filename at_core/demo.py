@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     grid_step(db_dir, getattr(args, "config", None), list(getattr(args, "set", []) or []))
     extra: dict[str, Any] = {}
     print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s {extra or ''}".rstrip())
+    print(f"dashboard: `make dashboard DB_DIR={db_dir}` -> http://127.0.0.1:8050/")
     return 0
 
 

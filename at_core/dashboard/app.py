@@ -78,10 +78,15 @@ def create_app(db_dir: str | Path, settings: Settings | None = None) -> FastAPI:
 
     @app.get("/api/minutes", summary="bars and features of [start, end), columnar")
     def minutes(
-        start: Annotated[int, Query(description="epoch ms, whole minute")],
-        end: Annotated[int, Query(description="epoch ms, whole minute, exclusive")],
+        start: Annotated[int | None, Query(description="epoch ms, whole minute")] = None,
+        end: Annotated[int | None, Query(description="epoch ms, whole minute, exclusive")] = None,
+        days: Annotated[int | None, Query(description="instead: the last N stored days")] = None,
     ) -> dict[str, Any]:
-        return market.minutes(db, start, end)
+        if days is not None and start is None and end is None:
+            start, end = market.last_days(db, days)
+        elif start is None or end is None or days is not None:
+            raise InputError("minutes: give start and end, or days alone")
+        return {"start": start, "end": end, **market.minutes(db, start, end)}
 
     @app.get("/api/profile", summary="the volume profile behind one minute's features")
     def profile(ts_min: Annotated[int, Query(description="epoch ms of the minute")]) -> Any:

@@ -122,6 +122,17 @@ def minutes(db_dir: Path, start: int, end: int) -> dict[str, Any]:
     return out
 
 
+def last_days(db_dir: Path, days: int) -> tuple[int, int]:
+    """``[start, end)`` of the last ``days`` UTC days up to the last stored minute's day."""
+    if not 1 <= days <= 31:
+        raise InputError(f"days: 1 .. 31, got {days}")
+    last = extent(db_dir)["last_ts_min"]
+    if last is None:
+        raise InputError("days: no stored minutes in this data folder")
+    end = (last // 86_400_000 + 1) * 86_400_000
+    return end - days * 86_400_000, end
+
+
 def footprint(
     db_dir: Path, settings: Settings, start: int, end: int, bin_ticks: int
 ) -> dict[str, Any]:

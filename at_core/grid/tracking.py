@@ -30,12 +30,23 @@ EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_de
 UI_BASE = "http://127.0.0.1:5000"
 
 
+#: MLflow 3's UI opens an experiment on its GenAI overview ("Traces 0") unless the link
+#: says which workflow it shows: the URL's `workflowType` wins over the browser's stored
+#: choice (the experiment tag alone does not switch it in MLflow 3.17, seen in a browser)
+ML_WORKFLOW = "workflowType=machine_learning"
+
+
+def experiment_url(experiment_id: str, base: str = UI_BASE) -> str:
+    """The MLflow UI page of the sweeps' experiment, opening on its runs."""
+    return f"{base}/#/experiments/{experiment_id}?{ML_WORKFLOW}"
+
+
 def parent_run_url(uri: str, mlflow_run_id: str, base: str = UI_BASE) -> str:
     """The MLflow UI page of a sweep's parent run (served by `make mlflow-ui`)."""
     import mlflow
 
     run = mlflow.MlflowClient(tracking_uri=uri).get_run(mlflow_run_id)
-    return f"{base}/#/experiments/{run.info.experiment_id}/runs/{mlflow_run_id}"
+    return f"{base}/#/experiments/{run.info.experiment_id}/runs/{mlflow_run_id}?{ML_WORKFLOW}"
 
 
 def _clean_metrics(m: dict[str, Any]) -> dict[str, float]:

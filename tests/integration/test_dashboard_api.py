@@ -63,6 +63,12 @@ def test_meta_and_minutes_are_the_stored_rows(client: Any, dashboard_db: dict[st
     for i, row in enumerate(rows):
         for j, col in enumerate(("close", "poc", "vah", "val", "of_1m"), 1):
             assert d[col][i] == pytest.approx(row[j], nan_ok=True)
+    last2 = client.get("/api/minutes", params={"days": 2}).json()
+    assert last2["end"] == ext["last_ts_min"] + MIN and len(last2["ts"]) == 2 * 1440
+    assert last2["ts"][0] == last2["start"] == ext["last_ts_min"] + MIN - 2 * 1440 * MIN
+    for bad in ({"days": 2, "start": start}, {"start": start}, {"days": 0}, {}):
+        r = client.get("/api/minutes", params=bad)
+        assert r.status_code == 400 and r.json()["detail"], (bad, r.text)
     # the bars' volume is the ticks' volume (evidence: raw_trades, not bars_1m)
     vol = dict(
         con.execute(

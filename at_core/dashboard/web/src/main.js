@@ -33,8 +33,11 @@ window.__at.openTab = openTab;
 window.__at.views = views;
 
 async function start() {
+  // index.html sent the first requests before the modules loaded
+  const early = window.__atEarly || {};
+  if (early.minutes) window.__at.prefetch = { span: early.span, minutes: early.minutes };
   try {
-    meta = await getJSON("/api/meta");
+    meta = (early.meta && (await early.meta)) || (await getJSON("/api/meta"));
   } catch (e) {
     showError(String(e.message || e));
     return;

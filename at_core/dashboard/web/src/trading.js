@@ -126,7 +126,10 @@ export class TradingView {
     const span = Number(this.spanSel.value);
     const end = Number(this.daySel.value) + DAY;
     const start = end - span * DAY;
-    const d = await getJSON("/api/minutes", { start, end });
+    const pre = window.__at.prefetch;
+    window.__at.prefetch = null;
+    let d = pre && pre.span === span ? await pre.minutes : null;
+    if (!d || d.start !== start || d.end !== end) d = await getJSON("/api/minutes", { start, end });
     this.data = d;
     this.index = new Map(d.ts.map((t, i) => [t, i]));
     const candles = [], poc = [], vah = [], val = [], of = [], qimb = [], amb = [];
