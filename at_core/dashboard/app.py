@@ -15,16 +15,21 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from at_core.config import Settings
 from at_core.dashboard import backtests, market
+from at_core.dashboard.live import POLL_S, STATUS_EVERY_S, LiveLink, banner
 from at_core.dashboard.sweeps import MAX_PAGE, Sweeps
 from at_core.errors import AuctionTraderError, InputError, StorageError
 
 STATIC_DIR = Path(__file__).resolve().parent / "web" / "dist"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _error(status: int, exc: Exception) -> JSONResponse:
@@ -35,6 +40,7 @@ def create_app(db_dir: str | Path, settings: Settings | None = None) -> FastAPI:
     db = Path(db_dir).resolve()
     cfg = settings or Settings()
     sweeps = Sweeps(db, cfg)
+    live = LiveLink(db)
     app = FastAPI(
         title="auction-trader dashboard",
         version="1",
@@ -71,8 +77,8 @@ def create_app(db_dir: str | Path, settings: Settings | None = None) -> FastAPI:
                 "heat_warn": cfg.dashboard_heat_warn,
                 "heat_alert": cfg.dashboard_heat_alert,
             },
-            "extent": market.extent(db),
-            "live": False,
+            "extent": live.extent() if live.available() else market.extent(db),
+            "live": live.available(),
             "server_time_ms": int(time.time() * 1000),
         }
 
@@ -82,10 +88,15 @@ def create_app(db_dir: str | Path, settings: Settings | None = None) -> FastAPI:
         end: Annotated[int | None, Query(description="epoch ms, whole minute, exclusive")] = None,
         days: Annotated[int | None, Query(description="instead: the last N stored days")] = None,
     ) -> dict[str, Any]:
+        on_live = live.available()
         if days is not None and start is None and end is None:
-            start, end = market.last_days(db, days)
+            last = live.last_minute() if on_live else None
+            start, end = market.last_days(db, days, last)
         elif start is None or end is None or days is not None:
             raise InputError("minutes: give start and end, or days alone")
+        if on_live:  # the features actor holds features.duckdb: read through it
+            market.check_range(start, end)
+            return {"start": start, "end": end, **live.minutes(start, end)}
         return {"start": start, "end": end, **market.minutes(db, start, end)}
 
     @app.get("/api/profile", summary="the volume profile behind one minute's features")
@@ -99,6 +110,44 @@ def create_app(db_dir: str | Path, settings: Settings | None = None) -> FastAPI:
         bin_ticks: Annotated[int, Query(ge=1, le=1_000_000)] = 10,
     ) -> dict[str, Any]:
         return market.footprint(db, cfg, start, end, bin_ticks)
+
+    # ---- live ---------------------------------------------------------------------
+    @app.get("/api/live/status", summary="the running live graph's status (404 when none)")
+    def live_status() -> dict[str, Any]:
+        if not live.available():
+            raise LookupError(f"no live graph runs on {db} (`auction-trader live start`)")
+        st = live.status()
+        return {**st, "banner": banner(st)}
+
+    @app.websocket("/ws/live")
+    async def live_feed(ws: WebSocket) -> None:
+        """New minutes as the live features actor writes them ({"type": "minutes"}, the
+        same columns as /api/minutes) and the status every second ({"type": "status"});
+        {"type": "idle"} once when no live graph runs. Ends when the client goes."""
+        import asyncio
+
+        await ws.accept()
+        try:
+            if not await asyncio.to_thread(live.available):
+                await ws.send_json({"type": "idle", "detail": f"no live graph runs on {db}"})
+                await ws.close()
+                return
+            sent = await asyncio.to_thread(live.last_minute)
+            next_status = 0.0
+            while True:
+                last = await asyncio.to_thread(live.last_minute)
+                if last is not None and (sent is None or last > sent):
+                    lo = last if sent is None else sent + 60_000
+                    rows = await asyncio.to_thread(live.minutes, lo, last + 60_000)
+                    await ws.send_json({"type": "minutes", "sent_ms": _now_ms(), **rows})
+                    sent = last
+                if time.monotonic() >= next_status:
+                    st = await asyncio.to_thread(live.status)
+                    await ws.send_json({"type": "status", "banner": banner(st), **st})
+                    next_status = time.monotonic() + STATUS_EVERY_S
+                await asyncio.sleep(POLL_S)
+        except WebSocketDisconnect:
+            return
 
     # ---- backtests ---------------------------------------------------------------
     @app.get("/api/backtests", summary="stored backtest runs, newest first")

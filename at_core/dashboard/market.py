@@ -32,6 +32,7 @@ import numpy as np
 from at_core import _core
 from at_core.config import Settings
 from at_core.errors import InputError, StorageError
+from at_core.storage.minutes import minute_columns
 from at_core.storage.query import open_query_connection
 
 MINUTE_MS = 60_000
@@ -39,12 +40,6 @@ MINUTE_MS = 60_000
 MAX_MINUTES = 45_000
 #: the footprint's cap: minutes x price bins of one answer
 MAX_FOOTPRINT_CELLS = 400_000
-
-MINUTE_COLUMNS = (
-    "open", "high", "low", "close", "volume", "trade_count",
-    "poc", "vah", "val", "va_bin_count", "bin_width",
-    "of_1m", "of_norm_1m", "qimb_close", "qimb_ema_60s", "ambiguous_trade_frac_1m",
-)  # fmt: skip
 
 
 @contextmanager
@@ -103,30 +98,17 @@ def extent(db_dir: Path) -> dict[str, Any]:
 def minutes(db_dir: Path, start: int, end: int) -> dict[str, Any]:
     """Bars and features of ``[start, end)``, columnar (one list per column, ``ts`` first)."""
     check_range(start, end)
-    cols = ", ".join(
-        f"b.{c}" if c in ("open", "high", "low", "close", "volume", "trade_count") else f"f.{c}"
-        for c in MINUTE_COLUMNS
-    )
     with _connection(db_dir) as con:
-        t = con.execute(
-            f"SELECT f.ts_min AS ts, {cols} FROM features_1m f JOIN bars_1m b USING (ts_min) "
-            "WHERE f.ts_min >= ? AND f.ts_min < ? ORDER BY f.ts_min",
-            [start, end],
-        ).fetchnumpy()
-    out: dict[str, Any] = {"ts": [int(x) for x in t["ts"]]}
-    for c in MINUTE_COLUMNS:
-        a = np.asarray(t[c])
-        if np.ma.isMaskedArray(t[c]):
-            a = np.ma.filled(t[c].astype(float), np.nan)
-        out[c] = _floats(a)
-    return out
+        return minute_columns(con, start, end)
 
 
-def last_days(db_dir: Path, days: int) -> tuple[int, int]:
-    """``[start, end)`` of the last ``days`` UTC days up to the last stored minute's day."""
+def last_days(db_dir: Path, days: int, last: int | None = None) -> tuple[int, int]:
+    """``[start, end)`` of the last ``days`` UTC days up to the last stored minute's day
+    (``last``: that minute when the caller knows it, e.g. from the live graph)."""
     if not 1 <= days <= 31:
         raise InputError(f"days: 1 .. 31, got {days}")
-    last = extent(db_dir)["last_ts_min"]
+    if last is None:
+        last = extent(db_dir)["last_ts_min"]
     if last is None:
         raise InputError("days: no stored minutes in this data folder")
     end = (last // 86_400_000 + 1) * 86_400_000

@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         args.start,
         force=args.force,
         activity=args.activity,
+        accept_prob=args.accept_prob,
     )
     if args.json:
         json.dump(summary, sys.stdout)
@@ -100,6 +101,17 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
             "calibrated market (default 1: ~6.5 M events/day), same microstructure per event; "
             f"in (0, {MAX_ACTIVITY:g}], e.g. 3.5 for a volatile week of ~150 M trades and quotes. "
             "A market of another activity is another source (id suffix -aK)"
+        ),
+    )
+    p.add_argument(
+        "--accept-prob",
+        type=float,
+        default=None,
+        metavar="P",
+        help=(
+            "share of breakouts the market accepts (default: the calibrated 0.55); a high "
+            "value plants a continuation edge, e.g. to check that a sweep's statistics find "
+            "an edge that is there. Another source (id suffix -pP)"
         ),
     )
     p.add_argument(

@@ -61,11 +61,29 @@ def _activity_tag(activity: float) -> str:
     return repr(float(activity)).removesuffix(".0")
 
 
-def source_id(seed: int, start: dt.date, activity: float = 1.0) -> str:
+def source_id(
+    seed: int, start: dt.date, activity: float = 1.0, accept_prob: float | None = None
+) -> str:
     """Lake source id of a generated market: model version, seed, start day, and the
-    activity when it is not 1 (``-a3.3``), so a busier market is another source."""
+    activity when it is not 1 (``-a3.3``) and the breakout acceptance when it is set
+    (``-p0.95``), so a busier market or one with a planted edge is another source."""
     sid = f"synth-v{_core.synth_generator_version()}-s{seed}-{start:%Y%m%d}"
-    return sid if activity == 1.0 else f"{sid}-a{_activity_tag(activity)}"
+    if activity != 1.0:
+        sid += f"-a{_activity_tag(activity)}"
+    if accept_prob is not None:
+        sid += f"-p{_activity_tag(accept_prob)}"
+    return sid
+
+
+def check_accept_prob(p: float | None) -> float | None:
+    """``None`` for the calibrated market (also when ``p`` is its value: one market, one
+    source id), else a probability in [0, 1]."""
+    if p is None:
+        return None
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
+        raise InputError(f"--accept-prob must be a probability in [0, 1], got {p!r}")
+    calibrated = _core.SynthGenerator(0, 0).accept_prob
+    return None if float(p) == calibrated else float(p)
 
 
 def check_activity(activity: float) -> float:
@@ -186,17 +204,21 @@ def generate_market(
     progress: bool | None = None,
     on_day: Callable[[dt.date, dict[str, Any]], None] | None = None,
     activity: float = 1.0,
+    accept_prob: float | None = None,
 ) -> dict[str, Any]:
     """Generate ``days`` UTC days from ``start`` (default 2024-01-01) into the lake.
 
     ``activity`` scales the event flow (see the module docstring); a market of another
-    activity is another source. Returns a summary: source id, days, trades, quotes, price
+    activity is another source. ``accept_prob``: the share of breakouts the market
+    accepts (default the calibrated 0.55); a high one plants a continuation edge, which
+    tests use to check that research statistics find an edge that is there. Returns a summary: source id, days, trades, quotes, price
     range and one row per day. Raises ``StorageError`` when another source holds data on
     those days (unless ``force``), ``InputError`` for an invalid argument.
     """
     activity = _check_args(days, seed, activity)
+    accept_prob = check_accept_prob(accept_prob)
     start = start or DEFAULT_START
-    sid = source_id(seed, start, activity)
+    sid = source_id(seed, start, activity, accept_prob)
     lake = Lake(db_dir)
     sweep(lake.db_dir)  # temporaries of a writer killed earlier
     held = lake.sources.instrument()
@@ -219,7 +241,9 @@ def generate_market(
         )
 
     t_begin = time.perf_counter()
-    gen = _core.SynthGenerator(seed, day_start_ms(start), activity=activity)
+    gen = _core.SynthGenerator(
+        seed, day_start_ms(start), activity=activity, accept_prob=accept_prob
+    )
     per_day: list[dict[str, Any]] = []
     removed: list[dict[str, Any]] = []
     bar = Progress(days, f"generate {sid}", "day", None if progress is None else bool(progress))
@@ -256,6 +280,8 @@ def generate_market(
     origin = f"synthetic:seed={seed},start={start.isoformat()}"
     if activity != 1.0:
         origin += f",activity={_activity_tag(activity)}"
+    if accept_prob is not None:
+        origin += f",accept_prob={_activity_tag(accept_prob)}"
     lake.sources.record(sid, origin, FORMAT, total_t, total_q, 0, venue=VENUE, symbol=SYMBOL)
     lows = [r["low"] for r in per_day if r["low"] is not None]
     highs = [r["high"] for r in per_day if r["high"] is not None]
@@ -263,6 +289,7 @@ def generate_market(
         "source_id": sid,
         "seed": seed,
         "activity": activity,
+        "accept_prob": accept_prob,
         "start": start.isoformat(),
         "end": (start + dt.timedelta(days=days)).isoformat(),
         "days": days,

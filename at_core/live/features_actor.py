@@ -78,6 +78,8 @@ class Features(Follower):
         self.pending_row: Arrays | None = None  # last closed minute, awaiting its fill ref
         self.minutes = 0
         self.last_ts_min: int | None = None
+        #: wall clock when the last closed minute was committed (the dashboard's latency)
+        self.stored_at_ms: int | None = None
         self.catch_ups = 0
         self.last_snapshot = time.monotonic()
         self.restored_from = "fresh"
@@ -178,6 +180,7 @@ class Features(Follower):
         n = len(closed["ts_min"])
         self.minutes += n
         self.last_ts_min = int(closed["ts_min"][-1])
+        self.stored_at_ms = int(time.time() * 1000)
         self._quality_alerts(closed)
 
     def _quality_alerts(self, closed: Arrays) -> None:
@@ -232,6 +235,23 @@ class Features(Follower):
             f"SELECT {cols} FROM features_1m WHERE ts_min BETWEEN ? AND ? ORDER BY ts_min", [lo, hi]
         ).fetchall()
         return [dict(zip(FEATURES_COLUMNS, r, strict=True)) for r in got]
+
+    def minute_rows(self, lo: int, hi: int) -> dict[str, Any]:
+        """Bars and features of ``[lo, hi)`` as columns, for the dashboard (which cannot
+        open ``features.duckdb`` while this actor holds it)."""
+        from at_core.storage.minutes import minute_columns
+
+        return {**minute_columns(self.con, lo, hi), "stored_at_ms": self.stored_at_ms}
+
+    def extent(self) -> dict[str, Any]:
+        lo, hi, n = self.con.execute(
+            "SELECT min(ts_min), max(ts_min), count(*) FROM features_1m"
+        ).fetchall()[0]
+        return {"first_ts_min": lo, "last_ts_min": hi, "minutes": int(n)}
+
+    def last_minute(self) -> int | None:
+        """The last minute written (what the dashboard's live feed polls)."""
+        return self.last_ts_min
 
     def flagged(self) -> list[dict[str, Any]]:
         got = self.con.execute("SELECT ts_min, reason FROM minute_flags ORDER BY ts_min").fetchall()

@@ -276,3 +276,12 @@ def test_no_request_is_answered_with_a_server_error(
     if r.status_code >= 400 and r.headers.get("content-type", "").startswith("application/json"):
         body = r.json()
         assert body.get("detail"), (url, q, body)
+
+
+def test_without_a_live_graph_the_live_endpoints_say_so(client: Any) -> None:
+    r = client.get("/api/live/status")
+    assert r.status_code == 404 and "no live graph" in r.json()["detail"]
+    assert client.get("/api/meta").json()["live"] is False
+    with client.websocket_connect("/ws/live") as ws:
+        msg = ws.receive_json()
+    assert msg["type"] == "idle" and "no live graph" in msg["detail"]

@@ -13,8 +13,13 @@ import pytest
 
 from at_core import _core
 from at_core.cli import main as cli_main
-from at_core.errors import CoreError, InputError, StorageError
-from at_core.ingest.synthetic import generate_market, generate_range, source_id
+from at_core.errors import CoreConfigError, CoreError, InputError, StorageError
+from at_core.ingest.synthetic import (
+    check_accept_prob,
+    generate_market,
+    generate_range,
+    source_id,
+)
 from at_core.storage.lake import Lake, day_start_ms
 
 START = dt.date(2024, 1, 1)
@@ -240,3 +245,23 @@ def test_cli_generates_a_busier_market(tmp_path: Path, capsys: pytest.CaptureFix
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["source_id"] == source_id(3, START, 0.05) and summary["activity"] == 0.05
+
+
+# ---- accept_prob: a market with a planted continuation edge ----------------------------
+
+
+def test_accept_prob_is_another_market_and_its_own_source() -> None:
+    end = T0 + 30 * MIN
+    default = generate_range(6, T0, end)
+    same = dict(_core.SynthGenerator(6, T0, accept_prob=0.55).generate(end))
+    assert _equal(default, same)  # the calibrated value is the default market, bit for bit
+    assert _core.SynthGenerator(6, T0).accept_prob == 0.55
+    base = source_id(9, START)
+    assert source_id(9, START, 1.0, 0.97) == f"{base}-p0.97"
+    assert source_id(9, START, 2.0, 0.9) == f"{base}-a2-p0.9"
+    assert check_accept_prob(0.55) is None and check_accept_prob(0.97) == 0.97  # one market, one id
+    for bad in (1.5, -0.1, float("nan"), "0.9", True):
+        with pytest.raises(InputError, match="accept-prob"):
+            check_accept_prob(bad)  # type: ignore[arg-type]
+    with pytest.raises(CoreConfigError, match="accept_prob"):
+        _core.SynthGenerator(6, T0, accept_prob=1.5)

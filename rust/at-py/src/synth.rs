@@ -20,14 +20,23 @@ pub struct PySynthGenerator {
 #[pymethods]
 impl PySynthGenerator {
     /// `activity` scales the event flow (`SynthParams::activity`, in (0, 20]; 1.0 is the
-    /// calibrated market).
+    /// calibrated market); `accept_prob` the share of breakouts that are accepted (default:
+    /// the calibrated market's; a higher one plants a continuation edge).
     #[new]
-    #[pyo3(signature = (seed, start_ms, start_price = 42_000.0, *, activity = 1.0))]
-    fn new(seed: u64, start_ms: i64, start_price: f64, activity: f64) -> PyResult<Self> {
+    #[pyo3(signature = (seed, start_ms, start_price = 42_000.0, *, activity = 1.0, accept_prob = None))]
+    fn new(
+        seed: u64,
+        start_ms: i64,
+        start_price: f64,
+        activity: f64,
+        accept_prob: Option<f64>,
+    ) -> PyResult<Self> {
+        let base = SynthParams::default();
         let p = SynthParams {
             start_price,
             activity,
-            ..SynthParams::default()
+            accept_prob: accept_prob.unwrap_or(base.accept_prob),
+            ..base
         };
         let inner = Generator::new(seed, start_ms, p).map_err(to_py)?;
         Ok(Self { inner, seed })
@@ -65,6 +74,11 @@ impl PySynthGenerator {
     #[getter]
     fn activity(&self) -> f64 {
         self.inner.params().activity
+    }
+
+    #[getter]
+    fn accept_prob(&self) -> f64 {
+        self.inner.params().accept_prob
     }
     #[getter]
     fn tick_size(&self) -> f64 {

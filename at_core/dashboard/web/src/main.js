@@ -32,6 +32,31 @@ export function openTab(tab, arg) {
 window.__at.openTab = openTab;
 window.__at.views = views;
 
+// The live feed: new minutes and the status over one WebSocket, reconnecting (bounded
+// backoff) while the page is open.
+function connectLive(banner, attempt = 0) {
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/live`);
+  window.__at.live = window.__at.live || { updates: [], status: null, connected: false };
+  ws.onopen = () => { window.__at.live.connected = true; attempt = 0; };
+  ws.onmessage = (ev) => {
+    const msg = JSON.parse(ev.data);
+    if (msg.type === "minutes" && views.trading) views.trading.applyLive(msg);
+    else if (msg.type === "status") {
+      window.__at.live.status = msg;
+      const b = msg.banner || {};
+      banner.className = `banner ${b.health || ""}`;
+      banner.textContent = `live · ${msg.mode} · ${b.health} · ${b.permission}${msg.activated ? " · active" : " · observing"}`;
+      if (views.trading) views.trading.applyStatus(msg);
+    } else if (msg.type === "idle") {
+      banner.textContent = "live graph stopped";
+    }
+  };
+  ws.onclose = () => {
+    window.__at.live.connected = false;
+    if (attempt < 30) setTimeout(() => connectLive(banner, attempt + 1), Math.min(10_000, 500 * 2 ** attempt));
+  };
+}
+
 async function start() {
   // index.html sent the first requests before the modules loaded
   const early = window.__atEarly || {};
@@ -44,7 +69,8 @@ async function start() {
   }
   window.__at.meta = meta;
   const banner = document.getElementById("banner");
-  banner.textContent = meta.live ? "live" : `stored data · ${meta.instrument} · no live graph`;
+  banner.textContent = meta.live ? "live graph: connecting…" : `stored data · ${meta.instrument} · no live graph`;
+  if (meta.live) connectLive(banner);
   const tab = () => (location.hash || "#trading").slice(1).split("/")[0];
   window.addEventListener("hashchange", () => show(tab()));
   await show(tab());

@@ -77,7 +77,9 @@ export class TradingView {
   _side() {
     this.detail = el("div", { "data-testid": "minute-detail" }, el("p", { class: "note" }, "click a minute"));
     this.tradeList = el("div", { "data-testid": "trades" });
-    return el("div", { class: "side" }, el("h3", {}, "Minute"), this.detail, el("h3", {}, "Trades"), this.tradeList);
+    this.liveBox = el("div", { "data-testid": "live" }, el("p", { class: "note" }, this.meta.live ? "connecting…" : "no live graph"));
+    return el("div", { class: "side" }, el("h3", {}, "Live"), this.liveBox, el("h3", {}, "Minute"), this.detail,
+      el("h3", {}, "Trades"), this.tradeList);
   }
 
   _chart() {
@@ -154,8 +156,10 @@ export class TradingView {
     this.of.setData(of); this.qimb.setData(qimb); this.amb.setData(amb);
     this.chartApi.timeScale().fitContent();
     this.profiles.clear();
-    this.chip.mode.textContent = "mode: stored data";
-    this.chip.heat.textContent = "heat: — (no live graph)";
+    if (!this.meta.live) {
+      this.chip.mode.textContent = "mode: stored data";
+      this.chip.heat.textContent = "heat: — (no live graph)";
+    }
     const last = d.ts.length ? d.ts[d.ts.length - 1] : null;
     if (last !== null) this._showMinute(last);
     await this.loadOverlay();
@@ -164,6 +168,62 @@ export class TradingView {
       window.__at.timings.tradingLoadMs = performance.now() - t0;
       window.__at.ready.trading = true;
     });
+  }
+
+  // One or more new minutes from the live feed: appended to the data and the series.
+  applyLive(msg) {
+    if (!this.data) return;
+    const d = this.data;
+    const last = d.ts.length ? d.ts[d.ts.length - 1] : -Infinity;
+    const end = Number(this.daySel.value) + DAY;
+    let added = 0;
+    for (let i = 0; i < msg.ts.length; i++) {
+      const ts = msg.ts[i];
+      if (ts <= last || ts >= end + DAY) continue;
+      for (const k of Object.keys(d)) if (Array.isArray(d[k]) && k in msg) d[k].push(msg[k][i]);
+      this.index.set(ts, d.ts.length - 1);
+      const time = sec(ts);
+      const v = (k) => msg[k][i];
+      if (v("open") !== null) this.candles.update({ time, open: v("open"), high: v("high"), low: v("low"), close: v("close") });
+      const valid = v("va_bin_count") !== null && v("va_bin_count") >= this.meta.min_va_bins;
+      const dim = (c) => (valid ? c : "rgba(138,147,165,0.35)");
+      if (v("poc") !== null) {
+        this.poc.update({ time, value: v("poc"), color: dim("#f0a020") });
+        this.vah.update({ time, value: v("vah"), color: dim("#4f8fe6") });
+        this.val.update({ time, value: v("val"), color: dim("#4f8fe6") });
+      }
+      if (v("of_1m") !== null) this.of.update({ time, value: v("of_1m"), color: v("of_1m") >= 0 ? "#26a69a" : "#ef5350" });
+      if (v("qimb_close") !== null) this.qimb.update({ time, value: v("qimb_close") });
+      const a = v("ambiguous_trade_frac_1m");
+      const cls = this._ambClass(a);
+      if (a !== null) this.amb.update({ time, value: a, color: cls === "alert" ? "#ef5350" : cls === "warn" ? "#f0a020" : "#5b6b85" });
+      added += 1;
+    }
+    if (!added) return;
+    const lastTs = d.ts[d.ts.length - 1];
+    if (!this.selected) this._showMinute(lastTs);
+    requestAnimationFrame(() => {
+      window.__at.live.updates.push({ ts: lastTs, stored_at_ms: msg.stored_at_ms, sent_ms: msg.sent_ms, drawn_ms: Date.now() });
+    });
+  }
+
+  applyStatus(st) {
+    const t = this.meta.thresholds;
+    const heat = st.heat;
+    const hc = heat === null || heat === undefined ? "" : heat >= t.heat_alert ? "alert" : heat >= t.heat_warn ? "warn" : "ok";
+    this.chip.heat.className = `chip ${hc}`;
+    this.chip.heat.innerHTML = `heat <b>${heat === null || heat === undefined ? "—" : (100 * heat).toFixed(2) + "%"}</b>`;
+    const w = st.warmup || {};
+    const kill = st.kill ? " · KILL SWITCH" : "";
+    this.chip.mode.className = `chip ${st.kill || st.halted ? "alert" : st.activated ? "ok" : "warn"}`;
+    this.chip.mode.textContent = `${st.mode} · ${st.activated ? "active" : "observing"} · ${st.permission} · warm-up ${w.minutes}/${w.needed}${kill}`;
+    const pos = st.position;
+    const feed = Object.entries(st.feed || {}).map(([k, v]) => `${k} ${v.stale ? "STALE" : "ok"} (${v.last_msg_s_ago ?? "—"} s)`).join(" · ");
+    const alert = st.last_alert ? `${st.last_alert.type || ""}: ${st.last_alert.message || ""}` : "none";
+    this.liveBox.replaceChildren(el("table", { "data-testid": "live-status" },
+      [["position", pos ? `${pos.side} ${pos.qty} @ ${fmt(pos.entry_price, 1)}` : "flat"],
+        ["P&L today", fmt(st.day_pnl)], ["equity", fmt(st.equity)], ["trades", st.trades ?? "—"],
+        ["feed", feed || "—"], ["last alert", alert]].map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, v)))));
   }
 
   _hover(param) {
