@@ -13,28 +13,14 @@ Live minute-close -> chart update is measured with the live WebSocket (next land
 from __future__ import annotations
 
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 MIN = 60_000
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _median_ms(fn: Any, n: int = 10) -> float:
@@ -49,6 +35,7 @@ def _median_ms(fn: Any, n: int = 10) -> float:
 
 def run() -> list[dict[str, Any]]:
     from at_core.config import load_settings
+    from at_core.dashboard.testing import launch_chromium, serve
     from at_core.features.pipeline import run_features
     from at_core.ingest.synthetic import generate_market
     from at_core.storage.query import open_query_connection
@@ -58,19 +45,8 @@ def run() -> list[dict[str, Any]]:
     try:
         generate_market(db, days=7, seed=21, progress=False)
         run_features(db, load_settings(), progress=False)
-        port = _port()
-        url = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "at_core.cli", "dashboard", "--db-dir", str(db), "--port",
-             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            for _ in range(300):
-                try:
-                    meta = urllib.request.urlopen(url + "/api/meta", timeout=2).read()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        with serve(db) as url:
+            meta = urllib.request.urlopen(url + "/api/meta", timeout=5).read()
             import json
 
             ext = json.loads(meta)["extent"]
@@ -105,7 +81,7 @@ def run() -> list[dict[str, Any]]:
 
             draws, blanks = [], []
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                browser = launch_chromium(p)
                 for i in range(6):
                     page = browser.new_page(viewport={"width": 1500, "height": 900})
                     page.goto(f"{url}/?span=7#trading")
@@ -124,9 +100,6 @@ def run() -> list[dict[str, Any]]:
                         blanks.append((time.perf_counter() - t0) * 1000)
                     page.close()
                 browser.close()
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
         first_draw = statistics.median(draws)
         blank = statistics.median(blanks)
         return [

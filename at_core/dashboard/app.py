@@ -1,12 +1,14 @@
 """The dashboard's HTTP API and static front end (SPEC §13.3, §14).
 
-``create_app(db_dir, settings)`` serves JSON under ``/api`` and the built front end under
-``/``. Read-only: it reads SQLite stores and the DuckDB stores through a short-lived
-read-only connection, and writes nothing (validation plots go to a temporary folder).
+``create_app(db_dir, settings, control_token)`` serves JSON under ``/api`` and the built
+front end under ``/``. It reads SQLite stores and the DuckDB stores through a short-lived
+read-only connection, and writes nothing (validation plots go to a temporary folder) but
+the operator log of a control command: controls exist only with a token (``controls``).
 
 Errors are the caller's, with a message, never a 500: a bad parameter is 400 (or FastAPI's
 422 for a wrong type), an unknown run 404, a store in the wrong state 409, a store held by
-another writer 503.
+another writer 503; a control without the right token 401 (403 when controls are off), a
+control the live graph refused 409 with its reason.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from fastapi.staticfiles import StaticFiles
 
 from at_core.config import Settings
-from at_core.dashboard import backtests, market
-from at_core.dashboard.live import POLL_S, STATUS_EVERY_S, LiveLink, banner
+from at_core.dashboard import backtests, controls, live_tables, market
+from at_core.dashboard.live import POLL_S, STATUS_EVERY_S, LiveGone, LiveLink, Refused, banner
 from at_core.dashboard.sweeps import MAX_PAGE, Sweeps
 from at_core.errors import AuctionTraderError, InputError, StorageError
 
@@ -36,7 +38,11 @@ def _error(status: int, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=status)
 
 
-def create_app(db_dir: str | Path, settings: Settings | None = None) -> FastAPI:
+def create_app(
+    db_dir: str | Path, settings: Settings | None = None, control_token: str | None = None
+) -> FastAPI:
+    """``control_token``: the operator's token (``controls.token_from_env``); None keeps the
+    dashboard read-only."""
     db = Path(db_dir).resolve()
     cfg = settings or Settings()
     sweeps = Sweeps(db, cfg)
@@ -58,6 +64,24 @@ def create_app(db_dir: str | Path, settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(StorageError)
     async def _storage(_: Request, exc: StorageError) -> JSONResponse:
         return _error(503 if "held for writing" in str(exc) else 409, exc)
+
+    @app.exception_handler(controls.ControlsOff)
+    async def _controls_off(_: Request, exc: controls.ControlsOff) -> JSONResponse:
+        return _error(403, exc)
+
+    @app.exception_handler(controls.BadToken)
+    async def _bad_token(_: Request, exc: controls.BadToken) -> JSONResponse:
+        r = _error(401, exc)
+        r.headers["WWW-Authenticate"] = "Bearer"
+        return r
+
+    @app.exception_handler(LiveGone)
+    async def _live_gone(_: Request, exc: LiveGone) -> JSONResponse:
+        return _error(503, exc)
+
+    @app.exception_handler(Refused)
+    async def _refused(_: Request, exc: Refused) -> JSONResponse:
+        return _error(409, exc)
 
     @app.exception_handler(AuctionTraderError)
     async def _other(_: Request, exc: AuctionTraderError) -> JSONResponse:
@@ -101,7 +125,7 @@ def create_app(db_dir: str | Path, settings: Settings | None = None) -> FastAPI:
 
     @app.get("/api/profile", summary="the volume profile behind one minute's features")
     def profile(ts_min: Annotated[int, Query(description="epoch ms of the minute")]) -> Any:
-        return market.profile(db, cfg, ts_min)
+        return market.profile(db, cfg, ts_min, live if live.available() else None)
 
     @app.get("/api/footprint", summary="bid x ask volume per minute and price bin")
     def footprint(
@@ -109,7 +133,7 @@ def create_app(db_dir: str | Path, settings: Settings | None = None) -> FastAPI:
         end: int,
         bin_ticks: Annotated[int, Query(ge=1, le=1_000_000)] = 10,
     ) -> dict[str, Any]:
-        return market.footprint(db, cfg, start, end, bin_ticks)
+        return market.footprint(db, cfg, start, end, bin_ticks, live if live.available() else None)
 
     # ---- live ---------------------------------------------------------------------
     @app.get("/api/live/status", summary="the running live graph's status (404 when none)")
@@ -117,6 +141,64 @@ def create_app(db_dir: str | Path, settings: Settings | None = None) -> FastAPI:
         if not live.available():
             raise LookupError(f"no live graph runs on {db} (`auction-trader live start`)")
         st = live.status()
+        return {**st, "banner": banner(st)}
+
+    @app.get("/api/live/trades", summary="the live graph's trades (stored; while it runs too)")
+    def live_trades() -> dict[str, Any]:
+        return {"trades": live_tables.trades(db), "pnl": live_tables.pnl(db)}
+
+    @app.get("/api/live/signals", summary="the live graph's decisions with reason codes")
+    def live_signals(
+        since: Annotated[int, Query(ge=0, lt=market.MAX_MS)] = 0,
+        active_only: bool = True,
+        limit: Annotated[int, Query(ge=1, le=live_tables.MAX_ROWS)] = 50,
+    ) -> list[dict[str, Any]]:
+        return live_tables.signals(db, since, active_only, limit)
+
+    @app.get("/api/live/alerts", summary="the live graph's alert log, newest first")
+    def live_alerts(
+        limit: Annotated[int, Query(ge=1, le=controls.MAX_ALERTS)] = 100,
+        since: Annotated[int, Query(ge=0, lt=market.MAX_MS)] = 0,
+    ) -> dict[str, Any]:
+        return controls.alerts(db, limit, since)
+
+    @app.get("/api/live/controls", summary="whether operator controls are on, and which")
+    def live_controls() -> dict[str, Any]:
+        return {
+            "enabled": control_token is not None,
+            "actions": list(controls.ACTIONS),
+            "token_env": controls.TOKEN_ENV,
+        }
+
+    @app.post(
+        "/api/live/control/{action}",
+        summary="an operator command to the live graph (needs the control token)",
+    )
+    async def live_control(action: str, request: Request) -> dict[str, Any]:
+        import asyncio
+        import json as _json
+
+        controls.check_token(control_token, request.headers.get("authorization"))
+        if action not in controls.ACTIONS:
+            raise InputError(f"control: unknown action `{action}` ({', '.join(controls.ACTIONS)})")
+        raw = await request.body()
+        try:
+            body = _json.loads(raw) if raw.strip() else {}
+        except ValueError as exc:
+            raise InputError(f"control {action}: the body is not JSON ({exc})") from None
+        if not isinstance(body, dict):
+            raise InputError(f"control {action}: the body must be a JSON object")
+        args, kw = controls.command_args(action, body)
+        if not await asyncio.to_thread(live.available):
+            raise LookupError(f"no live graph runs on {db} (`auction-trader live start`)")
+        who = request.client.host if request.client else "?"
+        try:
+            st = await asyncio.to_thread(live.command, controls.ACTIONS[action], *args, **kw)
+        except Refused as exc:
+            controls.audit(db, {"client": who, "action": action, "body": body,
+                                "outcome": "refused", "reason": str(exc)})  # fmt: skip
+            raise
+        controls.audit(db, {"client": who, "action": action, "body": body, "outcome": "done"})
         return {**st, "banner": banner(st)}
 
     @app.websocket("/ws/live")
@@ -148,6 +230,9 @@ def create_app(db_dir: str | Path, settings: Settings | None = None) -> FastAPI:
                 await asyncio.sleep(POLL_S)
         except WebSocketDisconnect:
             return
+        except LiveGone as exc:  # the graph stopped: say so; the page reconnects later
+            await ws.send_json({"type": "idle", "detail": str(exc)})
+            await ws.close()
 
     # ---- backtests ---------------------------------------------------------------
     @app.get("/api/backtests", summary="stored backtest runs, newest first")

@@ -15,7 +15,9 @@ Pitfalls:
   trade; ambiguous trades are their own column, never guessed into a side.
 * The profile at a minute is computed by the Rust engine (``features_profile``) from the
   ticks of the 240 minutes it covers, at that minute's stored bin width: the same code as
-  ``features_1m``, so the histogram's POC / VAH / VAL are the stored ones.
+  ``features_1m``, so the histogram's POC / VAH / VAL are the stored ones. After a data
+  hole the engine starts a new profile, so the window starts after the hole
+  (``segment_start``), never 240 minutes back across it.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from at_core import _core
 from at_core.config import Settings
@@ -43,9 +46,9 @@ MAX_FOOTPRINT_CELLS = 400_000
 
 
 @contextmanager
-def _connection(db_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def _connection(db_dir: Path, stores: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
     try:
-        con = open_query_connection(db_dir, memory_limit="1GB")
+        con = open_query_connection(db_dir, memory_limit="1GB", stores=stores)
     except duckdb.IOException as exc:
         raise StorageError(
             f"a store in {db_dir} is held for writing by another process (the live graph?): {exc}"
@@ -115,32 +118,120 @@ def last_days(db_dir: Path, days: int, last: int | None = None) -> tuple[int, in
     return end - days * 86_400_000, end
 
 
+#: quotes read before a live window's first trade, for its prevailing quote (SPEC §5.7's
+#: quote rule); BTCUSDT quotes change many times a second, so five minutes always hold one
+QUOTE_LOOKBACK_MS = 5 * MINUTE_MS
+
+
+class LiveTicks(Protocol):
+    """What the dashboard needs of a running live graph to read ticks (``LiveLink``)."""
+
+    def window(
+        self, lo_ms: int, hi_ms: int, quotes_from_ms: int
+    ) -> tuple[Any, Any, int | None]: ...
+
+    def minutes(self, start: int, end: int) -> dict[str, Any]: ...
+
+
+_FOOTPRINT_SQL = """
+    WITH s AS (
+      SELECT (ts_ms // 60000) * 60000 AS m, floor(round(price / $tick) / $bt)::BIGINT AS k,
+             size, side
+      FROM fp WHERE ts_ms >= $start AND ts_ms < $end)
+    SELECT m, k,
+           coalesce(sum(size) FILTER (WHERE side < 0), 0) AS bid,
+           coalesce(sum(size) FILTER (WHERE side > 0), 0) AS ask,
+           coalesce(sum(size) FILTER (WHERE side = 0), 0) AS amb
+    FROM s GROUP BY m, k ORDER BY m, k
+"""
+#: the stored trades with their side: the engine's inferred one where a ``features`` run
+#: stored it (``trade_sides``), else the venue's aggressor flag
+_STORED_SIDES = (
+    "CREATE TEMP VIEW fp AS SELECT ts_ms, price, size, "
+    "coalesce(inferred_side, exchange_side, 0) AS side FROM raw_trades"
+)
+
+
+def _live_trades(
+    db_dir: Path, settings: Settings, live: LiveTicks, lo: int, hi: int
+) -> tuple[pa.Table, np.ndarray | None]:
+    """The trades of ``[lo, hi)`` while a live graph runs, and their sides: the rows the
+    collector still holds come through it, classified by the Rust engine from its quotes
+    (the live buffer has no stored sides); older rows come from the lake, with the sides
+    of the last ``features`` run where it stored them (the venue's flag elsewhere)."""
+    from at_core.features.engine import engine_config
+
+    t, q, first = live.window(lo, hi, lo - QUOTE_LOOKBACK_MS)
+    cut = hi if first is None else max(lo, min(hi, first))
+    parts, sides = [], []
+    if cut > lo:  # the part of the window before the collector's first row: the lake
+        with _connection(db_dir, stores=False) as con:
+            old = con.sql(
+                "SELECT ts_ms, seq, price, size, coalesce(exchange_side, 0)::TINYINT AS "
+                "exchange_side, coalesce(inferred_side, exchange_side, 0)::TINYINT AS side "
+                "FROM raw_trades WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, seq",
+                params=[lo, cut],
+            ).to_arrow_table()
+        parts.append(old.drop_columns(["side"]))
+        sides.append(old.column("side").to_numpy())
+    if t is not None and len(t["ts_ms"]):
+        keep = np.asarray(t["ts_ms"]) >= cut
+        new = pa.table({k: np.asarray(v)[keep] for k, v in t.items()})
+        parts.append(new.cast(parts[0].schema) if parts else new)
+        if keep.any():
+            s1 = _core.features_stage1(
+                {k: np.ascontiguousarray(np.asarray(v)) for k, v in t.items()},
+                q, engine_config(settings), record_trades=True,
+            )  # fmt: skip
+            sign = np.asarray(s1["trade_sign"])
+            if len(sign) != len(keep):
+                raise StorageError(
+                    f"the engine classified {len(sign)} of {len(keep)} live trades in [{lo}, {hi})"
+                )
+            sides.append(sign[keep].astype(np.int8))
+    if not parts:
+        empty = {"ts_ms": pa.int64(), "seq": pa.int64(), "price": pa.float64(),
+                 "size": pa.float64(), "exchange_side": pa.int8()}  # fmt: skip
+        return pa.schema(empty).empty_table(), np.zeros(0, np.int8)
+    table = pa.concat_tables(parts)
+    return table, np.concatenate(sides) if sides else np.zeros(0, np.int8)
+
+
 def footprint(
-    db_dir: Path, settings: Settings, start: int, end: int, bin_ticks: int
+    db_dir: Path,
+    settings: Settings,
+    start: int,
+    end: int,
+    bin_ticks: int,
+    live: LiveTicks | None = None,
 ) -> dict[str, Any]:
     """Per minute and price bin: volume sold into the bid, bought at the ask, ambiguous,
     delta (ask - bid) and the diagonal imbalance flags (ask at a bin against bid one bin
-    lower, ratio >= ``ratio``; and the mirror for the bid), for ``[start, end)``."""
+    lower, ratio >= ``ratio``; and the mirror for the bid), for ``[start, end)``. With
+    ``live``, the ticks a running graph holds are read through it."""
     check_range(start, end, "footprint")
     if bin_ticks < 1 or bin_ticks > 1_000_000:
         raise InputError(f"footprint: bin_ticks must be 1 .. 1000000, got {bin_ticks}")
     tick = settings.tick_size
-    with _connection(db_dir) as con:
-        t = con.execute(
-            """
-            WITH s AS (
-              SELECT (ts_ms // 60000) * 60000 AS m,
-                     floor(round(price / $tick) / $bt)::BIGINT AS k,
-                     size, coalesce(inferred_side, exchange_side, 0) AS side
-              FROM raw_trades WHERE ts_ms >= $start AND ts_ms < $end)
-            SELECT m, k,
-                   coalesce(sum(size) FILTER (WHERE side < 0), 0) AS bid,
-                   coalesce(sum(size) FILTER (WHERE side > 0), 0) AS ask,
-                   coalesce(sum(size) FILTER (WHERE side = 0), 0) AS amb
-            FROM s GROUP BY m, k ORDER BY m, k
-            """,
-            {"tick": tick, "bt": bin_ticks, "start": start, "end": end},
-        ).fetchnumpy()
+    params = {"tick": tick, "bt": bin_ticks, "start": start, "end": end}
+    if live is None:
+        with _connection(db_dir) as con:
+            con.execute(_STORED_SIDES)
+            t = con.execute(_FOOTPRINT_SQL, params).fetchnumpy()
+    else:
+        trades, sides = _live_trades(db_dir, settings, live, start, end)
+        fp = pa.table({"ts_ms": trades.column("ts_ms"), "price": trades.column("price"),
+                       "size": trades.column("size"), "side": pa.array(sides, pa.int8())})  # fmt: skip
+        con = duckdb.connect()
+        try:
+            con.register("fp", fp)
+            t = con.execute(_FOOTPRINT_SQL, params).fetchnumpy()
+        finally:
+            con.close()
+    return _footprint_answer(t, tick, bin_ticks)
+
+
+def _footprint_answer(t: dict[str, Any], tick: float, bin_ticks: int) -> dict[str, Any]:
     n = len(t["m"])
     if n > MAX_FOOTPRINT_CELLS:
         raise InputError(
@@ -156,11 +247,10 @@ def footprint(
     # previous row when it exists. A zero on the other side is no imbalance (nothing to
     # compare: a thin level, not aggression).
     below = np.zeros(n)
+    above = np.zeros(n)
     if n > 1:
         adj = (m[1:] == m[:-1]) & (k[1:] == k[:-1] + 1)
         below[1:] = np.where(adj, bid[:-1], 0.0)
-    above = np.zeros(n)
-    if n > 1:
         above[:-1] = np.where(adj, ask[1:], 0.0)
     ask_imb = (below > 0) & (ask >= ratio * below)
     bid_imb = (above > 0) & (bid >= ratio * above)
@@ -180,31 +270,53 @@ def footprint(
     }
 
 
-def profile(db_dir: Path, settings: Settings, ts_min: int) -> dict[str, Any]:
-    """The volume profile the features of minute ``ts_min`` were computed from."""
-    from at_core.features.engine import engine_config, trades_arrays
+def profile(
+    db_dir: Path, settings: Settings, ts_min: int, live: LiveTicks | None = None
+) -> dict[str, Any]:
+    """The volume profile the features of minute ``ts_min`` were computed from. With
+    ``live``, the minute's features and ticks are read through the running graph."""
+    from at_core.features.engine import trades_arrays
 
     check_ms(ts_min, "profile ts_min")
     window = settings.rolling_window_minutes * MINUTE_MS
     lo, hi = ts_min - window + MINUTE_MS, ts_min + MINUTE_MS
-    with _connection(db_dir) as con:
-        rows = con.execute(
-            "SELECT bin_width, poc, vah, val, va_bin_count FROM features_1m WHERE ts_min = ?",
-            [ts_min],
-        ).fetchall()
-        row = rows[0] if rows else None
-        if row is None:
+    if live is None:
+        with _connection(db_dir) as con:
+            rows = con.execute(
+                "SELECT bin_width FROM features_1m WHERE ts_min = ?", [ts_min]
+            ).fetchall()
+            if not rows:
+                raise InputError(f"profile: no stored features at ts_min {ts_min}")
+            ts = con.execute(
+                "SELECT ts_min FROM features_1m WHERE ts_min BETWEEN ? AND ? ORDER BY ts_min",
+                [lo - MINUTE_MS, ts_min],
+            ).fetchnumpy()["ts_min"]
+            lo = segment_start(np.asarray(ts), lo)
+            # The histogram needs the trades' prices and sizes only (no sides, no quotes).
+            trades = con.sql(
+                "SELECT * FROM raw_trades WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, seq",
+                params=[lo, hi],
+            ).to_arrow_table()
+        bin_width = rows[0][0]
+    else:
+        got = live.minutes(lo - MINUTE_MS, hi)
+        if not got["ts"] or got["ts"][-1] != ts_min:
             raise InputError(f"profile: no stored features at ts_min {ts_min}")
-        # The histogram needs the trades' prices and sizes only (no sides, so no quotes).
-        trades = con.sql(
-            "SELECT * FROM raw_trades WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, seq",
-            params=[lo, hi],
-        ).to_arrow_table()
-    bin_width = row[0]
+        lo = segment_start(np.asarray(got["ts"], dtype=np.int64), lo)
+        bin_width = got["bin_width"][-1]
+        trades, _ = _live_trades(db_dir, settings, live, lo, hi)
+    return _profile_answer(settings, ts_min, bin_width, trades_arrays(trades), lo)
+
+
+def _profile_answer(
+    settings: Settings, ts_min: int, bin_width: Any, trades: dict[str, np.ndarray], lo: int
+) -> dict[str, Any]:
+    from at_core.features.engine import engine_config
+
     if bin_width is None or not math.isfinite(bin_width):
         raise InputError(f"profile: minute {ts_min} has no profile yet (no bin width)")
     cfg = engine_config(settings)
-    s1 = _core.features_stage1(trades_arrays(trades), None, cfg)
+    s1 = _core.features_stage1(trades, None, cfg)
     p = _core.features_profile(s1, cfg, ts_min, float(bin_width))
     return {
         "ts_min": ts_min,
@@ -219,6 +331,15 @@ def profile(db_dir: Path, settings: Settings, ts_min: int) -> dict[str, Any]:
         "total_volume": float(p["total_volume"]),
         "window_start": lo,
     }
+
+
+def segment_start(ts: np.ndarray, lo: int) -> int:
+    """The first minute of the window starting at ``lo`` that the profile at the last of
+    the stored minutes ``ts`` (ascending, from ``lo`` - 1 minute on) holds: stage 2 starts
+    from scratch at a minute that does not follow the stored minute before it (a data hole,
+    where no minute is written), so the window starts after the last such break."""
+    breaks = np.flatnonzero(np.diff(ts) != MINUTE_MS)
+    return max(lo, int(ts[breaks[-1] + 1])) if len(breaks) else lo
 
 
 def _nan_none(x: Any) -> float | None:

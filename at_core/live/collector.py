@@ -251,6 +251,12 @@ class Collector:
     def ticks_since_ms(self, from_ms: int) -> tuple[Any, Any, dict[str, int]]:
         return self.store.ticks_since_ms(from_ms)
 
+    def window(self, lo_ms: int, hi_ms: int, quotes_from_ms: int) -> tuple[Any, Any, int | None]:
+        """Ticks of a time window for the dashboard's footprint and profile (it cannot open
+        ``raw.duckdb`` while this actor holds it): see ``RawStore.window``."""
+        t, q, first = self.store.window(lo_ms, hi_ms, quotes_from_ms)
+        return t, q, first
+
     def gaps(self, since_ms: int = -(2**62)) -> list[dict[str, Any]]:
         return self.store.gaps(since_ms)
 

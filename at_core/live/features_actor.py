@@ -33,15 +33,11 @@ from at_core.live.alerts import Alerter
 from at_core.live.config import LiveConfig, Peers, favour_latency
 from at_core.live.cursor import Cursor, Follower, end_of
 from at_core.live.snapshots import SnapshotStore
+from at_core.storage.schema import MINUTE_FLAGS_DDL
 from at_core.storage.stores import init_store
 
 log = at_logging.get(__name__)
 MINUTE_MS = 60_000
-FLAGS_DDL = """CREATE TABLE IF NOT EXISTS minute_flags (
-    ts_min  BIGINT PRIMARY KEY,
-    gap     BOOLEAN NOT NULL,
-    reason  VARCHAR
-)"""
 
 
 def feature_snapshot_rows(out: Arrays) -> list[dict[str, Any]]:
@@ -71,7 +67,7 @@ class Features(Follower):
             self.con = duckdb.connect(str(paths.features))
         except duckdb.Error as exc:
             raise StorageError(f"cannot open {paths.features} (another writer?): {exc}") from exc
-        self.con.execute(FLAGS_DDL)
+        self.con.execute(MINUTE_FLAGS_DDL)
         self.alerts = Alerter(cfg.alert_log, cfg.secret("webhook_url"), "features")
         self.snaps = SnapshotStore(cfg.live_dir / "features_state.db", "features")
         self.engine_cfg = engine_config(self.settings)

@@ -251,6 +251,26 @@ class RawStore:
         t, q = self.ticks_after(int(t0[0]), int(q0[0]))
         return t, q, {"trade_seq": int(t0[0]), "quote_seq": int(q0[0])}
 
+    def window(
+        self, lo_ms: int, hi_ms: int, quotes_from_ms: int
+    ) -> tuple[Arrays | None, Arrays | None, int | None]:
+        """Trades with ``lo_ms <= ts < hi_ms``, the quotes from ``quotes_from_ms`` to
+        ``hi_ms`` (the prevailing quote of the first trades lies before ``lo_ms``), and the
+        first trade time this store still holds (older trades are in the lake)."""
+        with self.lock:
+            t = self.con.execute(
+                "SELECT ts_ms, seq, price, size, coalesce(exchange_side, 0)::TINYINT AS exchange_side "
+                "FROM raw_trades WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, seq",
+                [lo_ms, hi_ms],
+            ).fetchnumpy()
+            q = self.con.execute(
+                "SELECT ts_ms, seq, bid_px, bid_sz, ask_px, ask_sz FROM raw_quotes "
+                "WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, seq",
+                [quotes_from_ms, hi_ms],
+            ).fetchnumpy()
+            first = self.con.execute("SELECT min(ts_ms) FROM raw_trades").fetchone()
+        return _numpy(t), _numpy(q), None if first is None or first[0] is None else int(first[0])
+
     def counts(self) -> dict[str, int]:
         with self.lock:
             out = {}

@@ -24,8 +24,9 @@ MINUTE_COLUMNS = BAR_COLUMNS + FEATURE_COLUMNS
 MINUTES_SQL = (
     "SELECT f.ts_min AS ts, "
     + ", ".join([f"b.{c}" for c in BAR_COLUMNS] + [f"f.{c}" for c in FEATURE_COLUMNS])
-    + " FROM {features} f JOIN {bars} b USING (ts_min) "
-    "WHERE f.ts_min >= ? AND f.ts_min < ? ORDER BY f.ts_min"
+    + ", CASE WHEN g.ts_min IS NULL THEN NULL ELSE coalesce(g.reason, 'feed gap') END AS gap"
+    " FROM {features} f JOIN {bars} b USING (ts_min) LEFT JOIN minute_flags g"
+    " ON g.ts_min = f.ts_min AND g.gap WHERE f.ts_min >= ? AND f.ts_min < ? ORDER BY f.ts_min"
 )
 
 
@@ -39,9 +40,13 @@ def _floats(a: Any) -> list[float | None]:
 def minute_columns(con: Any, start: int, end: int, features: str = "features_1m",
                    bars: str = "bars_1m") -> dict[str, Any]:  # fmt: skip
     """``[start, end)`` as columns: ``ts`` (epoch ms) and one list per ``MINUTE_COLUMNS``
-    entry, nulls for missing values. ``con``: any DuckDB connection that sees both tables."""
+    entry, nulls for missing values, and ``gap``: the reason a recorded live feed gap
+    touched the minute (its bar may miss trades the venue printed), else null. ``con``: any
+    DuckDB connection that sees both tables and ``minute_flags``."""
     t = con.execute(MINUTES_SQL.format(features=features, bars=bars), [start, end]).fetchnumpy()
     out: dict[str, Any] = {"ts": [int(x) for x in t["ts"]]}
     for c in MINUTE_COLUMNS:
         out[c] = _floats(t[c])
+    gap = t["gap"]
+    out["gap"] = [None if np.ma.is_masked(g) or g is None else str(g) for g in gap]
     return out

@@ -28,7 +28,7 @@ from at_core.storage.stores import StorePaths
 _TRADE_COLS = ", ".join(f.name for f in TRADES_ARROW)
 _QUOTE_COLS = ", ".join(f.name for f in QUOTES_ARROW)
 
-EXPOSED = ("raw_trades", "raw_quotes", "bars_1m", "features_1m")
+EXPOSED = ("raw_trades", "raw_quotes", "bars_1m", "features_1m", "minute_flags")
 
 
 def _empty_select(schema_cols: str, ddl_types: dict[str, str]) -> str:
@@ -98,9 +98,13 @@ def _lake_select(lake: Lake, kind: str, cols: str) -> str:
 
 
 def open_query_connection(
-    db_dir: str | Path, memory_limit: str = "2GB"
+    db_dir: str | Path, memory_limit: str = "2GB", stores: bool = True
 ) -> duckdb.DuckDBPyConnection:
-    """In-memory DuckDB with views ``raw_trades``, ``raw_quotes``, ``bars_1m``, ``features_1m``."""
+    """In-memory DuckDB with views ``raw_trades``, ``raw_quotes``, ``bars_1m``, ``features_1m``
+    and ``minute_flags`` (the live graph's feed-gap minutes; empty for batch stores).
+
+    ``stores=False``: the Parquet lake only, without ``raw.duckdb`` and ``features.duckdb``
+    (a running live graph holds those for writing; its rows are read through its actors)."""
     paths = StorePaths(Path(db_dir))
     if not paths.root.exists():
         raise StorageError(f"DATABASE_DIR {paths.root} does not exist")
@@ -112,8 +116,8 @@ def open_query_connection(
         }
     )
     lake = Lake(paths.root)
-    has_raw = _attach(con, paths.raw, "rawdb")
-    has_feat = _attach(con, paths.features, "featdb")
+    has_raw = stores and _attach(con, paths.raw, "rawdb")
+    has_feat = stores and _attach(con, paths.features, "featdb")
 
     for view, kind, cols, types in (
         ("raw_trades", "trades", _TRADE_COLS, _TRADE_TYPES),
@@ -128,13 +132,17 @@ def open_query_connection(
             parts.append(_empty_select(cols, types))
         con.execute(f"CREATE VIEW {view} AS " + " UNION ALL ".join(parts))
 
-    for view in ("bars_1m", "features_1m"):
+    from at_core.storage import schema
+
+    ddls = {
+        "bars_1m": schema.BARS_1M_DDL,
+        "features_1m": schema.FEATURES_1M_DDL,
+        "minute_flags": schema.MINUTE_FLAGS_DDL,
+    }
+    for view, ddl in ddls.items():
         if has_feat and _has_table(con, "featdb", view):
             con.execute(f"CREATE VIEW {view} AS SELECT * FROM featdb.main.{view}")
         else:
-            from at_core.storage import schema
-
-            ddl = schema.BARS_1M_DDL if view == "bars_1m" else schema.FEATURES_1M_DDL
             con.execute(ddl.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE"))
     _lock_down(con, lake.root)
     return con

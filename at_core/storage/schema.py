@@ -56,6 +56,14 @@ CREATE TABLE IF NOT EXISTS bars_1m (
     spread_avg_60m  DOUBLE
 )"""
 
+#: Minutes a recorded live feed gap touched (the live features actor writes them; the
+#: minute's bar may lack trades the venue printed, so charts mark it rather than trust it).
+MINUTE_FLAGS_DDL = """CREATE TABLE IF NOT EXISTS minute_flags (
+    ts_min  BIGINT PRIMARY KEY,
+    gap     BOOLEAN NOT NULL,
+    reason  VARCHAR
+)"""
+
 FEATURES_1M_DDL = """
 CREATE TABLE IF NOT EXISTS features_1m (
     ts_min                  BIGINT PRIMARY KEY,

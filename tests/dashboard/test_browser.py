@@ -6,12 +6,6 @@ Screenshots land in test-artifacts/dashboard/ (looked at, not just asserted)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,64 +14,31 @@ from typing import Any
 import numpy as np
 import pytest
 
+from at_core.dashboard.testing import chromium_missing, launch_chromium, serve
 from at_core.storage.query import open_query_connection
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "test-artifacts" / "dashboard"
-CHROMIUM = "/usr/bin/chromium"
 MIN = 60_000
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def server(dashboard_db: dict[str, Any]) -> Iterator[str]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"{CHROMIUM} is not installed (`make browser` installs Debian's chromium)")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "at_core.cli", "dashboard", "--db-dir", str(dashboard_db["db"]),
-         "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(url + "/api/meta", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    raise RuntimeError(
-                        proc.stdout.read() if proc.stdout else "dashboard died"
-                    ) from None
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("the dashboard did not answer within 20 s")
+    why = chromium_missing()
+    if why:
+        pytest.skip(why)
+    with serve(dashboard_db["db"]) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
 def page(server: str) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    if SHOTS.exists():
-        shutil.rmtree(SHOTS)
-    SHOTS.mkdir(parents=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)  # shared with tests/live: never emptied here
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         pg = browser.new_page(viewport={"width": 1500, "height": 900})
         errors: list[str] = []
         pg.on("pageerror", lambda e: errors.append(str(e)))
@@ -256,3 +217,45 @@ def test_first_chart_with_seven_days_of_minutes(page: Any, server: str) -> None:
     page.wait_for_function("window.__at.views.trading.data.ts.length === 5 * 1440", timeout=30_000)
     _no_errors(page)
     _shot(page, "trading-7d")
+
+
+def test_a_late_answer_for_an_earlier_choice_does_not_replace_the_chart(
+    page: Any, server: str
+) -> None:
+    """The user picks a day, then at once a wider span: the first (1-day) answer arriving
+    after the second must not replace the 7-day chart (before: it did when the answers
+    crossed, and the chart showed one day under a "7 days" selector)."""
+    page.goto(server + "/#trading")
+    page.wait_for_function("window.__at.ready.trading === true", timeout=30_000)
+    # the page is shared by this module's tests: start from a 1-day span
+    page.get_by_test_id("span").select_option("1")
+    page.wait_for_function("window.__at.views.trading.data.ts.length === 1440", timeout=30_000)
+    held: list[Any] = []
+
+    def hold_one_day(route: Any) -> None:
+        q = route.request.url.split("?", 1)[-1]
+        params = dict(kv.split("=", 1) for kv in q.split("&") if "=" in kv)
+        span = int(params.get("end", 0)) - int(params.get("start", 0))
+        if span == 86_400_000 and not held:
+            held.append(route)  # answered later, after the 7-day one
+        else:
+            route.continue_()
+
+    page.route("**/api/minutes?*", hold_one_day)
+    days = page.evaluate(
+        "[...document.querySelectorAll('[data-testid=day] option')].map(o => o.value)"
+    )
+    page.get_by_test_id("day").select_option(days[-2])
+    for _ in range(100):  # the route handler runs while playwright waits
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the 1-day request was not seen"
+    page.get_by_test_id("span").select_option("7")
+    page.wait_for_function("window.__at.views.trading.data.ts.length > 1440", timeout=30_000)
+    n = page.evaluate("window.__at.views.trading.data.ts.length")
+    held[0].continue_()
+    page.wait_for_timeout(1500)
+    assert page.evaluate("window.__at.views.trading.data.ts.length") == n
+    assert page.evaluate("window.__at.views.trading.candles.data().length") == n
+    _no_errors(page)

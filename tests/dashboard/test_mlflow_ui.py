@@ -6,8 +6,6 @@ profile (no remembered choice)."""
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,21 +16,20 @@ from typing import Any
 
 import pytest
 
+from at_core.dashboard.testing import chromium_missing, free_port, launch_chromium
 from at_core.grid.results import ResultStore
 from at_core.grid.tracking import default_tracking_uri, experiment_url, parent_run_url
 
 pytestmark = pytest.mark.slow
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "mlflow"
 
 
 @pytest.fixture(scope="module")
 def mlflow_ui(dashboard_db: dict[str, Any]) -> Iterator[str]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"{CHROMIUM} is not installed (`make browser` installs Debian's chromium)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    why = chromium_missing()
+    if why:
+        pytest.skip(why)
+    port = free_port()
     mlflow = Path(sys.executable).parent / "mlflow"
     proc = subprocess.Popen(
         [str(mlflow), "ui", "--host", "127.0.0.1", "--port", str(port),
@@ -68,11 +65,7 @@ def test_the_printed_links_open_on_the_runs(mlflow_ui: str, dashboard_db: dict[s
     exp_url = experiment_url(exp_id, base=mlflow_ui)
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update"],
-        )  # fmt: skip
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1500, "height": 900})
         page.goto(exp_url)
         page.get_by_text(dashboard_db["sweep"]).first.wait_for(timeout=60_000)  # type: ignore[arg-type]

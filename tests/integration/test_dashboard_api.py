@@ -285,3 +285,20 @@ def test_without_a_live_graph_the_live_endpoints_say_so(client: Any) -> None:
     with client.websocket_connect("/ws/live") as ws:
         msg = ws.receive_json()
     assert msg["type"] == "idle" and "no live graph" in msg["detail"]
+
+
+def test_non_finite_live_numbers_travel_as_null_and_are_named() -> None:
+    """The live heat is infinite when no margin is left; JSON has no Infinity (the browser
+    refused the whole status message, and /api/live/status answered 500, before this)."""
+    import json
+
+    from at_core.dashboard.live import json_safe
+
+    st = json_safe({"heat": float("inf"), "kill": False, "w": {"x": [1.0, float("nan")]}})
+    assert st == {
+        "heat": None,
+        "kill": False,
+        "w": {"x": [1.0, None]},
+        "nonfinite": ["heat", "w.x[1]"],
+    }
+    json.dumps(st, allow_nan=False)

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from at_core.config import load_settings
 from at_core.grid.results import ResultStore
+from tests.market_fixtures import market, sweep
 
 pytestmark = pytest.mark.slow
 DAY_MS = 86_400_000
@@ -30,34 +30,21 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    import yaml
-
-    from at_core.features.pipeline import run_features
-    from at_core.ingest.synthetic import generate_market
-
     db = tmp_path_factory.mktemp("validation") / "db"
-    generate_market(db, days=9, seed=3, progress=False)
-    run_features(db, load_settings(), progress=False)
-    grid = db.parent / "g.yaml"
-    grid.write_text(
-        yaml.safe_dump(
-            {
-                "name": "val",
-                "metric": "net_pnl",
-                "params": {
-                    "alpha_bin": [0.25, 0.35],
-                    "accept_outside_k": [1, 2, 3],
-                    "max_hold_minutes": [15, 60],
-                    "qimb_entry_min": [0.0, 0.1],
-                },
-                "validation": {"walk_forward": {"train_days": 3, "test_days": 1}},
-            }
-        )
-    )
-    r = _cli("grid", "run", "--grid", str(grid), "--db-dir", str(db), "--json")
-    assert r.returncode == 0, r.stderr[-3000:]
-    out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["validation"] is not None, r.stdout
+    market(db, days=9, seed=3)
+    grid = {
+        "name": "val",
+        "metric": "net_pnl",
+        "params": {
+            "alpha_bin": [0.25, 0.35],
+            "accept_outside_k": [1, 2, 3],
+            "max_hold_minutes": [15, 60],
+            "qimb_entry_min": [0.0, 0.1],
+        },
+        "validation": {"walk_forward": {"train_days": 3, "test_days": 1}},
+    }
+    out = sweep(db, grid)
+    assert out["validation"] is not None, out
     return db, out["run_id"]
 
 

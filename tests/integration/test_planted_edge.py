@@ -17,17 +17,12 @@ edge); the edge-vs-noise PBO checks are on return matrices (tests/unit/test_swee
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from at_core.config import load_settings
-from at_core.features.pipeline import run_features
-from at_core.ingest.synthetic import generate_market
+from tests.market_fixtures import market, sweep
 
 pytestmark = pytest.mark.slow
 COSTLESS = ["maker_fee_bps=0", "taker_fee_bps=0", "slippage_ticks_entry=0", "slippage_ticks_exit=0"]
@@ -45,19 +40,10 @@ GRID = {
 
 def _sweep(root: Path, accept_prob: float | None) -> dict[str, Any]:
     db = root / "db"
-    summary = generate_market(db, days=10, seed=5, progress=False, accept_prob=accept_prob)
+    summary = market(db, days=10, seed=5, accept_prob=accept_prob)
     assert summary["source_id"].endswith("-p0.97") == (accept_prob is not None)
-    run_features(db, load_settings(), progress=False)
-    grid = root / "grid.yaml"
-    grid.write_text(yaml.safe_dump(GRID))
     sets = [a for kv in COSTLESS for a in ("--set", kv)]
-    r = subprocess.run(
-        [sys.executable, "-m", "at_core.cli", "grid", "run", "--grid", str(grid), "--db-dir",
-         str(db), "--no-mlflow", "--json", *sets],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    v = json.loads(r.stdout.strip().splitlines()[-1])["validation"]
+    v = sweep(db, GRID, "--no-mlflow", *sets)["validation"]
     assert v is not None
     return dict(v)
 

@@ -25,26 +25,15 @@ from at_core.config import load_settings
 from at_core.features.engine import engine_config
 from at_core.live.execution_actor import TRADE_COLUMNS
 from at_core.live.reference import read_raw, replay_live
+from at_core.live.soak import start_args
 from tests.live.conftest import T0, TRADY, M, cli, sim_control, status, wait_drained
 
 pytestmark = pytest.mark.timeout(600)
 
 
-def _iso(ms: int) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-
-
 def test_paper_graph_trades_equal_the_backtest_of_its_ticks(lake: Path, graph_dir: Path) -> None:
     feed_from, feed_to = T0 + 240 * M, T0 + 300 * M
-    sets = [a for kv in TRADY for a in ("--set", kv)]
-    cli(
-        "live", "start", "--mode", "paper", "--db-dir", str(graph_dir), *sets,
-        "--simulator", "--simulator-args",
-        f"--db-dir {lake} --from {_iso(feed_from)} --to {_iso(feed_to - 1)} --paused --speed 0",
-        "--warm-from-lake", str(lake), "--warm-until", str(feed_from),
-    )  # fmt: skip
+    cli(*start_args(graph_dir, lake, feed_from, feed_to, TRADY))
     st = status(graph_dir)
     assert st["mode"] == "paper" and st["permission"] == "close_only" and not st["activated"]
     assert st["warmup"]["done"], st["warmup"]  # warm from the lake: no waiting
@@ -149,7 +138,7 @@ def test_kill_switch_trips_alerts_and_blocks_entries(lake: Path, graph_dir: Path
     """A 1 % daily loss limit trips after the second losing trade of the hour: the alert
     reaches the webhook, the status shows it, no entry follows, and everything still equals
     the replay of the stored ticks."""
-    from at_core.live.soak import SoakReport, check, collect, start_args
+    from at_core.live.soak import SoakReport, check, collect
     from tests.live.webhook import Receiver
 
     feed_from, feed_to = T0 + 240 * M, T0 + 265 * M

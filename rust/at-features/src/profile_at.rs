@@ -143,6 +143,81 @@ mod tests {
         assert!(e.to_string().contains("out of order"), "{e}");
     }
 
+    /// At every minute of a random walk with changing bin widths (and minutes without
+    /// trades), the profile at the applied width equals what stage 2 reported.
+    #[test]
+    fn equals_stage_2_at_its_applied_width() {
+        use crate::stage2::{Stage2, Stage2Input};
+        use crate::{units_to_size, PriceScale, Stage2Config};
+        let cfg = Stage2Config {
+            rolling_window_minutes: 30,
+            warmup_minutes: 30,
+            rebucket_interval_minutes: 5,
+            alpha_bin: 40.0,
+            ..Stage2Config::default()
+        };
+        let scale = PriceScale::new(cfg.tick_size);
+        let mut s = Stage2::new(cfg.clone()).unwrap();
+        let (mut hm, mut hb, mut hq) = (vec![], vec![], vec![]);
+        let (mut x, mut mid) = (0x2545_f491_4f6c_dd1d_u64, 500_000i64);
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n) as i64
+        };
+        let t0 = 1_700_000_000_000 / M * M;
+        let mut widths = std::collections::BTreeSet::new();
+        for k in 0..200i64 {
+            let ts = t0 + k * M;
+            mid += rnd(41) - 20;
+            let mut hist: Vec<(i64, i64)> = Vec::new();
+            if k % 7 != 3 {
+                for b in mid - 15..=mid + 15 {
+                    let q = rnd(4) * rnd(1_000);
+                    if q > 0 {
+                        hist.push((b, q));
+                    }
+                }
+            }
+            for &(b, q) in &hist {
+                hm.push(ts);
+                hb.push(b);
+                hq.push(q);
+            }
+            let row = s
+                .push(Stage2Input {
+                    ts_min: ts,
+                    mid_close_ticks: mid as f64 + 0.5,
+                    spread_close_ticks: Some(1),
+                    close_ticks: hist.last().map(|h| h.0),
+                    volume: 0.0,
+                    hist: &hist,
+                })
+                .unwrap();
+            widths.insert(row.bin_width_ticks);
+            let w = row.bin_width_ticks;
+            let p = profile_at(&hm, &hb, &hq, ts, 30, w, cfg.va_fraction).unwrap();
+            let px =
+                |f: fn(&ValueArea) -> i64| p.va.as_ref().map_or(f64::NAN, |v| scale.price(f(v)));
+            let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+            assert!(same(px(|v| v.poc), row.poc), "poc at minute {k}");
+            assert!(same(px(|v| v.vah), row.vah), "vah at minute {k}");
+            assert!(same(px(|v| v.val), row.val), "val at minute {k}");
+            assert_eq!(
+                p.nonzero_bins, row.va_bin_count,
+                "va_bin_count at minute {k}"
+            );
+            assert_eq!(
+                units_to_size(p.total),
+                row.total_volume_4h,
+                "total at minute {k}"
+            );
+            assert_eq!(p.bins.iter().map(|b| b.1).sum::<i64>(), p.total);
+        }
+        assert!(widths.len() >= 3, "the widths should change: {widths:?}");
+    }
+
     #[test]
     fn an_empty_window_has_no_value_area() {
         let p = profile_at(&[0], &[1], &[3], 100 * M, 4, 5, 0.7).unwrap();

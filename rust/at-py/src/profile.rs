@@ -35,8 +35,10 @@ fn features_profile<'py>(
         slice(&hb, w, "hist_bin")?,
         slice(&hq, w, "hist_qty")?,
     );
-    let ticks = bin_width / c2.tick_size;
-    if !ticks.is_finite() || ticks < 0.5 || (ticks - ticks.round()).abs() > 1e-6 * ticks.max(1.0) {
+    // the stored width is `scale.price(w)`: back to ticks by the same scale, and it must be
+    // a whole number of them (1e-9 relative) and at least one
+    let ticks = scale.in_ticks(bin_width);
+    if !ticks.is_finite() || ticks < 0.5 || (ticks - ticks.round()).abs() > 1e-9 * ticks {
         return Err(to_py(AtError::InvalidInput {
             location: "bin_width".into(),
             message: format!(

@@ -47,3 +47,19 @@ export function el(tag, attrs = {}, ...children) {
   for (const c of children.flat()) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   return e;
 }
+
+// A POST with a JSON body (operator controls); the token travels in the header only.
+export async function postJSON(path, body, token) {
+  const r = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body || {}),
+  });
+  const out = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    const err = new Error(`${r.status}: ${typeof out.detail === "string" ? out.detail : JSON.stringify(out)}`);
+    err.status = r.status;
+    throw err;
+  }
+  return out;
+}

@@ -1,33 +1,24 @@
 // A trade's stop and targets as horizontal segments from its entry minute to its exit
 // minute (a series primitive: line series would join one trade's levels to the next).
-export class TradeLevels {
+import { SeriesPrimitive } from "./primitive.js";
+
+export class TradeLevels extends SeriesPrimitive {
   constructor() {
+    super();
     this._segs = [];
-    this._chart = null;
-    this._series = null;
-    this._request = null;
-    const self = this;
-    this._view = { zOrder: () => "top", renderer: () => ({ draw: (t) => self._draw(t) }) };
   }
-  attached({ chart, series, requestUpdate }) {
-    this._chart = chart;
-    this._series = series;
-    this._request = requestUpdate;
-  }
-  detached() {
-    this._series = null;
-  }
-  paneViews() {
-    return [this._view];
-  }
-  updateAllViews() {}
+
   // segs: [{from, to (seconds), price, kind: "stop" | "tp1" | "tp2"}]
   set(segs) {
     this._segs = segs;
-    if (this._request) this._request();
+    this.update();
   }
-  _draw(target) {
-    if (!this._series || !this._segs.length) return;
+
+  visible() {
+    return this._series !== null && this._segs.length > 0;
+  }
+
+  draw(target) {
     const ts = this._chart.timeScale();
     target.useMediaCoordinateSpace(({ context: ctx }) => {
       ctx.lineWidth = 1.5;

@@ -32,14 +32,17 @@ export function openTab(tab, arg) {
 window.__at.openTab = openTab;
 window.__at.views = views;
 
-// The live feed: new minutes and the status over one WebSocket, reconnecting (bounded
-// backoff) while the page is open.
+// The live feed: new minutes and the status over one WebSocket. A dropped connection is
+// retried with a growing delay (at most 30 times in a row); a server that says the graph
+// stopped ("idle") is asked again every 5 s, so the page follows the graph's restart.
 function connectLive(banner, attempt = 0) {
   const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/live`);
   window.__at.live = window.__at.live || { updates: [], status: null, connected: false };
-  ws.onopen = () => { window.__at.live.connected = true; attempt = 0; };
+  let idle = false;
+  ws.onopen = () => { window.__at.live.connected = true; };
   ws.onmessage = (ev) => {
     const msg = JSON.parse(ev.data);
+    if (msg.type !== "idle") attempt = 0;
     if (msg.type === "minutes" && views.trading) views.trading.applyLive(msg);
     else if (msg.type === "status") {
       window.__at.live.status = msg;
@@ -48,12 +51,16 @@ function connectLive(banner, attempt = 0) {
       banner.textContent = `live · ${msg.mode} · ${b.health} · ${b.permission}${msg.activated ? " · active" : " · observing"}`;
       if (views.trading) views.trading.applyStatus(msg);
     } else if (msg.type === "idle") {
-      banner.textContent = "live graph stopped";
+      idle = true;
+      banner.className = "banner degraded";
+      banner.textContent = "live graph stopped · showing stored data";
+      window.__at.live.idle = msg.detail;
     }
   };
   ws.onclose = () => {
     window.__at.live.connected = false;
-    if (attempt < 30) setTimeout(() => connectLive(banner, attempt + 1), Math.min(10_000, 500 * 2 ** attempt));
+    if (idle) setTimeout(() => connectLive(banner, 0), 5000);
+    else if (attempt < 30) setTimeout(() => connectLive(banner, attempt + 1), Math.min(10_000, 500 * 2 ** attempt));
   };
 }
 

@@ -1,45 +1,30 @@
 // The volume profile of one minute as a series primitive: horizontal bars from the right
 // edge of the price pane, the value area shaded, the POC marked. Prices map to pixels
 // through the series, so the bars sit exactly on the candles' price scale.
-export class ProfilePrimitive {
+import { SeriesPrimitive } from "./primitive.js";
+
+export class ProfilePrimitive extends SeriesPrimitive {
   constructor() {
+    super();
     this._profile = null;
     this._visible = false;
-    this._series = null;
-    this._request = null;
-    const self = this;
-    this._view = {
-      zOrder: () => "top",
-      renderer: () => (self._visible && self._profile ? { draw: (t) => self._draw(t) } : null),
-    };
   }
-
-  attached({ series, requestUpdate }) {
-    this._series = series;
-    this._request = requestUpdate;
-  }
-
-  detached() {
-    this._series = null;
-  }
-
-  paneViews() {
-    return [this._view];
-  }
-
-  updateAllViews() {}
 
   set(profile) {
     this._profile = profile;
-    if (this._request) this._request();
+    this.update();
   }
 
   setVisible(v) {
     this._visible = v;
-    if (this._request) this._request();
+    this.update();
   }
 
-  _draw(target) {
+  visible() {
+    return this._series !== null && this._visible && this._profile !== null;
+  }
+
+  draw(target) {
     const p = this._profile;
     const s = this._series;
     if (!p || !s || !p.price.length) return;

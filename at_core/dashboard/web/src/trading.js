@@ -9,6 +9,7 @@ import { el, fmt, getJSON, iso, showError } from "./api.js";
 import { ProfilePrimitive } from "./profile.js";
 import { FootprintSeries, footprintRows } from "./footprint.js";
 import { TradeLevels } from "./levels.js";
+import { LivePanel } from "./live_panel.js";
 
 const DAY = 86_400_000;
 const MIN = 60_000;
@@ -59,7 +60,8 @@ export class TradingView {
       [5, 10, 25, 50, 100].map((n) => el("option", { value: n }, `${n} ticks`)));
     this.binSel.value = "50";
     this.btSel = el("select", { "data-testid": "overlay", onchange: () => this.loadOverlay() },
-      el("option", { value: "" }, "no backtest overlay"));
+      el("option", { value: "" }, "no backtest overlay"), el("option", { value: "__live__" }, "live trades"));
+    if (this.meta.live) this.btSel.value = "__live__";
     getJSON("/api/backtests").then((runs) => runs.forEach((r) =>
       this.btSel.append(el("option", { value: r.run_id }, `${r.run_id} (${r.n_trades} trades)`)))).catch(() => {});
     return el("div", { class: "toolbar" }, el("label", {}, "day"), this.daySel, this.spanSel,
@@ -68,17 +70,18 @@ export class TradingView {
 
   _chips() {
     this.chip = {};
-    const mk = (k, label) => (this.chip[k] = el("span", { class: "chip", "data-testid": `chip-${k}` }, `${label} —`));
+    const mk = (k, label) => (this.chip[k] = el("span", { class: "chip", "data-testid": `chip-${k}`, hidden: k === "fp" }, `${label} —`));
     return el("div", { class: "chips" }, mk("minute", "minute"), mk("ambiguous", "ambiguous"),
       mk("va", "VA"), mk("of", "OF_1m"), mk("qimb", "qimb"), mk("heat", "heat"),
-      mk("mode", "mode"));
+      mk("mode", "mode"), mk("fp", "footprint"));
   }
 
   _side() {
     this.detail = el("div", { "data-testid": "minute-detail" }, el("p", { class: "note" }, "click a minute"));
     this.tradeList = el("div", { "data-testid": "trades" });
-    this.liveBox = el("div", { "data-testid": "live" }, el("p", { class: "note" }, this.meta.live ? "connecting…" : "no live graph"));
-    return el("div", { class: "side" }, el("h3", {}, "Live"), this.liveBox, el("h3", {}, "Minute"), this.detail,
+    this.livePanel = this.meta.live ? new LivePanel(this) : null;
+    const live = this.livePanel ? this.livePanel.elements() : [el("h3", {}, "Live"), el("p", { class: "note" }, "no live graph")];
+    return el("div", { class: "side" }, ...live, el("h3", {}, "Minute"), this.detail,
       el("h3", {}, "Trades"), this.tradeList);
   }
 
@@ -131,29 +134,21 @@ export class TradingView {
     const pre = window.__at.prefetch;
     window.__at.prefetch = null;
     let d = pre && pre.span === span ? await pre.minutes : null;
+    const seq = (this._loadSeq = (this._loadSeq || 0) + 1);
     if (!d || d.start !== start || d.end !== end) d = await getJSON("/api/minutes", { start, end });
+    if (seq !== this._loadSeq) return; // a later choice of day or span was made meanwhile
     this.data = d;
     this.index = new Map(d.ts.map((t, i) => [t, i]));
-    const candles = [], poc = [], vah = [], val = [], of = [], qimb = [], amb = [];
-    const minBins = this.meta.min_va_bins;
+    const cols = { candles: [], poc: [], vah: [], val: [], of: [], qimb: [], amb: [] };
+    this.gapMarkers = [];
     for (let i = 0; i < d.ts.length; i++) {
-      const time = sec(d.ts[i]);
-      if (d.open[i] !== null) candles.push({ time, open: d.open[i], high: d.high[i], low: d.low[i], close: d.close[i] });
-      else candles.push({ time });
-      const valid = d.va_bin_count[i] !== null && d.va_bin_count[i] >= minBins;
-      const dim = (c) => (valid ? c : "rgba(138,147,165,0.35)");
-      poc.push(d.poc[i] === null ? { time } : { time, value: d.poc[i], color: dim("#f0a020") });
-      vah.push(d.vah[i] === null ? { time } : { time, value: d.vah[i], color: dim("#4f8fe6") });
-      val.push(d.val[i] === null ? { time } : { time, value: d.val[i], color: dim("#4f8fe6") });
-      of.push(d.of_1m[i] === null ? { time } : { time, value: d.of_1m[i], color: d.of_1m[i] >= 0 ? "#26a69a" : "#ef5350" });
-      qimb.push(d.qimb_close[i] === null ? { time } : { time, value: d.qimb_close[i] });
-      const a = d.ambiguous_trade_frac_1m[i];
-      const cls = this._ambClass(a);
-      amb.push(a === null ? { time } : { time, value: a, color: cls === "alert" ? "#ef5350" : cls === "warn" ? "#f0a020" : "#5b6b85" });
+      const p = this._points((k) => d[k][i], d.ts[i]);
+      for (const k of Object.keys(cols)) cols[k].push(p[k]);
+      if (p.gap) this.gapMarkers.push(p.gap);
     }
-    this.candles.setData(candles);
-    this.poc.setData(poc); this.vah.setData(vah); this.val.setData(val);
-    this.of.setData(of); this.qimb.setData(qimb); this.amb.setData(amb);
+    this.candles.setData(cols.candles);
+    this.poc.setData(cols.poc); this.vah.setData(cols.vah); this.val.setData(cols.val);
+    this.of.setData(cols.of); this.qimb.setData(cols.qimb); this.amb.setData(cols.amb);
     this.chartApi.timeScale().fitContent();
     this.profiles.clear();
     if (!this.meta.live) {
@@ -170,6 +165,34 @@ export class TradingView {
     });
   }
 
+  // The chart points of one minute (``v(column)`` reads its value): whitespace where a
+  // value is missing, levels dimmed where the value area is invalid, and a marker where a
+  // recorded live feed gap touched the minute (its bar may miss trades the venue printed).
+  _points(v, ts) {
+    const time = sec(ts);
+    const valid = v("va_bin_count") !== null && v("va_bin_count") >= this.meta.min_va_bins;
+    const dim = (c) => (valid ? c : "rgba(138,147,165,0.35)");
+    const line = (k, c) => (v(k) === null ? { time } : { time, value: v(k), color: dim(c) });
+    const of = v("of_1m");
+    const a = v("ambiguous_trade_frac_1m");
+    const cls = this._ambClass(a);
+    const gap = v("gap") ?? null;
+    return {
+      candles: v("open") === null ? { time } : { time, open: v("open"), high: v("high"), low: v("low"), close: v("close") },
+      poc: line("poc", "#f0a020"), vah: line("vah", "#4f8fe6"), val: line("val", "#4f8fe6"),
+      of: of === null ? { time } : { time, value: of, color: of >= 0 ? "#26a69a" : "#ef5350" },
+      qimb: v("qimb_close") === null ? { time } : { time, value: v("qimb_close") },
+      amb: a === null ? { time } : { time, value: a, color: cls === "alert" ? "#ef5350" : cls === "warn" ? "#f0a020" : "#5b6b85" },
+      gap: gap === null ? null : { time, position: "aboveBar", color: "#8a93a5", shape: "square", text: "gap" },
+    };
+  }
+
+  _setMarkers() {
+    const m = [...(this.tradeMarkers || []), ...(this.gapMarkers || [])];
+    m.sort((x, y) => x.time - y.time);
+    this.markers.setMarkers(m);
+  }
+
   // One or more new minutes from the live feed: appended to the data and the series.
   applyLive(msg) {
     if (!this.data) return;
@@ -177,28 +200,25 @@ export class TradingView {
     const last = d.ts.length ? d.ts[d.ts.length - 1] : -Infinity;
     const end = Number(this.daySel.value) + DAY;
     let added = 0;
+    let gaps = false;
     for (let i = 0; i < msg.ts.length; i++) {
       const ts = msg.ts[i];
       if (ts <= last || ts >= end + DAY) continue;
       for (const k of Object.keys(d)) if (Array.isArray(d[k]) && k in msg) d[k].push(msg[k][i]);
       this.index.set(ts, d.ts.length - 1);
-      const time = sec(ts);
-      const v = (k) => msg[k][i];
-      if (v("open") !== null) this.candles.update({ time, open: v("open"), high: v("high"), low: v("low"), close: v("close") });
-      const valid = v("va_bin_count") !== null && v("va_bin_count") >= this.meta.min_va_bins;
-      const dim = (c) => (valid ? c : "rgba(138,147,165,0.35)");
-      if (v("poc") !== null) {
-        this.poc.update({ time, value: v("poc"), color: dim("#f0a020") });
-        this.vah.update({ time, value: v("vah"), color: dim("#4f8fe6") });
-        this.val.update({ time, value: v("val"), color: dim("#4f8fe6") });
+      const p = this._points((k) => (k in msg ? msg[k][i] : null), ts);
+      // update() with whitespace would blank the minute's previous value: skip missing ones
+      for (const [k, series] of [["candles", this.candles], ["poc", this.poc], ["vah", this.vah], ["val", this.val],
+        ["of", this.of], ["qimb", this.qimb], ["amb", this.amb]]) {
+        if (Object.keys(p[k]).length > 1) series.update(p[k]);
       }
-      if (v("of_1m") !== null) this.of.update({ time, value: v("of_1m"), color: v("of_1m") >= 0 ? "#26a69a" : "#ef5350" });
-      if (v("qimb_close") !== null) this.qimb.update({ time, value: v("qimb_close") });
-      const a = v("ambiguous_trade_frac_1m");
-      const cls = this._ambClass(a);
-      if (a !== null) this.amb.update({ time, value: a, color: cls === "alert" ? "#ef5350" : cls === "warn" ? "#f0a020" : "#5b6b85" });
+      if (p.gap) {
+        this.gapMarkers = [...(this.gapMarkers || []), p.gap];
+        gaps = true;
+      }
       added += 1;
     }
+    if (gaps) this._setMarkers();
     if (!added) return;
     const lastTs = d.ts[d.ts.length - 1];
     if (!this.selected) this._showMinute(lastTs);
@@ -209,21 +229,17 @@ export class TradingView {
 
   applyStatus(st) {
     const t = this.meta.thresholds;
-    const heat = st.heat;
+    const infinite = (st.nonfinite || []).includes("heat");
+    const heat = infinite ? Infinity : st.heat;
     const hc = heat === null || heat === undefined ? "" : heat >= t.heat_alert ? "alert" : heat >= t.heat_warn ? "warn" : "ok";
     this.chip.heat.className = `chip ${hc}`;
-    this.chip.heat.innerHTML = `heat <b>${heat === null || heat === undefined ? "—" : (100 * heat).toFixed(2) + "%"}</b>`;
+    const shown = infinite ? "∞ (no margin left)" : heat === null || heat === undefined ? "—" : (100 * heat).toFixed(2) + "%";
+    this.chip.heat.innerHTML = `heat <b>${shown}</b>`;
     const w = st.warmup || {};
     const kill = st.kill ? " · KILL SWITCH" : "";
     this.chip.mode.className = `chip ${st.kill || st.halted ? "alert" : st.activated ? "ok" : "warn"}`;
     this.chip.mode.textContent = `${st.mode} · ${st.activated ? "active" : "observing"} · ${st.permission} · warm-up ${w.minutes}/${w.needed}${kill}`;
-    const pos = st.position;
-    const feed = Object.entries(st.feed || {}).map(([k, v]) => `${k} ${v.stale ? "STALE" : "ok"} (${v.last_msg_s_ago ?? "—"} s)`).join(" · ");
-    const alert = st.last_alert ? `${st.last_alert.type || ""}: ${st.last_alert.message || ""}` : "none";
-    this.liveBox.replaceChildren(el("table", { "data-testid": "live-status" },
-      [["position", pos ? `${pos.side} ${pos.qty} @ ${fmt(pos.entry_price, 1)}` : "flat"],
-        ["P&L today", fmt(st.day_pnl)], ["equity", fmt(st.equity)], ["trades", st.trades ?? "—"],
-        ["feed", feed || "—"], ["last alert", alert]].map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, v)))));
+    if (this.livePanel) this.livePanel.applyStatus(st);
   }
 
   _hover(param) {
@@ -292,6 +308,7 @@ export class TradingView {
   }
 
   async refreshFootprint() {
+    this.chip.fp.hidden = !this.footprintOn;
     if (!this.footprintOn || !this.data) {
       this.fp.setData([]);
       return;
@@ -302,13 +319,13 @@ export class TradingView {
     const end = Math.floor((r.to * 1000) / MIN) * MIN + MIN;
     if ((end - start) / MIN > FOOTPRINT_MAX_MINUTES) {
       this.fp.setData([]);
-      this.chip.mode.textContent = `footprint: zoom in to ${FOOTPRINT_MAX_MINUTES / 60} h or less`;
+      this.chip.fp.textContent = `footprint: zoom in to ${FOOTPRINT_MAX_MINUTES / 60} h or less`;
       return;
     }
     const fp = await getJSON("/api/footprint", { start, end, bin_ticks: this.binSel.value });
     this.fpRows = footprintRows(fp);
     this.fp.setData(this.fpRows);
-    this.chip.mode.textContent = `footprint ${fp.bin_width} per bin`;
+    this.chip.fp.textContent = `footprint ${fp.bin_width} per bin`;
     window.__at.footprint = fp;
     if (this.selected) this._detail(this.selected);
   }
@@ -332,6 +349,7 @@ export class TradingView {
       for (const k of ["open", "high", "low", "close", "volume", "poc", "vah", "val", "va_bin_count", "of_1m", "qimb_close", "ambiguous_trade_frac_1m"]) {
         rows.push([k, fmt(d[k][i], k === "va_bin_count" ? 0 : 3)]);
       }
+      if (d.gap && d.gap[i]) rows.push(["feed gap", d.gap[i]]);
     }
     const parts = [el("table", {}, rows.map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, v))))];
     const fpRow = (this.fpRows || []).find((r) => r.ts === ts);
@@ -348,9 +366,16 @@ export class TradingView {
   async loadOverlay() {
     const id = this.btSel.value;
     if (!id) {
-      this.markers.setMarkers([]);
+      this.tradeMarkers = [];
+      this._setMarkers();
       this.levels.set([]);
       this.tradeList.replaceChildren(el("p", { class: "note" }, "choose a backtest to overlay its trades"));
+      return;
+    }
+    if (id === "__live__") {
+      const live = await getJSON("/api/live/trades");
+      this.showTrades(live.trades);
+      if (this.livePanel) this.livePanel.pnl(live.pnl);
       return;
     }
     const bt = await getJSON(`/api/backtests/${encodeURIComponent(id)}`);
@@ -377,8 +402,8 @@ export class TradingView {
         if (price) segs.push({ from: sec(entry), to: sec(ex), price, kind });
       }
     }
-    m.sort((a, b) => a.time - b.time);
-    this.markers.setMarkers(m);
+    this.tradeMarkers = m;
+    this._setMarkers();
     this.levels.set(segs);
     window.__at.tradeLevels = segs;
     this.tradeList.replaceChildren(el("table", {},
