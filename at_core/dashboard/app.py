@@ -21,12 +21,14 @@ from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from at_core import logging as at_logging
 from at_core.config import Settings
 from at_core.dashboard import backtests, controls, live_tables, market
 from at_core.dashboard.live import POLL_S, STATUS_EVERY_S, LiveGone, LiveLink, Refused, banner
 from at_core.dashboard.sweeps import MAX_PAGE, Sweeps
 from at_core.errors import AuctionTraderError, InputError, StorageError
 
+log = at_logging.get(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "web" / "dist"
 
 
@@ -197,8 +199,11 @@ def create_app(
         except Refused as exc:
             controls.audit(db, {"client": who, "action": action, "body": body,
                                 "outcome": "refused", "reason": str(exc)})  # fmt: skip
+            log.warning("dashboard.control_refused", action=action, client=who, reason=str(exc))
             raise
         controls.audit(db, {"client": who, "action": action, "body": body, "outcome": "done"})
+        log.info("dashboard.control", action=action, client=who, mode=st.get("mode"),
+                 activated=st.get("activated"), halted=st.get("halted"))  # fmt: skip
         return {**st, "banner": banner(st)}
 
     @app.websocket("/ws/live")

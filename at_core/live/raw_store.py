@@ -256,19 +256,27 @@ class RawStore:
     ) -> tuple[Arrays | None, Arrays | None, int | None]:
         """Trades with ``lo_ms <= ts < hi_ms``, the quotes from ``quotes_from_ms`` to
         ``hi_ms`` (the prevailing quote of the first trades lies before ``lo_ms``), and the
-        first trade time this store still holds (older trades are in the lake)."""
+        first trade time this store still holds (older trades are in the lake).
+
+        Read through a cursor of its own, outside the store's lock: a 4-hour read takes tens
+        of milliseconds, and the pump must not wait that long to commit the next release
+        (DuckDB gives the cursor a consistent snapshot while the pump appends)."""
         with self.lock:
-            t = self.con.execute(
+            cur = self.con.cursor()
+        try:
+            t = cur.execute(
                 "SELECT ts_ms, seq, price, size, coalesce(exchange_side, 0)::TINYINT AS exchange_side "
                 "FROM raw_trades WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, seq",
                 [lo_ms, hi_ms],
             ).fetchnumpy()
-            q = self.con.execute(
+            q = cur.execute(
                 "SELECT ts_ms, seq, bid_px, bid_sz, ask_px, ask_sz FROM raw_quotes "
                 "WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, seq",
                 [quotes_from_ms, hi_ms],
             ).fetchnumpy()
-            first = self.con.execute("SELECT min(ts_ms) FROM raw_trades").fetchone()
+            first = cur.execute("SELECT min(ts_ms) FROM raw_trades").fetchone()
+        finally:
+            cur.close()
         return _numpy(t), _numpy(q), None if first is None or first[0] is None else int(first[0])
 
     def counts(self) -> dict[str, int]:

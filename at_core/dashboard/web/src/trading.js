@@ -15,6 +15,7 @@ const DAY = 86_400_000;
 const MIN = 60_000;
 const FOOTPRINT_MAX_MINUTES = 360;
 const sec = (ms) => ms / 1000;
+const CANDLE_COLOURS = { upColor: "#26a69a", downColor: "#ef5350", wickUpColor: "#26a69a", wickDownColor: "#ef5350" };
 
 export class TradingView {
   constructor(root, meta) {
@@ -95,9 +96,7 @@ export class TradingView {
       crosshair: { mode: 0 },
     });
     this.chartApi = chart;
-    this.candles = chart.addSeries(CandlestickSeries, {
-      upColor: "#26a69a", downColor: "#ef5350", wickUpColor: "#26a69a", wickDownColor: "#ef5350", borderVisible: false,
-    });
+    this.candles = chart.addSeries(CandlestickSeries, { ...CANDLE_COLOURS, borderVisible: false });
     const lvl = (color, title) => chart.addSeries(LineSeries, {
       color, lineWidth: 1, lineType: LineType.WithSteps, title, priceLineVisible: false, lastValueVisible: true,
     });
@@ -297,7 +296,11 @@ export class TradingView {
   toggleFootprint() {
     this.footprintOn = !this.footprintOn;
     this.fpBtn.classList.toggle("on", this.footprintOn);
-    this.candles.applyOptions({ visible: !this.footprintOn });
+    // the candles stay (transparent) under the footprint: the trade markers live on them
+    const on = this.footprintOn, clear = "rgba(0,0,0,0)";
+    this.candles.applyOptions(on
+      ? { upColor: clear, downColor: clear, wickUpColor: clear, wickDownColor: clear, lastValueVisible: false, priceLineVisible: false }
+      : { ...CANDLE_COLOURS, lastValueVisible: true, priceLineVisible: true });
     return this.refreshFootprint();
   }
 
