@@ -180,10 +180,11 @@ class LiveLink:
     def minutes(self, start: int, end: int) -> dict[str, Any]:
         return dict(json_safe(dict(self._call("features", "minute_rows", start, end))))
 
-    def window(self, lo_ms: int, hi_ms: int, quotes_from_ms: int) -> tuple[Any, Any, int | None]:
-        """Ticks of a window from the collector (``RawStore.window``)."""
-        t, q, first = self._call("collector", "window", lo_ms, hi_ms, quotes_from_ms)
-        return t, q, first
+    def window(self, lo_ms: int, hi_ms: int, quotes_from_ms: int | None) -> tuple[Any, int | None]:
+        """Trades of a window from the collector, with their sides when ``quotes_from_ms``
+        is given (``Collector.window``)."""
+        t, first = self._call("collector", "window", lo_ms, hi_ms, quotes_from_ms)
+        return t, first
 
     def extent(self) -> dict[str, Any]:
         """The live features' range (the features actor's store)."""

@@ -127,8 +127,8 @@ class LiveTicks(Protocol):
     """What the dashboard needs of a running live graph to read ticks (``LiveLink``)."""
 
     def window(
-        self, lo_ms: int, hi_ms: int, quotes_from_ms: int
-    ) -> tuple[Any, Any, int | None]: ...
+        self, lo_ms: int, hi_ms: int, quotes_from_ms: int | None
+    ) -> tuple[Any, int | None]: ...
 
     def minutes(self, start: int, end: int) -> dict[str, Any]: ...
 
@@ -152,49 +152,41 @@ _STORED_SIDES = (
 )
 
 
-def _live_trades(
-    db_dir: Path, settings: Settings, live: LiveTicks, lo: int, hi: int
-) -> tuple[pa.Table, np.ndarray | None]:
-    """The trades of ``[lo, hi)`` while a live graph runs, and their sides: the rows the
-    collector still holds come through it, classified by the Rust engine from its quotes
-    (the live buffer has no stored sides); older rows come from the lake, with the sides
-    of the last ``features`` run where it stored them (the venue's flag elsewhere)."""
-    from at_core.features.engine import engine_config
+_TRADES_SCHEMA = pa.schema(
+    [("ts_ms", pa.int64()), ("seq", pa.int64()), ("price", pa.float64()),
+     ("size", pa.float64()), ("exchange_side", pa.int8()), ("side", pa.int8())]
+)  # fmt: skip
 
-    t, q, first = live.window(lo, hi, lo - QUOTE_LOOKBACK_MS)
+
+def _live_trades(db_dir: Path, live: LiveTicks, lo: int, hi: int, sides: bool) -> pa.Table:
+    """The trades of ``[lo, hi)`` while a live graph runs (``_TRADES_SCHEMA``; ``side``
+    only asked for with ``sides``): the rows the collector still holds come through it,
+    their sides classified there by the Rust engine from its quotes (the live buffer has
+    no stored sides); older rows come from the lake, with the sides of the last
+    ``features`` run where it stored them (the venue's flag elsewhere)."""
+    t, first = live.window(lo, hi, lo - QUOTE_LOOKBACK_MS if sides else None)
     cut = hi if first is None else max(lo, min(hi, first))
-    parts, sides = [], []
+    parts = []
     if cut > lo:  # the part of the window before the collector's first row: the lake
         with _connection(db_dir, stores=False) as con:
-            old = con.sql(
-                "SELECT ts_ms, seq, price, size, coalesce(exchange_side, 0)::TINYINT AS "
-                "exchange_side, coalesce(inferred_side, exchange_side, 0)::TINYINT AS side "
-                "FROM raw_trades WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, seq",
-                params=[lo, cut],
-            ).to_arrow_table()
-        parts.append(old.drop_columns(["side"]))
-        sides.append(old.column("side").to_numpy())
+            parts.append(
+                con.sql(
+                    "SELECT ts_ms, seq, price, size, coalesce(exchange_side, 0)::TINYINT AS "
+                    "exchange_side, coalesce(inferred_side, exchange_side, 0)::TINYINT AS side "
+                    "FROM raw_trades WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, seq",
+                    params=[lo, cut],
+                )
+                .to_arrow_table()
+                .cast(_TRADES_SCHEMA)
+            )
     if t is not None and len(t["ts_ms"]):
         keep = np.asarray(t["ts_ms"]) >= cut
-        new = pa.table({k: np.asarray(v)[keep] for k, v in t.items()})
-        parts.append(new.cast(parts[0].schema) if parts else new)
-        if keep.any():
-            s1 = _core.features_stage1(
-                {k: np.ascontiguousarray(np.asarray(v)) for k, v in t.items()},
-                q, engine_config(settings), record_trades=True,
-            )  # fmt: skip
-            sign = np.asarray(s1["trade_sign"])
-            if len(sign) != len(keep):
-                raise StorageError(
-                    f"the engine classified {len(sign)} of {len(keep)} live trades in [{lo}, {hi})"
-                )
-            sides.append(sign[keep].astype(np.int8))
-    if not parts:
-        empty = {"ts_ms": pa.int64(), "seq": pa.int64(), "price": pa.float64(),
-                 "size": pa.float64(), "exchange_side": pa.int8()}  # fmt: skip
-        return pa.schema(empty).empty_table(), np.zeros(0, np.int8)
-    table = pa.concat_tables(parts)
-    return table, np.concatenate(sides) if sides else np.zeros(0, np.int8)
+        cols = {f.name: np.asarray(t[f.name])[keep] if f.name in t else None
+                for f in _TRADES_SCHEMA}  # fmt: skip
+        if cols["side"] is None:
+            cols["side"] = np.zeros(int(keep.sum()), np.int8)
+        parts.append(pa.table(cols).cast(_TRADES_SCHEMA))
+    return pa.concat_tables(parts) if parts else _TRADES_SCHEMA.empty_table()
 
 
 def footprint(
@@ -219,9 +211,7 @@ def footprint(
             con.execute(_STORED_SIDES)
             t = con.execute(_FOOTPRINT_SQL, params).fetchnumpy()
     else:
-        trades, sides = _live_trades(db_dir, settings, live, start, end)
-        fp = pa.table({"ts_ms": trades.column("ts_ms"), "price": trades.column("price"),
-                       "size": trades.column("size"), "side": pa.array(sides, pa.int8())})  # fmt: skip
+        fp = _live_trades(db_dir, live, start, end, sides=True)
         con = duckdb.connect()
         try:
             con.register("fp", fp)
@@ -304,7 +294,7 @@ def profile(
             raise InputError(f"profile: no stored features at ts_min {ts_min}")
         lo = segment_start(np.asarray(got["ts"], dtype=np.int64), lo)
         bin_width = got["bin_width"][-1]
-        trades, _ = _live_trades(db_dir, settings, live, lo, hi)
+        trades = _live_trades(db_dir, live, lo, hi, sides=False)
     return _profile_answer(settings, ts_min, bin_width, trades_arrays(trades), lo)
 
 

@@ -252,10 +252,11 @@ class RawStore:
         return t, q, {"trade_seq": int(t0[0]), "quote_seq": int(q0[0])}
 
     def window(
-        self, lo_ms: int, hi_ms: int, quotes_from_ms: int
+        self, lo_ms: int, hi_ms: int, quotes_from_ms: int | None
     ) -> tuple[Arrays | None, Arrays | None, int | None]:
         """Trades with ``lo_ms <= ts < hi_ms``, the quotes from ``quotes_from_ms`` to
-        ``hi_ms`` (the prevailing quote of the first trades lies before ``lo_ms``), and the
+        ``hi_ms`` (the prevailing quote of the first trades lies before ``lo_ms``; None:
+        no quotes), and the
         first trade time this store still holds (older trades are in the lake).
 
         Read through a cursor of its own, outside the store's lock: a 4-hour read takes tens
@@ -269,15 +270,18 @@ class RawStore:
                 "FROM raw_trades WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, seq",
                 [lo_ms, hi_ms],
             ).fetchnumpy()
-            q = cur.execute(
-                "SELECT ts_ms, seq, bid_px, bid_sz, ask_px, ask_sz FROM raw_quotes "
-                "WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, seq",
-                [quotes_from_ms, hi_ms],
-            ).fetchnumpy()
+            q = None
+            if quotes_from_ms is not None:
+                q = cur.execute(
+                    "SELECT ts_ms, seq, bid_px, bid_sz, ask_px, ask_sz FROM raw_quotes "
+                    "WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, seq",
+                    [quotes_from_ms, hi_ms],
+                ).fetchnumpy()
             first = cur.execute("SELECT min(ts_ms) FROM raw_trades").fetchone()
         finally:
             cur.close()
-        return _numpy(t), _numpy(q), None if first is None or first[0] is None else int(first[0])
+        first_ts = None if first is None or first[0] is None else int(first[0])
+        return _numpy(t), None if q is None else _numpy(q), first_ts
 
     def counts(self) -> dict[str, int]:
         with self.lock:
