@@ -31,11 +31,17 @@ class FeatureEngine:
     def take_trade_sides(self) -> dict[str, NDArray[Any]]: ...
     @property
     def last_ts(self) -> int: ...
+    # trades pushed whose sides are not reported yet (their timestamp group is open)
+    @property
+    def pending_trades(self) -> int: ...
     # Bit-exact image of the whole engine (open minute included); restore refuses another
-    # config (CoreError naming the key) and damaged bytes. record_trades is the snapshot's.
+    # config (CoreError naming the key) and damaged bytes. record_trades is the snapshot's
+    # unless given.
     def snapshot(self) -> bytes: ...
     @staticmethod
-    def restore(data: bytes, config: dict[str, Any]) -> FeatureEngine: ...
+    def restore(
+        data: bytes, config: dict[str, Any], record_trades: bool | None = None
+    ) -> FeatureEngine: ...
 
 def features_stage1(
     trades: dict[str, NDArray[Any]] | None,

@@ -23,19 +23,9 @@ from typing import Any
 MIN = 60_000
 
 
-def _median_ms(fn: Any, n: int = 10) -> float:
-    fn()
-    xs = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        xs.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(xs)
-
-
 def run() -> list[dict[str, Any]]:
     from at_core.config import load_settings
-    from at_core.dashboard.testing import launch_chromium, serve
+    from at_core.dashboard.testing import launch_chromium, median_ms, serve
     from at_core.features.pipeline import run_features
     from at_core.ingest.synthetic import generate_market
     from at_core.storage.query import open_query_connection
@@ -53,7 +43,7 @@ def run() -> list[dict[str, Any]]:
             first, last = ext["first_ts_min"], ext["last_ts_min"]
             w0 = first + 3 * 1440 * MIN
             fp_url = f"{url}/api/footprint?start={w0}&end={w0 + 240 * MIN}&bin_ticks=50"
-            fp_ms = _median_ms(lambda: urllib.request.urlopen(fp_url).read())
+            fp_ms = median_ms(lambda: urllib.request.urlopen(fp_url).read(), 10)
 
             def scan() -> None:
                 con = open_query_connection(db)
@@ -64,9 +54,9 @@ def run() -> list[dict[str, Any]]:
                 ).fetchnumpy()
                 con.close()
 
-            scan_ms = _median_ms(scan)
+            scan_ms = median_ms(scan, 10)
             mins_url = f"{url}/api/minutes?start={first}&end={last + MIN}"
-            mins_ms = _median_ms(lambda: urllib.request.urlopen(mins_url).read(), 5)
+            mins_ms = median_ms(lambda: urllib.request.urlopen(mins_url).read(), 5)
 
             def select() -> None:
                 con = open_query_connection(db)
@@ -75,7 +65,7 @@ def run() -> list[dict[str, Any]]:
                 ).fetchnumpy()
                 con.close()
 
-            sel_ms = _median_ms(select, 5)
+            sel_ms = median_ms(select, 5)
 
             from playwright.sync_api import sync_playwright
 

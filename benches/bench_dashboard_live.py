@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -26,20 +25,10 @@ FP_TO = T0 + (240 + MINUTES) * M
 FP_FROM = FP_TO - 240 * M
 
 
-def _median_ms(fn: Any, n: int = 7) -> float:
-    fn()
-    xs = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        xs.append((time.perf_counter() - t0) * 1000)
-    return float(np.median(xs))
-
-
 def run() -> list[dict[str, Any]]:
     from playwright.sync_api import sync_playwright
 
-    from at_core.dashboard.testing import launch_chromium, serve
+    from at_core.dashboard.testing import launch_chromium, median_ms, serve
     from at_core.ingest.synthetic import generate_market
     from at_core.live import cluster
     from at_core.live.soak import cli, sim_control, start_args
@@ -62,11 +51,11 @@ def run() -> list[dict[str, Any]]:
             ups = page.evaluate("window.__at.live.updates")
             browser.close()
             fp_url = f"{url}/api/footprint?start={FP_FROM}&end={FP_TO}&bin_ticks=50"
-            fp_live = _median_ms(lambda: urllib.request.urlopen(fp_url, timeout=60).read())
+            fp_live = median_ms(lambda: urllib.request.urlopen(fp_url, timeout=60).read())
         cli("live", "stop", "--db-dir", str(db), check=False, timeout=120)
         with serve(db) as url:  # the same window from the stores, no graph running
             fp_url = f"{url}/api/footprint?start={FP_FROM}&end={FP_TO}&bin_ticks=50"
-            fp_stored = _median_ms(lambda: urllib.request.urlopen(fp_url, timeout=60).read())
+            fp_stored = median_ms(lambda: urllib.request.urlopen(fp_url, timeout=60).read())
     finally:
         cli("live", "stop", "--db-dir", str(db), check=False, timeout=120)
         cluster.kill_all(db)
@@ -84,9 +73,9 @@ def run() -> list[dict[str, Any]]:
          "note": "target <= 200 ms"},
         {"name": "dashboard_live_footprint_4h", "value": round(fp_live, 1), "unit": "ms",
          "baseline": round(fp_stored, 1), "ratio": round(fp_live / fp_stored, 2),
-         "note": "GET /api/footprint 240 minutes while the graph runs (ticks through the "
-                 "collector, sides by the engine); baseline: the same from the stores after "
-                 "it stopped; target <= 100 ms"},
+         "note": "GET /api/footprint 240 minutes while the graph runs (the features "
+                 "actor's footprint cells binned by SQL); baseline: the same from the stores "
+                 "after it stopped; target <= 100 ms"},
     ]  # fmt: skip
 
 

@@ -25,7 +25,9 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -116,31 +118,63 @@ def audit(db_dir: Path, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
+class _AlertTail:
+    """What has been read of one alert log: the byte offset of the first line not read
+    yet, its line number, every alert's time, the newest ``MAX_ALERTS`` alerts and the
+    lines that did not parse. An overnight run grows the log; each poll (every 5 s per
+    open page) reads only what was appended since."""
+
+    def __init__(self, ident: tuple[int, int]) -> None:
+        self.ident = ident
+        self.offset = 0
+        self.lines = 0
+        self.times: list[int] = []
+        self.recent: deque[dict[str, Any]] = deque(maxlen=MAX_ALERTS)
+        self.bad: list[dict[str, Any]] = []
+
+    def read(self, path: Path) -> None:
+        with path.open("rb") as f:
+            f.seek(self.offset)
+            chunk = f.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a last line still being written waits
+        self.offset += len(complete)
+        for line in complete.decode("utf-8", errors="replace").splitlines():
+            self.lines += 1
+            if not line.strip():
+                continue
+            try:
+                a = json.loads(line)
+                if not isinstance(a, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as exc:
+                self.bad.append({"line": self.lines, "error": str(exc)[:200]})
+                continue
+            self.times.append(int(a.get("ts_ms") or 0))
+            self.recent.append(a)
+
+
+_TAILS: dict[Path, _AlertTail] = {}
+_TAILS_LOCK = threading.Lock()
+
+
 def alerts(db_dir: Path, limit: int = 100, since_ms: int = 0) -> dict[str, Any]:
     """The live graph's alert log (``live/alerts.jsonl``), newest first. A line that does
     not parse is listed in ``unreadable`` with its line number, never skipped silently;
-    only a last line still being written (no newline yet) is left for the next read."""
+    only a last line still being written (no newline yet) is left for the next read. The
+    log is read incrementally (``_AlertTail``); a log replaced or truncated is read anew."""
     if not 1 <= limit <= MAX_ALERTS:
         raise InputError(f"alerts limit: 1 .. {MAX_ALERTS}, got {limit}")
     path = db_dir / "live" / "alerts.jsonl"
-    if not path.exists():
+    try:
+        st = path.stat()
+    except FileNotFoundError:
         return {"alerts": [], "unreadable": [], "total": 0}
-    raw = path.read_bytes()
-    complete = raw[: raw.rfind(b"\n") + 1]
-    out: list[dict[str, Any]] = []
-    bad: list[dict[str, Any]] = []
-    lines = complete.decode("utf-8", errors="replace").splitlines()
-    for no, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            a = json.loads(line)
-            if not isinstance(a, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as exc:
-            bad.append({"line": no, "error": str(exc)[:200]})
-            continue
-        if int(a.get("ts_ms") or 0) >= since_ms:
-            out.append(a)
-    out.reverse()
-    return {"alerts": out[:limit], "unreadable": bad, "total": len(out)}
+    ident = (st.st_dev, st.st_ino)
+    with _TAILS_LOCK:
+        tail = _TAILS.get(path)
+        if tail is None or tail.ident != ident or st.st_size < tail.offset:
+            tail = _TAILS[path] = _AlertTail(ident)
+        tail.read(path)
+        out = [a for a in reversed(tail.recent) if int(a.get("ts_ms") or 0) >= since_ms]
+        total = sum(1 for t in tail.times if t >= since_ms)
+        return {"alerts": out[:limit], "unreadable": list(tail.bad), "total": total}

@@ -43,6 +43,17 @@ class LiveGone(StorageError):
     """The live graph stopped (or its driver ended) while a request was under way."""
 
 
+class _Driver:
+    """One driver child process, its pipe and the requests waiting for its answers: when
+    it ends, exactly those fail (a request to its successor is not touched)."""
+
+    def __init__(self, proc: Any, conn: Any, address: str) -> None:
+        self.proc = proc
+        self.conn = conn
+        self.address = address
+        self.pending: dict[int, Future[Any]] = {}
+
+
 class LiveLink:
     """The dashboard's side of the live graph: ``available`` from the folder's cluster
     file and processes, every actor call through the driver child (``live_driver``)."""
@@ -51,10 +62,7 @@ class LiveLink:
         self.db_dir = db_dir
         self._lock = threading.Lock()
         self._seen: tuple[float, bool] = (0.0, False)
-        self._proc: Any = None
-        self._conn: Any = None
-        self._address: str | None = None
-        self._pending: dict[int, Future[Any]] = {}
+        self._drv: _Driver | None = None
         self._next_id = 0
         self._answered = False
 
@@ -69,48 +77,50 @@ class LiveLink:
         info = cluster.read_info(self.db_dir)
         ok = info is not None and bool(cluster.processes(self.db_dir))
         self._seen = (time.monotonic(), ok)
-        if not ok or (info is not None and info.address != self._address):
+        drv = self._drv
+        if not ok or (info is not None and drv is not None and info.address != drv.address):
             self._stop_driver()  # a stopped or restarted graph: a new driver next time
         return ok
 
     # ---- the driver child -------------------------------------------------------------
-    def _driver(self) -> Any:
-        with self._lock:
-            if self._proc is not None and self._proc.is_alive():
-                return self._conn
-            self._stop_driver_locked()
-            import multiprocessing as mp
+    def _driver(self) -> _Driver:
+        """The running driver, or a new one (call with ``_lock`` held)."""
+        if self._drv is not None and self._drv.proc.is_alive():
+            return self._drv
+        self._stop_driver_locked()
+        import multiprocessing as mp
 
-            from at_core.dashboard.live_driver import serve
-            from at_core.live import cluster
+        from at_core.dashboard.live_driver import serve
+        from at_core.live import cluster
 
-            info = cluster.read_info(self.db_dir)
-            if info is None:
-                raise LookupError(f"no live graph runs on {self.db_dir}")
-            ctx = mp.get_context("spawn")
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(
-                target=serve, args=(child, str(self.db_dir)), name="at-dashboard-driver",
-                daemon=True,
-            )  # fmt: skip
-            proc.start()
-            child.close()
-            self._proc, self._conn, self._address = proc, parent, info.address
-            self._answered = False
-            threading.Thread(
-                target=self._read, args=(proc, parent), name="live-driver-reader", daemon=True
-            ).start()
-            return parent
+        info = cluster.read_info(self.db_dir)
+        if info is None:
+            raise LookupError(f"no live graph runs on {self.db_dir}")
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(
+            target=serve, args=(child, str(self.db_dir)), name="at-dashboard-driver",
+            daemon=True,
+        )  # fmt: skip
+        proc.start()
+        child.close()
+        drv = self._drv = _Driver(proc, parent, info.address)
+        self._answered = False
+        threading.Thread(
+            target=self._read, args=(drv,), name="live-driver-reader", daemon=True
+        ).start()
+        return drv
 
-    def _read(self, proc: Any, conn: Any) -> None:
-        """Answers from one driver to their waiting requests; when it ends, every request
-        still waiting fails with ``LiveGone``."""
+    def _read(self, drv: _Driver) -> None:
+        """Answers from one driver to its waiting requests; when it ends, every request
+        still waiting for it fails with ``LiveGone``."""
         while True:
             try:
-                req_id, status, *rest = conn.recv()
+                req_id, status, *rest = drv.conn.recv()
             except (EOFError, OSError):
                 break
-            fut = self._pending.pop(req_id, None)
+            with self._lock:
+                fut = drv.pending.pop(req_id, None)
             if fut is None:
                 continue
             if status == "ok":
@@ -118,45 +128,45 @@ class LiveLink:
             else:
                 fut.set_exception(_error(rest[0], rest[1], self.db_dir))
         with self._lock:
-            gone = [k for k, f in self._pending.items() if getattr(f, "proc", None) is proc]
-            for k in gone:
-                self._pending.pop(k).set_exception(
-                    LiveGone(f"the live graph on {self.db_dir} stopped (its driver ended)")
-                )
-            if self._proc is proc:
-                self._proc = None
+            gone, drv.pending = drv.pending, {}
+            if self._drv is drv:
+                self._drv = None
+        for fut in gone.values():
+            fut.set_exception(
+                LiveGone(f"the live graph on {self.db_dir} stopped (its driver ended)")
+            )
 
     def _stop_driver(self) -> None:
         with self._lock:
             self._stop_driver_locked()
 
     def _stop_driver_locked(self) -> None:
-        if self._proc is not None:
+        drv, self._drv = self._drv, None
+        if drv is not None:
             with contextlib.suppress(OSError):
-                self._conn.close()
-            self._proc.join(timeout=0.5)
-            if self._proc.is_alive():
-                self._proc.terminate()
-            self._proc, self._conn, self._address = None, None, None
+                drv.conn.close()  # its reader then fails the requests still waiting
+            drv.proc.join(timeout=0.5)
+            if drv.proc.is_alive():
+                drv.proc.terminate()
 
     def _request(self, op: str, *args: Any, **kw: Any) -> Any:
-        conn = self._driver()
         fut: Future[Any] = Future()
         with self._lock:
+            drv = self._driver()
             self._next_id += 1
             req_id = self._next_id
-            fut.proc = self._proc  # type: ignore[attr-defined]
-            self._pending[req_id] = fut
+            drv.pending[req_id] = fut
             try:
-                conn.send((req_id, op, args, kw))
+                drv.conn.send((req_id, op, args, kw))
             except (OSError, ValueError) as exc:
-                self._pending.pop(req_id, None)
+                drv.pending.pop(req_id, None)
                 raise LiveGone(f"the live graph's driver is gone: {exc}") from None
         timeout = ANSWER_TIMEOUT_S[op] + (0.0 if self._answered else FIRST_ANSWER_S)
         try:
             out = fut.result(timeout=timeout)
         except FutureTimeout:
-            self._pending.pop(req_id, None)
+            with self._lock:
+                drv.pending.pop(req_id, None)
             raise LiveGone(f"the live graph did not answer within {timeout:.0f} s") from None
         self._answered = True
         return out
@@ -185,6 +195,11 @@ class LiveLink:
         is given (``Collector.window``)."""
         t, first = self._call("collector", "window", lo_ms, hi_ms, quotes_from_ms)
         return t, first
+
+    def footprint_bins(self, lo: int, hi: int, bin_ticks: int) -> dict[str, Any]:
+        """Footprint cells of a window in bins, and the minutes they cover (the features
+        actor's ``footprint_bins``)."""
+        return dict(self._call("features", "footprint_bins", lo, hi, bin_ticks))
 
     def extent(self) -> dict[str, Any]:
         """The live features' range (the features actor's store)."""

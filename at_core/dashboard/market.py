@@ -8,11 +8,11 @@ writing, and DuckDB allows one writing process per file.
 
 Pitfalls:
 
-* Prices are binned in whole ticks (``round(price / tick)``) before any ``floor``: a float
-  division such as 100.3 / 0.1 = 1002.9999... would put a trade in the bin below.
-* The footprint's bid / ask split is the engine's inferred side (SPEC §5.7), the same one
-  OF_1m counts, and the venue's aggressor flag only where no ``features`` run classified the
-  trade; ambiguous trades are their own column, never guessed into a side.
+* The footprint is one aggregation (``at_core.storage.footprint``): per minute and price
+  tick, then summed into bins. Its bid / ask split is the engine's inferred side (SPEC
+  §5.7), the same one OF_1m counts — from the live features actor's cells where it recorded
+  them, from the stored sides of a ``features`` run elsewhere, and the venue's aggressor
+  flag only where no engine classified the trade; ambiguous trades are their own column.
 * The profile at a minute is computed by the Rust engine (``features_profile``) from the
   ticks of the 240 minutes it covers, at that minute's stored bin width: the same code as
   ``features_1m``, so the histogram's POC / VAH / VAL are the stored ones. After a data
@@ -35,6 +35,12 @@ import pyarrow as pa
 from at_core import _core
 from at_core.config import Settings
 from at_core.errors import InputError, StorageError
+from at_core.storage.footprint import (
+    BIN_SQL,
+    COVERED_CELLS_SQL,
+    TRADE_CELLS_SQL,
+    uncovered_ranges,
+)
 from at_core.storage.minutes import minute_columns
 from at_core.storage.query import open_query_connection
 
@@ -132,18 +138,9 @@ class LiveTicks(Protocol):
 
     def minutes(self, start: int, end: int) -> dict[str, Any]: ...
 
+    def footprint_bins(self, lo: int, hi: int, bin_ticks: int) -> dict[str, Any]: ...
 
-_FOOTPRINT_SQL = """
-    WITH s AS (
-      SELECT (ts_ms // 60000) * 60000 AS m, floor(round(price / $tick) / $bt)::BIGINT AS k,
-             size, side
-      FROM fp WHERE ts_ms >= $start AND ts_ms < $end)
-    SELECT m, k,
-           coalesce(sum(size) FILTER (WHERE side < 0), 0) AS bid,
-           coalesce(sum(size) FILTER (WHERE side > 0), 0) AS ask,
-           coalesce(sum(size) FILTER (WHERE side = 0), 0) AS amb
-    FROM s GROUP BY m, k ORDER BY m, k
-"""
+
 #: the stored trades with their side: the engine's inferred one where a ``features`` run
 #: stored it (``trade_sides``), else the venue's aggressor flag
 _STORED_SIDES = (
@@ -199,26 +196,58 @@ def footprint(
 ) -> dict[str, Any]:
     """Per minute and price bin: volume sold into the bid, bought at the ask, ambiguous,
     delta (ask - bid) and the diagonal imbalance flags (ask at a bin against bid one bin
-    lower, ratio >= ``ratio``; and the mirror for the bid), for ``[start, end)``. With
-    ``live``, the ticks a running graph holds are read through it."""
+    lower, ratio >= ``ratio``; and the mirror for the bid), for ``[start, end)``.
+
+    Minutes the live features actor recorded cells for (``at_core.storage.footprint``)
+    are summed from them — through the actor while a graph runs (``live``), from
+    ``features.duckdb`` otherwise; the other minutes from the stored trades and sides
+    (while a graph runs, the rows its collector still holds come through it)."""
     check_range(start, end, "footprint")
     if bin_ticks < 1 or bin_ticks > 1_000_000:
         raise InputError(f"footprint: bin_ticks must be 1 .. 1000000, got {bin_ticks}")
     tick = settings.tick_size
     params = {"tick": tick, "bt": bin_ticks, "start": start, "end": end}
+    binned = BIN_SQL.format(src=TRADE_CELLS_SQL.format(src="fp"))
+    parts: list[dict[str, Any]] = []
     if live is None:
         with _connection(db_dir) as con:
+            got = con.execute(
+                BIN_SQL.format(src=COVERED_CELLS_SQL),
+                {k: params[k] for k in ("bt", "start", "end")},
+            ).fetchnumpy()
+            covered = con.execute(
+                "SELECT ts_min FROM footprint_cover WHERE ts_min >= ? AND ts_min < ?", [start, end]
+            ).fetchnumpy()["ts_min"]
+            parts.append(got)
             con.execute(_STORED_SIDES)
-            t = con.execute(_FOOTPRINT_SQL, params).fetchnumpy()
+            for lo, hi in uncovered_ranges(covered, start, end):
+                parts.append(con.execute(binned, {**params, "start": lo, "end": hi}).fetchnumpy())
     else:
-        fp = _live_trades(db_dir, live, start, end, sides=True)
-        con = duckdb.connect()
-        try:
-            con.register("fp", fp)
-            t = con.execute(_FOOTPRINT_SQL, params).fetchnumpy()
-        finally:
-            con.close()
-    return _footprint_answer(t, tick, bin_ticks)
+        got = live.footprint_bins(start, end, bin_ticks)
+        parts.append(got)
+        gaps = uncovered_ranges(got["covered"], start, end)
+        if gaps:
+            con = duckdb.connect()
+            try:
+                for lo, hi in gaps:
+                    con.register("fp", _live_trades(db_dir, live, lo, hi, sides=True))
+                    parts.append(
+                        con.execute(binned, {**params, "start": lo, "end": hi}).fetchnumpy()
+                    )
+                    con.unregister("fp")
+            finally:
+                con.close()
+    return _footprint_answer(_sorted_bins(parts), tick, bin_ticks)
+
+
+def _sorted_bins(parts: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """The bin rows of disjoint minute ranges as one table sorted by (minute, bin)."""
+    cols = {
+        c: np.concatenate([np.asarray(p[c]) for p in parts])
+        for c in ("m", "k", "bid", "ask", "amb")
+    }
+    order = np.lexsort((cols["k"], cols["m"]))
+    return {c: v[order] for c, v in cols.items()}
 
 
 def _footprint_answer(t: dict[str, Any], tick: float, bin_ticks: int) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 ``serve`` runs ``auction-trader dashboard`` as its own process on a free loopback port and
 waits until it answers; ``launch_chromium`` starts Debian's Chromium through Playwright
-(never a downloaded browser) with the flags a sandboxed CI box needs.
+(never a downloaded browser) with the flags a sandboxed CI box needs; ``median_ms`` times
+a request the way both dashboard benchmarks report it.
 
 Pitfall: the dashboard process must not inherit ``RAY_*`` variables of a test that started
 a cluster itself, or it would join that cluster rather than the live graph's.
@@ -87,3 +88,17 @@ def serve(
 def launch_chromium(playwright: Any) -> Any:
     """Debian's Chromium, headless, through Playwright."""
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def median_ms(fn: Any, n: int = 7) -> float:
+    """Median wall time of ``n`` calls of ``fn`` in ms, after one unmeasured warm-up call
+    (the first pays for imports and connections the steady state does not)."""
+    import statistics
+
+    fn()
+    xs = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        xs.append((time.perf_counter() - t0) * 1000)
+    return float(statistics.median(xs))

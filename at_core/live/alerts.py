@@ -37,7 +37,14 @@ TYPES = (
     "shadow_divergence",  # paper vs live (backtest) decisions or fills differ
     "leverage_cap",  # position reduced by the leverage cap
 )
-EXTRA_TYPES = ("feed_gap", "late_ticks", "actor_restarted", "halted", "exchange")
+EXTRA_TYPES = (
+    "feed_gap",
+    "late_ticks",
+    "actor_restarted",
+    "halted",
+    "exchange",
+    "footprint_mismatch",  # the dashboard's footprint cells could not be kept (see the log)
+)
 
 
 class Alerter:

@@ -323,6 +323,9 @@ class Collector:
         if rel.rows:
             self.deliver(rel)
         self.alerts.close(timeout=2)
+        # A clean close checkpoints ``raw.duckdb``: left in its WAL (the supervisor kills
+        # this process next), the rows would be replayed by every later reader's open.
+        self.store.close()
 
 
 def _strip_ids(t: Any) -> Any:

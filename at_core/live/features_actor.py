@@ -14,6 +14,9 @@ after the snapshot's cursor are read back through the collector, so the features
 restart are those of a run without it. With no snapshot, the engine is rebuilt from the
 last ``warmup_minutes`` of ``raw.duckdb`` (no new warm-up when that history exists).
 Minutes a recorded feed gap touches are flagged in ``minute_flags``, never filled.
+
+The engine also reports each trade's side, summed per minute and price tick into the
+footprint cells the dashboard serves (``FootprintRecorder``, restored with the engine).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from at_core.features.pipeline import FEATURES_COLUMNS, add_fill_refs, write_fea
 from at_core.live.alerts import Alerter
 from at_core.live.config import LiveConfig, Peers, favour_latency
 from at_core.live.cursor import Cursor, Follower, end_of
+from at_core.live.footprint_recorder import FootprintRecorder
 from at_core.live.snapshots import SnapshotStore
 from at_core.storage.schema import MINUTE_FLAGS_DDL
 from at_core.storage.stores import init_store
@@ -68,6 +72,7 @@ class Features(Follower):
         except duckdb.Error as exc:
             raise StorageError(f"cannot open {paths.features} (another writer?): {exc}") from exc
         self.con.execute(MINUTE_FLAGS_DDL)
+        self.footprint = FootprintRecorder(self.con, self.settings.tick_size)
         self.alerts = Alerter(cfg.alert_log, cfg.secret("webhook_url"), "features")
         self.snaps = SnapshotStore(cfg.live_dir / "features_state.db", "features")
         self.engine_cfg = engine_config(self.settings)
@@ -84,13 +89,16 @@ class Features(Follower):
         blob = None if snap is None else snap[2]
         if snap is not None and blob is not None:
             seq, state = snap[0], snap[1]
-            self.engine = _core.FeatureEngine.restore(blob, self.engine_cfg)
+            self.engine = _core.FeatureEngine.restore(blob, self.engine_cfg, record_trades=True)
+            self.footprint.restore(
+                state.get("footprint"), self.engine.last_ts, self.engine.pending_trades
+            )
             self.cursor = Cursor.of(state["cursor"])
             self.minutes = int(state.get("minutes", 0))
             self.last_ts_min = state.get("last_ts_min")
             self.restored_from = f"snapshot {seq}"
         else:
-            self.engine = _core.FeatureEngine(self.engine_cfg)
+            self.engine = _core.FeatureEngine(self.engine_cfg, record_trades=True)
             self.cursor = Cursor()
             if catch_up:
                 self._rebuild()
@@ -157,6 +165,15 @@ class Features(Follower):
         if close_through is not None:  # idempotent: a minute already closed yields nothing
             parts.append(dict(self.engine.close_minute(int(close_through))))
         self.cursor = end
+        if not self.footprint.add(
+            t, dict(self.engine.take_trade_sides()), self.engine.pending_trades
+        ):
+            self.alerts.emit(
+                "footprint_mismatch",
+                "the engine's trade sides did not match the trades fed: the dashboard's "
+                "footprint reads these minutes from the stored trades",
+                key="footprint",
+            )
         closed = concat([p for p in parts if len(p.get("ts_min", ()))])
         if closed:
             self._store(closed)
@@ -165,6 +182,7 @@ class Features(Follower):
                 # the minute's feature snapshot for ``signals_1m`` (SPEC §15.3); the
                 # signals actor decided the minute from the same ticks meanwhile
                 s.on_features.remote(feature_snapshot_rows(closed))
+            self.footprint.close(closed["ts_min"])
         self._maybe_snapshot()
 
     def _store(self, closed: Arrays) -> None:
@@ -222,6 +240,7 @@ class Features(Follower):
             "cursor": self.cursor.to_json(),
             "minutes": self.minutes,
             "last_ts_min": self.last_ts_min,
+            "footprint": self.footprint.state(),
         }
         return self.snaps.save(reason, state, bytes(self.engine.snapshot()))
 
@@ -238,6 +257,11 @@ class Features(Follower):
         from at_core.storage.minutes import minute_columns
 
         return {**minute_columns(self.con, lo, hi), "stored_at_ms": self.stored_at_ms}
+
+    def footprint_bins(self, lo: int, hi: int, bin_ticks: int) -> dict[str, Any]:
+        """Footprint cells of ``[lo, hi)`` in bins of ``bin_ticks`` ticks and the minutes
+        they cover, for the dashboard (``FootprintRecorder.binned``)."""
+        return self.footprint.binned(lo, hi, bin_ticks, self.engine.last_ts)
 
     def extent(self) -> dict[str, Any]:
         lo, hi, n = self.con.execute(

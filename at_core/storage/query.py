@@ -28,7 +28,15 @@ from at_core.storage.stores import StorePaths
 _TRADE_COLS = ", ".join(f.name for f in TRADES_ARROW)
 _QUOTE_COLS = ", ".join(f.name for f in QUOTES_ARROW)
 
-EXPOSED = ("raw_trades", "raw_quotes", "bars_1m", "features_1m", "minute_flags")
+EXPOSED = (
+    "raw_trades",
+    "raw_quotes",
+    "bars_1m",
+    "features_1m",
+    "minute_flags",
+    "footprint_1m",
+    "footprint_cover",
+)
 
 
 def _empty_select(schema_cols: str, ddl_types: dict[str, str]) -> str:
@@ -100,8 +108,9 @@ def _lake_select(lake: Lake, kind: str, cols: str) -> str:
 def open_query_connection(
     db_dir: str | Path, memory_limit: str = "2GB", stores: bool = True
 ) -> duckdb.DuckDBPyConnection:
-    """In-memory DuckDB with views ``raw_trades``, ``raw_quotes``, ``bars_1m``, ``features_1m``
-    and ``minute_flags`` (the live graph's feed-gap minutes; empty for batch stores).
+    """In-memory DuckDB with views ``raw_trades``, ``raw_quotes``, ``bars_1m``, ``features_1m``,
+    ``minute_flags`` (the live graph's feed-gap minutes; empty for batch stores) and the live
+    graph's footprint cells ``footprint_1m`` / ``footprint_cover`` (empty for batch stores).
 
     ``stores=False``: the Parquet lake only, without ``raw.duckdb`` and ``features.duckdb``
     (a running live graph holds those for writing; its rows are read through its actors)."""
@@ -132,12 +141,14 @@ def open_query_connection(
             parts.append(_empty_select(cols, types))
         con.execute(f"CREATE VIEW {view} AS " + " UNION ALL ".join(parts))
 
-    from at_core.storage import schema
+    from at_core.storage import footprint, schema
 
     ddls = {
         "bars_1m": schema.BARS_1M_DDL,
         "features_1m": schema.FEATURES_1M_DDL,
         "minute_flags": schema.MINUTE_FLAGS_DDL,
+        "footprint_1m": footprint.FOOTPRINT_1M_DDL,
+        "footprint_cover": footprint.FOOTPRINT_COVER_DDL,
     }
     for view, ddl in ddls.items():
         if has_feat and _has_table(con, "featdb", view):

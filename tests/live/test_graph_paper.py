@@ -71,6 +71,11 @@ def test_paper_graph_trades_equal_the_backtest_of_its_ticks(lake: Path, graph_di
     assert snaps, "a decided minute never got its feature snapshot"
     out = cli("live", "stop", "--db-dir", str(graph_dir))
     assert "stopped" in out.stdout
+    for store in ("raw.duckdb", "features.duckdb"):
+        # a clean stop checkpoints: a WAL left behind is replayed by every later open
+        # (the dashboard's each request), and is what a kill, not a stop, leaves
+        wal = graph_dir / f"{store}.wal"
+        assert not wal.exists() or wal.stat().st_size == 0, f"{store} left a WAL"
 
     settings = load_settings(overrides=dict(kv.split("=") for kv in TRADY))
     ref, decided = replay_live(graph_dir, settings, cursor, closed)

@@ -124,3 +124,16 @@ def test_the_alert_log_is_read_newest_first_and_bad_lines_are_named(tmp_path: Pa
     for bad in ({"limit": 0}, {"limit": 10**6}, {"since": -1}):
         assert c.get("/api/live/alerts", params=bad).status_code == 422
     assert _client(tmp_path / "none", None).get("/api/live/alerts").json()["alerts"] == []
+
+    # the log grows (the half-written line is finished, more follow): the next read sees
+    # them with the right line numbers; a log replaced (rotated) is read from its start
+    with log.open("a") as f:
+        f.write('pe": "x", "ts_ms": 9000}\n' + json.dumps({**good[0], "id": "6", "ts_ms": 9500})
+                + "\n{bad\n")  # fmt: skip
+    got = c.get("/api/live/alerts").json()
+    assert [a["id"] for a in got["alerts"]] == ["6", "partial", "4", "3", "2", "1", "0"]
+    assert [b["line"] for b in got["unreadable"]] == [3, 4, 10] and got["total"] == 7
+    log.unlink()
+    log.write_text(json.dumps(good[1]) + "\n")
+    got = c.get("/api/live/alerts").json()
+    assert [a["id"] for a in got["alerts"]] == ["1"] and got["unreadable"] == []

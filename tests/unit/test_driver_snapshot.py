@@ -21,6 +21,7 @@ from at_core.backtest.stream import StreamingDriver
 from at_core.config import Settings, load_settings
 from at_core.errors import CoreError
 from at_core.features.engine import engine_config
+from tests.synth_ticks import tick_arrays
 
 DAY0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC
 M = 60_000
@@ -29,23 +30,7 @@ SLICE = 7 * M + 13_417  # slices end mid-minute
 
 @pytest.fixture(scope="module")
 def day() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    b = _core.SynthGenerator(7, DAY0).next_day()
-    trades = {
-        "ts_ms": b["trade_ts_ms"],
-        "seq": b["trade_seq"],
-        "price": b["trade_price"],
-        "size": b["trade_size"],
-        "exchange_side": b["trade_side"].astype(np.int8),
-    }
-    quotes = {
-        "ts_ms": b["quote_ts_ms"],
-        "seq": b["quote_seq"],
-        "bid_px": b["bid_px"],
-        "bid_sz": b["bid_sz"],
-        "ask_px": b["ask_px"],
-        "ask_sz": b["ask_sz"],
-    }
-    return trades, quotes
+    return tick_arrays(_core.SynthGenerator(7, DAY0).next_day())
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from at_core import _core
 from at_core.config import load_settings
 from at_core.errors import CoreInputError
 from at_core.features.engine import batch, engine_config
-from at_core.ingest.synthetic import generate_range
 from at_core.storage.lake import day_start_ms
+from tests.synth_ticks import ticks
 
 M = 60_000
 T0 = day_start_ms(dt.date(2024, 1, 1))
@@ -29,22 +29,7 @@ Arrays = dict[str, np.ndarray]
 
 @pytest.fixture(scope="module")
 def market() -> tuple[Arrays, Arrays, Arrays, Arrays]:
-    b = generate_range(5, T0, T0 + MINUTES * M)
-    trades = {
-        "ts_ms": b["trade_ts_ms"],
-        "seq": b["trade_seq"],
-        "price": b["trade_price"],
-        "size": b["trade_size"],
-        "exchange_side": b["trade_side"].astype(np.int8),
-    }
-    quotes = {
-        "ts_ms": b["quote_ts_ms"],
-        "seq": b["quote_seq"],
-        "bid_px": b["bid_px"],
-        "bid_sz": b["bid_sz"],
-        "ask_px": b["ask_px"],
-        "ask_sz": b["ask_sz"],
-    }
+    trades, quotes = ticks(5, T0, T0 + MINUTES * M)
     feats = batch(trades, quotes, SETTINGS)
     stage1 = dict(_core.features_stage1(trades, quotes, CFG))
     return trades, quotes, feats, stage1

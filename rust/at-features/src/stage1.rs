@@ -287,6 +287,12 @@ impl Stage1Engine {
         std::mem::take(&mut self.ready)
     }
 
+    /// Trades pushed whose timestamp group is still open: their sides are reported once a
+    /// later event (or a close) completes the group.
+    pub fn pending_trades(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Timestamp of the latest event seen.
     pub fn last_ts(&self) -> i64 {
         self.last_ts

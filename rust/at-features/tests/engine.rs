@@ -389,3 +389,27 @@ fn extremes_timestamps() {
     assert_eq!((m[1].low_ts, m[1].high_ts), (Some(M + 7), Some(M + 7)));
     assert_eq!((m[2].low_ts, m[2].high_ts), (None, None));
 }
+
+#[test]
+fn pending_trades_are_those_whose_sides_are_not_reported_yet() {
+    // Sides come out once a trade's timestamp group is complete: the caller pairing sides
+    // with the trades it pushed (the live footprint) relies on this count.
+    let mut e =
+        FeatureEngine::new(s1(QuoteMatch::StrictlyBefore), Stage2Config::default()).unwrap();
+    e.stage1().set_record_trades(true);
+    e.push_quote(qt(0, 0, 100, 101, 1.0, 1.0)).unwrap();
+    e.push_trade(tr(1_000, 0, 101, 1.0, 1)).unwrap();
+    e.push_trade(tr(1_000, 1, 100, 2.0, -1)).unwrap();
+    assert_eq!(e.stage1().pending_trades(), 2);
+    assert!(e.stage1().take_trade_sides().is_empty());
+    e.push_trade(tr(2_000, 2, 101, 1.0, 1)).unwrap(); // completes the group at t=1000
+    assert_eq!(e.stage1().pending_trades(), 1);
+    let sides = e.stage1().take_trade_sides();
+    assert_eq!(
+        sides.iter().map(|s| s.sign).collect::<Vec<_>>(),
+        vec![1, -1]
+    );
+    e.close_minute(0).unwrap(); // a close completes the open group
+    assert_eq!(e.stage1().pending_trades(), 0);
+    assert_eq!(e.stage1().take_trade_sides().len(), 1);
+}

@@ -300,14 +300,24 @@ impl PyFeatureEngine {
     }
 
     /// The engine of a `snapshot()`; `config` must be the one it was taken with (a
-    /// difference is refused, naming the key). `record_trades` is the snapshot's.
+    /// difference is refused, naming the key). `record_trades` is the snapshot's unless
+    /// given (a snapshot taken without it can be continued with it).
     #[staticmethod]
-    fn restore(py: Python<'_>, data: &[u8], config: &Bound<'_, PyDict>) -> PyResult<Self> {
+    #[pyo3(signature = (data, config, record_trades = None))]
+    fn restore(
+        py: Python<'_>,
+        data: &[u8],
+        config: &Bound<'_, PyDict>,
+        record_trades: Option<bool>,
+    ) -> PyResult<Self> {
         let (c1, c2) = configs(config)?;
         let scale = PriceScale::new(c1.tick_size);
-        let inner = py
+        let mut inner = py
             .detach(|| FeatureEngine::restore(data, &c1, &c2))
             .map_err(to_py)?;
+        if let Some(on) = record_trades {
+            inner.stage1().set_record_trades(on);
+        }
         Ok(Self { inner, scale })
     }
 
@@ -406,6 +416,12 @@ impl PyFeatureEngine {
     #[getter]
     fn last_ts(&mut self) -> i64 {
         self.inner.stage1().last_ts()
+    }
+
+    /// Trades pushed whose sides are not reported yet (their timestamp group is open).
+    #[getter]
+    fn pending_trades(&mut self) -> usize {
+        self.inner.stage1().pending_trades()
     }
 }
 

@@ -1,4 +1,19 @@
-// Fetch helpers: every failure is shown with the server's message, never swallowed.
+// Fetch helpers: every failure is shown with the server's message, never swallowed; and
+// the one chart theme every view draws with.
+import { createChart } from "./vendor/lightweight-charts.mjs";
+
+/** A chart in the dashboard's dark theme; `layout`, `timeScale` and other options given
+ * are merged over the theme's (one place for the colours, not one copy per view). */
+export function themedChart(box, { layout = {}, timeScale = {}, ...rest } = {}) {
+  return createChart(box, {
+    autoSize: true,
+    layout: { background: { color: "#0f1218" }, textColor: "#d6dae2", ...layout },
+    grid: { vertLines: { color: "#1b2029" }, horzLines: { color: "#1b2029" } },
+    timeScale: { timeVisible: true, minBarSpacing: 0.02, ...timeScale },
+    ...rest,
+  });
+}
+
 const errorBox = () => document.getElementById("error");
 
 export function showError(msg) {

@@ -1,7 +1,7 @@
 // Backtests: stored runs, one run's metrics, equity and drawdown, and its trades, each
 // linked to the trading view at the trade's minute.
-import { AreaSeries, LineSeries, createChart } from "./vendor/lightweight-charts.mjs";
-import { el, fmt, getJSON, iso } from "./api.js";
+import { AreaSeries, LineSeries } from "./vendor/lightweight-charts.mjs";
+import { el, fmt, getJSON, iso, themedChart } from "./api.js";
 
 const METRICS = ["net_pnl", "n_trades", "win_rate", "profit_factor", "sharpe", "sortino",
   "max_drawdown", "max_drawdown_pct", "fees", "funding", "exposure_pct"];
@@ -43,8 +43,7 @@ export class BacktestsView {
     this.body.replaceChildren(el("h3", {}, `Backtest ${runId}`),
       el("div", { class: "grid2" }, metrics, eqBox), el("h3", {}, "Trades (click: show on the chart)"), trades);
     if (bt.equity.ts.length) {
-      const chart = createChart(eqBox, { autoSize: true, layout: { background: { color: "#0f1218" }, textColor: "#d6dae2" },
-        grid: { vertLines: { color: "#1b2029" }, horzLines: { color: "#1b2029" } }, timeScale: { timeVisible: true, minBarSpacing: 0.02 } });
+      const chart = themedChart(eqBox);
       const eq = chart.addSeries(LineSeries, { color: "#4f8fe6", lineWidth: 1, title: "equity" });
       eq.setData(bt.equity.ts.map((t, i) => ({ time: t / 1000, value: bt.equity.equity[i] })));
       const dd = chart.addSeries(AreaSeries, { lineColor: "#ef5350", topColor: "rgba(239,83,80,0.1)", bottomColor: "rgba(239,83,80,0.4)", lineWidth: 1, title: "drawdown" }, 1);

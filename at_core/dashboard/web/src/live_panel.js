@@ -2,8 +2,8 @@
 // P&L chart, the active signals with their reason codes, the alert log, and the operator
 // controls when the dashboard was started with a control token (the token is typed here,
 // kept in this tab's sessionStorage only, and sent as a header, never in a URL).
-import { LineSeries, LineType, createChart } from "./vendor/lightweight-charts.mjs";
-import { el, fmt, getJSON, iso, postJSON, showError } from "./api.js";
+import { LineSeries, LineType } from "./vendor/lightweight-charts.mjs";
+import { el, fmt, getJSON, iso, postJSON, showError, themedChart } from "./api.js";
 
 const REFRESH_MS = 5000;
 const TOKEN_KEY = "at.controlToken";
@@ -60,8 +60,7 @@ export class LivePanel {
 
   pnl(p) {
     if (!this.pnlChart) {
-      this.pnlChart = createChart(this.pnlBox, { autoSize: true, layout: { background: { color: "#0f1218" }, textColor: "#d6dae2" },
-        grid: { vertLines: { color: "#1b2029" }, horzLines: { color: "#1b2029" } }, timeScale: { timeVisible: true, minBarSpacing: 0.02 } });
+      this.pnlChart = themedChart(this.pnlBox);
       this.pnlSeries = this.pnlChart.addSeries(LineSeries, { color: "#4f8fe6", lineWidth: 2, lineType: LineType.WithSteps, title: "realised P&L" });
     }
     const pts = [];

@@ -1,8 +1,8 @@
 // Sweeps: grid runs; a sortable, filterable table of combinations (sorted and filtered by
 // the server); the validation statistics and plots; sensitivity for one or two keys; the
 // equity of a chosen combination; MLflow link and CSV download.
-import { LineSeries, createChart } from "./vendor/lightweight-charts.mjs";
-import { el, fmt, getJSON, iso, showError } from "./api.js";
+import { LineSeries } from "./vendor/lightweight-charts.mjs";
+import { el, fmt, getJSON, iso, showError, themedChart } from "./api.js";
 
 const PAGE = 50;
 const short = (c) => c.replace(/^(param|metric|stat)\./, "");
@@ -129,8 +129,7 @@ export class SweepsView {
     const e = await getJSON(`/api/sweeps/${encodeURIComponent(this.runId)}/equity/${row.result_id}`);
     this.equityTitle.textContent = `Equity of combination ${row.result_id} (day ends)`;
     if (this.eqChart) this.eqChart.remove();
-    this.eqChart = createChart(this.equityBox, { autoSize: true, layout: { background: { color: "#0f1218" }, textColor: "#d6dae2" },
-      grid: { vertLines: { color: "#1b2029" }, horzLines: { color: "#1b2029" } } });
+    this.eqChart = themedChart(this.equityBox, { timeScale: { timeVisible: false } });
     const s = this.eqChart.addSeries(LineSeries, { color: "#4f8fe6", lineWidth: 2, title: `#${row.result_id}` });
     s.setData(e.day_ms.map((t, i) => ({ time: t / 1000, value: e.equity[i] })));
     this.eqChart.timeScale().fitContent();

@@ -3,9 +3,9 @@
 // cursor (switchable with the levels), the footprint, a backtest's trades, and the OF_1m,
 // qimb and ambiguous-share panes below.
 import {
-  CandlestickSeries, HistogramSeries, LineSeries, LineType, createChart, createSeriesMarkers,
+  CandlestickSeries, HistogramSeries, LineSeries, LineType, createSeriesMarkers,
 } from "./vendor/lightweight-charts.mjs";
-import { el, fmt, getJSON, iso, showError } from "./api.js";
+import { el, fmt, getJSON, iso, showError, themedChart } from "./api.js";
 import { ProfilePrimitive } from "./profile.js";
 import { FootprintSeries, footprintRows } from "./footprint.js";
 import { TradeLevels } from "./levels.js";
@@ -88,11 +88,9 @@ export class TradingView {
 
   _chart() {
     const box = this.root.querySelector("#chart");
-    const chart = createChart(box, {
-      autoSize: true,
-      layout: { background: { color: "#0f1218" }, textColor: "#d6dae2", panes: { separatorColor: "#2a303c" } },
-      grid: { vertLines: { color: "#1b2029" }, horzLines: { color: "#1b2029" } },
-      timeScale: { timeVisible: true, secondsVisible: false, minBarSpacing: 0.02 },
+    const chart = themedChart(box, {
+      layout: { panes: { separatorColor: "#2a303c" } },
+      timeScale: { secondsVisible: false },
       crosshair: { mode: 0 },
     });
     this.chartApi = chart;
